@@ -1,0 +1,520 @@
+"""The in-memory scheduler: one heap of due times, state per instance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from owlclaw.backends.memory.config import MemoryConfig
+from owlclaw.scheduler.base import (
+    BaseScheduler,
+    check_payload,
+    describe_error,
+    execute_attempt,
+    json_roundtrip,
+    log_attempt_failure,
+    resolve_due_time,
+)
+from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
+from owlclaw.scheduler.cron import next_fire_time, normalize_cron
+from owlclaw.scheduler.errors import (
+    NotSupportedError,
+    SchedulerConnectionError,
+    TaskNotFoundError,
+    WaitTimeoutError,
+)
+from owlclaw.scheduler.models import CronInfo, TaskContext, TaskInfo, TaskOptions, TaskState
+
+__all__ = ["MemoryScheduler"]
+
+log = logging.getLogger("owlclaw.scheduler.memory")
+
+# What a heap entry does when its time comes.
+_DUE = "due"  # a run leaves SCHEDULED (or its retry delay) and is queued
+_CRON = "cron"  # a cron ticks: a new run is queued, the next tick is pushed
+_WAKE = "wake"  # a durable sleep ends
+_TIMEOUT = "timeout"  # an attempt has run too long
+
+_VIRTUAL_YEAR = 365 * 24 * 3600.0
+
+
+@dataclass(eq=False)
+class _Entry:
+    due: datetime
+    seq: int
+    kind: str
+    ref: Any
+    dead: bool = False
+
+    def __lt__(self, other: _Entry) -> bool:
+        return (self.due, self.seq) < (other.due, other.seq)
+
+
+@dataclass(eq=False)
+class _Run:
+    id: str
+    options: TaskOptions
+    payload: dict[str, Any]
+    state: TaskState
+    scheduled_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    entry: _Entry | None = None  # pending due/retry entry
+    task: asyncio.Task[None] | None = None
+    timed_out_attempt: int = 0
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            id=self.id,
+            task_name=self.options.name,
+            state=self.state,
+            payload=json_roundtrip(self.payload, "payload"),
+            scheduled_at=self.scheduled_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            attempts=self.attempts,
+            result=json_roundtrip(self.result, "result"),
+            error=self.error,
+        )
+
+
+@dataclass(eq=False)
+class _Cron:
+    id: str
+    task_name: str
+    expression: str
+    payload: dict[str, Any]
+    entry: _Entry
+
+
+class MemoryScheduler(BaseScheduler):
+    """Runs tasks in this process, with the engine's states, errors and JSON rules.
+
+    ``MemoryScheduler()`` uses the real clock. For tests pass
+    ``clock=VirtualClock(start=...)`` and drive time with ``advance()``.
+    """
+
+    backend_name = "memory"
+
+    def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.config = config or MemoryConfig()
+        self.clock: Clock = clock or SystemClock()
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self._ready: list[tuple[int, int, _Run]] = []
+        self._runs: dict[str, _Run] = {}
+        self._crons: dict[str, _Cron] = {}
+        self._declared_crons: set[str] = set()
+        self._connected = False
+        self._worker: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._running: set[_Run] = set()
+        self._busy = 0  # running attempts not parked in a durable sleep
+        self._wakeup = asyncio.Event()
+        self._progress = asyncio.Event()
+
+    @classmethod
+    def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
+        return cls(config)
+
+    def __repr__(self) -> str:
+        return f"MemoryScheduler(clock={self.clock!r}, tasks={len(self._tasks)})"
+
+    # connection
+
+    async def connect(self) -> None:
+        self._connected = True
+        for options in self._tasks.values():
+            if options.cron and options.name not in self._declared_crons:
+                self._declared_crons.add(options.name)
+                self._add_cron(options.name, options.cron, {})
+
+    async def disconnect(self) -> None:
+        if self._worker is not None:
+            await self.stop_worker()
+        self._connected = False
+
+    def _require_connected(self) -> None:
+        if not self._connected:
+            raise SchedulerConnectionError(
+                "the scheduler is not connected: use `async with scheduler:` "
+                "or `await scheduler.connect()` first"
+            )
+
+    # scheduling
+
+    async def run_task(self, task_name: str, payload: Any = None) -> str:
+        self._require_connected()
+        options = self._options(task_name)
+        run = self._new_run(options, check_payload(payload), self.clock.now(), TaskState.QUEUED)
+        self._enqueue(run)
+        return run.id
+
+    async def schedule_task(
+        self,
+        task_name: str,
+        payload: Any = None,
+        *,
+        delay_seconds: float | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        self._require_connected()
+        due = resolve_due_time(self.clock.now(), delay_seconds, at)
+        options = self._options(task_name)
+        run = self._new_run(options, check_payload(payload), due, TaskState.SCHEDULED)
+        run.entry = self._push(due, _DUE, run)
+        return run.id
+
+    async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
+        self._require_connected()
+        expression = normalize_cron(expression)
+        self._options(task_name)
+        return self._add_cron(task_name, expression, check_payload(payload))
+
+    async def remove_cron(self, cron_id: str) -> None:
+        self._require_connected()
+        cron = self._crons.pop(cron_id, None)
+        if cron is None:
+            raise TaskNotFoundError(f"no cron with id {cron_id!r}; list them with list_crons()")
+        cron.entry.dead = True
+
+    async def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
+        self._require_connected()
+        return [
+            CronInfo(
+                id=c.id,
+                task_name=c.task_name,
+                expression=c.expression,
+                payload=json_roundtrip(c.payload, "payload"),
+                next_run_at=c.entry.due,
+            )
+            for c in self._crons.values()
+            if task_name is None or c.task_name == task_name
+        ]
+
+    async def cancel_task(self, task_id: str) -> bool:
+        self._require_connected()
+        run = self._run(task_id)
+        if run.state.is_final:
+            return False
+        if run.entry is not None:
+            run.entry.dead = True
+            run.entry = None
+        run.cancel_event.set()
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+        self._finish(run, TaskState.CANCELLED)
+        return True
+
+    async def get_task_status(self, task_id: str) -> TaskInfo:
+        self._require_connected()
+        return self._run(task_id).info()
+
+    async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
+        self._require_connected()
+        pending = [
+            r
+            for r in self._runs.values()
+            if r.state is TaskState.SCHEDULED and (task_name is None or r.options.name == task_name)
+        ]
+        pending.sort(key=lambda r: r.scheduled_at)
+        return [r.info() for r in pending]
+
+    async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
+        self._require_connected()
+        run = self._run(task_id)
+        if isinstance(self.clock, VirtualClock):
+            deadline = self.clock.now() + timedelta(seconds=timeout)
+            await self._settle()
+            while not run.state.is_final:
+                nxt = self._next_due()
+                if nxt is None or nxt > deadline:
+                    break
+                self.clock.move_to(nxt)
+                await self._settle()
+        else:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(run.done.wait(), timeout)
+        if not run.state.is_final:
+            raise WaitTimeoutError(
+                f"task {task_id} is still {run.state.value} after {timeout:g}s"
+                + ("" if self._worker else "; no worker is running: call start_worker()")
+            )
+        return run.info()
+
+    # virtual time
+
+    async def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward, running everything that falls due
+        (delays, crons, retries, durable sleeps) in due order; returns when
+        those runs have finished or are sleeping.
+
+        :raises NotSupportedError: the scheduler runs on the real clock.
+        """
+        clock = self._virtual_clock("advance()")
+        if seconds < 0:
+            raise ValueError(f"advance() takes seconds >= 0, got {seconds!r}")
+        target = clock.now() + timedelta(seconds=seconds)
+        await self._settle()
+        while (nxt := self._next_due()) is not None and nxt <= target:
+            clock.move_to(nxt)
+            await self._settle()
+        clock.move_to(target)
+        await self._settle()
+
+    async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
+        """Run until nothing is running, queued or waiting, crons aside.
+
+        On a virtual clock time jumps from one due time to the next, for at
+        most ``max_seconds`` of virtual time (a task that reschedules itself
+        forever would otherwise never be idle). On the real clock it waits for
+        what is due now to finish.
+        """
+        await self._settle()
+        if not isinstance(self.clock, VirtualClock):
+            return
+        clock = self.clock
+        deadline = clock.now() + timedelta(seconds=max_seconds)
+        while (nxt := self._next_due(skip_crons=True)) is not None and nxt <= deadline:
+            # crons that fall before it still fire, in order
+            clock.move_to(self._next_due() or nxt)
+            await self._settle()
+
+    def _virtual_clock(self, what: str) -> VirtualClock:
+        if not isinstance(self.clock, VirtualClock):
+            raise NotSupportedError(
+                f"{what} needs virtual time: MemoryScheduler(clock=VirtualClock(start=...))"
+            )
+        return self.clock
+
+    # worker
+
+    async def start_worker(self) -> None:
+        self._require_connected()
+        if self._worker is not None:
+            return
+        self._accepting = True
+        self._worker = asyncio.create_task(self._work(), name="owlclaw-memory-worker")
+        self._wakeup.set()
+        await asyncio.sleep(0)
+
+    async def stop_worker(self) -> None:
+        if self._worker is None:
+            return
+        self._accepting = False
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        self._worker = None
+        running = [r.task for r in self._running if r.task is not None]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            self._wakeup.clear()
+            self._fire_due()
+            nxt = self._next_due()
+            if nxt is None or isinstance(self.clock, VirtualClock):
+                await self._wakeup.wait()
+            else:
+                delay = (nxt - self.clock.now()).total_seconds()
+                if delay > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def _settle(self) -> None:
+        """Return once what is due now has run (or is sleeping)."""
+        while True:
+            self._progress.clear()
+            self._fire_due()
+            await asyncio.sleep(0)
+            nxt = self._next_due()
+            due_now = nxt is not None and nxt <= self.clock.now()
+            startable = self._accepting and self._ready and len(self._running) < self.config.slots
+            if self._busy == 0 and not due_now and not startable:
+                return
+            if self._busy == 0:
+                continue
+            await self._progress.wait()
+
+    # the heap
+
+    def _push(self, due: datetime, kind: str, ref: Any) -> _Entry:
+        entry = _Entry(due, next(self._seq), kind, ref)
+        heapq.heappush(self._heap, entry)
+        self._wakeup.set()
+        return entry
+
+    def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
+        while self._heap and self._heap[0].dead:
+            heapq.heappop(self._heap)
+        if not skip_crons:
+            return self._heap[0].due if self._heap else None
+        live = [e.due for e in self._heap if not e.dead and e.kind != _CRON]
+        return min(live) if live else None
+
+    def _fire_due(self) -> None:
+        now = self.clock.now()
+        while self._heap and self._heap[0].due <= now:
+            entry = heapq.heappop(self._heap)
+            if entry.dead:
+                continue
+            if entry.kind == _DUE:
+                run: _Run = entry.ref
+                run.entry = None
+                run.state = TaskState.QUEUED
+                self._enqueue(run)
+            elif entry.kind == _CRON:
+                self._tick(entry)
+            elif entry.kind == _WAKE:
+                future: asyncio.Future[None] = entry.ref
+                if not future.done():
+                    future.set_result(None)
+            elif entry.kind == _TIMEOUT:
+                run, attempt = entry.ref
+                if run.task is not None and run.attempts == attempt and not run.task.done():
+                    run.timed_out_attempt = attempt
+                    run.task.cancel()
+        self._start_ready()
+
+    # runs
+
+    def _new_run(
+        self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState
+    ) -> _Run:
+        run = _Run(id=str(uuid.uuid4()), options=options, payload=payload, state=state, scheduled_at=at)
+        self._runs[run.id] = run
+        return run
+
+    def _run(self, task_id: str) -> _Run:
+        try:
+            return self._runs[task_id]
+        except (KeyError, TypeError):
+            raise TaskNotFoundError(
+                f"no task with id {task_id!r}; ids come from run_task() or schedule_task()"
+            ) from None
+
+    def _enqueue(self, run: _Run) -> None:
+        # Higher priority first, then first come first served.
+        heapq.heappush(self._ready, (-run.options.priority, next(self._seq), run))
+        self._start_ready()
+        self._wakeup.set()
+
+    def _start_ready(self) -> None:
+        while self._accepting and self._ready and len(self._running) < self.config.slots:
+            _, _, run = heapq.heappop(self._ready)
+            if run.state is not TaskState.QUEUED:
+                continue
+            run.state = TaskState.RUNNING
+            run.attempts += 1
+            if run.started_at is None:
+                run.started_at = self.clock.now()
+            self._running.add(run)
+            self._busy += 1
+            run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
+
+    async def _attempt(self, run: _Run) -> None:
+        options, attempt = run.options, run.attempts
+        ctx = TaskContext(
+            task_id=run.id,
+            task_name=options.name,
+            attempt=attempt,
+            scheduler=self,
+            durable_sleep=(lambda s: self._durable_sleep(run, s)) if options.durable else None,
+            cancel_event=run.cancel_event,
+        )
+        timeout_entry = None
+        if options.timeout is not None:
+            due = self.clock.now() + timedelta(seconds=options.timeout)
+            timeout_entry = self._push(due, _TIMEOUT, (run, attempt))
+        error: str | None = None
+        try:
+            result = await execute_attempt(options, run.payload, ctx)
+        except asyncio.CancelledError:
+            if run.timed_out_attempt != attempt:
+                raise
+            error = f"TimeoutError: task {options.name!r} exceeded its timeout of {options.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - a task's failure is data
+            error = describe_error(exc)
+        finally:
+            if timeout_entry is not None:
+                timeout_entry.dead = True
+            self._running.discard(run)
+            self._busy -= 1
+            self._progress.set()
+        if run.state is not TaskState.RUNNING:
+            return  # cancelled meanwhile
+        if error is None:
+            run.result = result
+            self._finish(run, TaskState.SUCCEEDED)
+        else:
+            self._failed(run, attempt, error)
+        self._start_ready()
+
+    def _failed(self, run: _Run, attempt: int, error: str) -> None:
+        options = run.options
+        run.error = error
+        log_attempt_failure(options, run.id, attempt, error)
+        if attempt > options.retries:
+            self._finish(run, TaskState.FAILED)
+            return
+        run.state = TaskState.QUEUED
+        delay = options.retry_delay(attempt)
+        if delay > 0:
+            run.entry = self._push(self.clock.now() + timedelta(seconds=delay), _DUE, run)
+        else:
+            self._enqueue(run)
+
+    def _finish(self, run: _Run, state: TaskState) -> None:
+        run.state = state
+        run.finished_at = self.clock.now()
+        if state is TaskState.CANCELLED and run.error is None:
+            run.error = "cancelled"
+        if state is not TaskState.FAILED and state is not TaskState.CANCELLED:
+            run.error = None
+        run.done.set()
+        self._progress.set()
+
+    async def _durable_sleep(self, run: _Run, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = self._push(self.clock.now() + timedelta(seconds=max(seconds, 0.0)), _WAKE, future)
+        self._busy -= 1
+        self._progress.set()
+        try:
+            await future
+        finally:
+            entry.dead = True
+            self._busy += 1
+
+    # crons
+
+    def _add_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
+        cron_id = str(uuid.uuid4())
+        entry = self._push(next_fire_time(expression, self.clock.now()), _CRON, cron_id)
+        self._crons[cron_id] = _Cron(cron_id, task_name, expression, payload, entry)
+        return cron_id
+
+    def _tick(self, entry: _Entry) -> None:
+        cron = self._crons.get(entry.ref)
+        if cron is None or cron.entry is not entry:
+            return
+        options = self._tasks.get(cron.task_name)
+        if options is not None:
+            run = self._new_run(options, dict(cron.payload), entry.due, TaskState.QUEUED)
+            self._enqueue(run)
+        cron.entry = self._push(next_fire_time(cron.expression, entry.due), _CRON, cron.id)

@@ -1,0 +1,27 @@
+"""owlclaw's scheduler: one protocol, pluggable backends.
+
+    from owlclaw.scheduler import create_scheduler, TaskContext
+
+    scheduler = create_scheduler()      # backend from owlclaw.yaml / env
+
+    @scheduler.task(retries=2)
+    async def remind(payload: dict, ctx: TaskContext) -> dict: ...
+"""
+
+from owlclaw.scheduler import errors
+from owlclaw.scheduler.config import SchedulerConfig
+from owlclaw.scheduler.models import CronInfo, TaskContext, TaskInfo, TaskState
+from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.registry import available_backends, create_scheduler
+
+__all__ = [
+    "CronInfo",
+    "Scheduler",
+    "SchedulerConfig",
+    "TaskContext",
+    "TaskInfo",
+    "TaskState",
+    "available_backends",
+    "create_scheduler",
+    "errors",
+]

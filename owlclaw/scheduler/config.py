@@ -1,0 +1,166 @@
+"""``SchedulerConfig``: which backend, and one section of settings per backend.
+
+In ``owlclaw.yaml``::
+
+    scheduler:
+      backend: hatchet            # OWLCLAW_SCHEDULER_BACKEND overrides it
+      memory:
+        slots: 50
+      hatchet:
+        api_token: ${HATCHET_CLIENT_TOKEN}
+        namespace: ${OWLCLAW_ENV:-dev}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from owlclaw.scheduler.errors import ConfigError
+
+__all__ = ["SchedulerConfig"]
+
+CONFIG_ENV = "OWLCLAW_CONFIG"
+BACKEND_ENV = "OWLCLAW_SCHEDULER_BACKEND"
+DEFAULT_FILE = "owlclaw.yaml"
+SECTION = "scheduler"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class SchedulerConfig(BaseModel):
+    """The ``scheduler:`` section of owlclaw.yaml.
+
+    ``backend`` names the plugin; any other key is a backend's section,
+    validated by that backend's own model when the scheduler is created.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    backend: str = "memory"
+    _source: str = PrivateAttr(default="<defaults>")
+
+    @property
+    def source(self) -> str:
+        """Where this configuration came from, for error messages."""
+        return self._source
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The settings of backend ``name`` (empty if not given)."""
+        value = (self.model_extra or {}).get(name) or {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{self._source}: {SECTION}.{name} must be a mapping of settings, "
+                f"got {type(value).__name__}"
+            )
+        return dict(value)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, source: str = "<dict>") -> SchedulerConfig:
+        """Build from a ``scheduler:`` mapping; applies ``OWLCLAW_SCHEDULER_BACKEND``.
+
+        :raises ConfigError: the mapping is not valid.
+        """
+        data = dict(data or {})
+        if os.environ.get(BACKEND_ENV):
+            data["backend"] = os.environ[BACKEND_ENV]
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source, SECTION)) from None
+        if not config.backend or not isinstance(config.backend, str):
+            raise ConfigError(f"{source}: {SECTION}.backend must name a backend, e.g. memory")
+        config._source = source
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> SchedulerConfig:
+        """Read the ``scheduler:`` key of an owlclaw.yaml, substituting
+        ``${VAR}`` and ``${VAR:-default}`` from the environment.
+
+        :raises ConfigError: unreadable file, bad YAML, unset variable, bad values.
+        """
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read config file {p}: {exc.strerror or exc}; "
+                f"check the path (set by {CONFIG_ENV} or passed in)"
+            ) from None
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if document is None:
+            document = {}
+        if not isinstance(document, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping with a '{SECTION}:' key")
+        section = document.get(SECTION) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  backend: memory"
+            )
+        substituted = _substitute(section, str(p), SECTION)
+        return cls.from_mapping(substituted, source=str(p))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> SchedulerConfig:
+        """``path``, else ``$OWLCLAW_CONFIG``, else ``./owlclaw.yaml``, else defaults."""
+        if path is None:
+            path = os.environ.get(CONFIG_ENV) or None
+            if path is None and Path(DEFAULT_FILE).is_file():
+                path = DEFAULT_FILE
+        if path is None:
+            return cls.from_mapping({}, source="<defaults>")
+        return cls.from_yaml(path)
+
+
+def _substitute(value: Any, source: str, where: str) -> Any:
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{source}: {where} uses ${{{name}}} but {name} is not set; "
+                f"export {name}=... or write ${{{name}:-default}}"
+            )
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: _substitute(v, source, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _describe(exc: ValidationError, source: str, prefix: str) -> str:
+    """One line per problem: file, dotted key, what is wrong."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join([prefix, *(str(p) for p in err["loc"])])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting; remove it or check its spelling"
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def validate_section(model: type[BaseModel], config: SchedulerConfig, name: str) -> BaseModel:
+    """Validate backend ``name``'s section with its model.
+
+    :raises ConfigError: naming the file and the offending key.
+    """
+    try:
+        return model.model_validate(config.section(name))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config.source, f"{SECTION}.{name}")) from None

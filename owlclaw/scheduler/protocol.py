@@ -1,0 +1,141 @@
+"""The one interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions
+
+__all__ = ["Scheduler"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound="Scheduler")
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """Run tasks now, later, at a time or on a cron; cancel; inspect; sleep durably.
+
+    Payloads and results are JSON. Times are timezone-aware UTC.
+    """
+
+    backend_name: str
+
+    @property
+    def tasks(self) -> Mapping[str, TaskOptions]:
+        """The registered tasks by name (read-only)."""
+        ...
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        cron: str | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        priority: int = 1,
+        durable: bool = False,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: float | None = None,
+    ) -> Callable[[F], F]:
+        """Register ``func(payload, ctx)`` as a task; returns it unchanged.
+
+        :raises TaskDefinitionError: bad name, retries, timeout, priority or backoff.
+        :raises InvalidCronError: ``cron`` is not a valid expression.
+        """
+        ...
+
+    async def connect(self) -> None:
+        """Reach the engine and register declared crons.
+
+        :raises SchedulerConnectionError: the engine cannot be reached or refuses the token.
+        """
+        ...
+
+    async def disconnect(self) -> None: ...
+
+    async def __aenter__(self: S) -> S: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def run_task(self, task_name: str, payload: Any = None) -> str:
+        """Queue a run now; returns its id.
+
+        :raises TaskNotRegisteredError: no task of that name.
+        :raises PayloadError: the payload is not a JSON object.
+        """
+        ...
+
+    async def schedule_task(
+        self,
+        task_name: str,
+        payload: Any = None,
+        *,
+        delay_seconds: float | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Run once after ``delay_seconds`` or at ``at``; returns an id that
+        ``get_task_status`` and ``cancel_task`` accept before and after it fires.
+
+        :raises InvalidScheduleError: neither or both given, delay <= 0, naive ``at``.
+        :raises TaskNotRegisteredError: no task of that name.
+        :raises PayloadError: the payload is not a JSON object.
+        """
+        ...
+
+    async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
+        """Run on a UTC cron; returns the cron id.
+
+        :raises InvalidCronError: the expression is not valid.
+        :raises TaskNotRegisteredError: no task of that name.
+        """
+        ...
+
+    async def remove_cron(self, cron_id: str) -> None:
+        """:raises TaskNotFoundError: no cron has that id."""
+        ...
+
+    async def list_crons(self, task_name: str | None = None) -> list[CronInfo]: ...
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Stop a scheduled, queued or running task. False if it had already finished.
+
+        :raises TaskNotFoundError: no task has that id.
+        """
+        ...
+
+    async def get_task_status(self, task_id: str) -> TaskInfo:
+        """:raises TaskNotFoundError: no task has that id."""
+        ...
+
+    async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
+        """Tasks waiting for their due time, soonest first."""
+        ...
+
+    async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
+        """Wait until the task reaches a final state and return it.
+
+        :raises WaitTimeoutError: it had not finished after ``timeout`` seconds.
+        :raises TaskNotFoundError: no task has that id.
+        """
+        ...
+
+    async def start_worker(self) -> None:
+        """Start running due tasks in this process."""
+        ...
+
+    async def stop_worker(self) -> None:
+        """Stop taking new runs and wait for the running ones to finish."""
+        ...
+
+    def run_worker(self) -> None:
+        """Run a worker until SIGTERM or SIGINT, then drain and return."""
+        ...

@@ -1,0 +1,109 @@
+"""Backend discovery (pluggy, entry points) and ``create_scheduler``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, cast
+
+import pluggy
+
+from owlclaw.scheduler import hookspecs
+from owlclaw.scheduler.config import SchedulerConfig, validate_section
+from owlclaw.scheduler.errors import BackendNotFoundError, ConfigError
+from owlclaw.scheduler.hookspecs import BackendSpec
+from owlclaw.scheduler.protocol import Scheduler
+
+__all__ = ["available_backends", "create_scheduler", "load_backend", "plugin_manager"]
+
+_pm: pluggy.PluginManager | None = None
+DISTRIBUTION = "owlclaw-scheduler"
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with installed plugins loaded."""
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+        _pm = pm
+    return _pm
+
+
+def available_backends() -> Mapping[str, BackendSpec]:
+    """Every backend the installed plugins register, by name (read-only)."""
+    found: dict[str, BackendSpec] = {}
+
+    def register(spec: BackendSpec) -> None:
+        if spec.name in found and found[spec.name] != spec:
+            raise BackendNotFoundError(
+                f"two plugins register a backend named {spec.name!r}: "
+                f"{found[spec.name].scheduler} and {spec.scheduler}; uninstall one"
+            )
+        found[spec.name] = spec
+
+    plugin_manager().hook.owlclaw_scheduler_register_backends(register=register)
+    return MappingProxyType(found)
+
+
+def _import(ref: str, spec: BackendSpec) -> Any:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = (
+            f"pip install '{DISTRIBUTION}[{spec.extra}]'"
+            if spec.extra
+            else "reinstall the package that provides it"
+        )
+        raise BackendNotFoundError(
+            f"backend {spec.name!r} is registered but cannot be imported ({exc}); "
+            f"install its dependencies: {hint}"
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise BackendNotFoundError(
+            f"backend {spec.name!r} names {ref!r}, but {module_name} has no {attr!r}"
+        ) from None
+
+
+def load_backend(name: str) -> tuple[type[Any], type[Any]]:
+    """Import backend ``name``; returns (scheduler class, config model).
+
+    :raises BackendNotFoundError: not registered, or its extra is missing.
+    """
+    backends = available_backends()
+    spec = backends.get(name)
+    if spec is None:
+        found = ", ".join(sorted(backends)) or "none (is owlclaw-scheduler installed?)"
+        extra = f"; for Hatchet: pip install '{DISTRIBUTION}[hatchet]'" if name == "hatchet" else ""
+        raise BackendNotFoundError(
+            f"no scheduler backend named {name!r}; found: {found}{extra}"
+        )
+    return _import(spec.scheduler, spec), _import(spec.config, spec)
+
+
+def create_scheduler(
+    config: SchedulerConfig | str | os.PathLike[str] | None = None,
+) -> Scheduler:
+    """Build the scheduler the configuration asks for.
+
+    ``config`` may be a ``SchedulerConfig`` or the path of an owlclaw.yaml.
+    With no argument: ``$OWLCLAW_CONFIG``, else ``./owlclaw.yaml``, else the
+    memory backend. ``$OWLCLAW_SCHEDULER_BACKEND`` overrides the backend.
+
+    :raises ConfigError: the configuration is invalid.
+    :raises BackendNotFoundError: the backend is unknown or its extra missing.
+    """
+    if not isinstance(config, SchedulerConfig):
+        config = SchedulerConfig.load(config)
+    scheduler_cls, config_model = load_backend(config.backend)
+    settings = validate_section(config_model, config, config.backend)
+    factory = getattr(scheduler_cls, "from_config", None)
+    if factory is None:
+        raise ConfigError(f"backend {config.backend!r} class has no from_config(config)")
+    return cast(Scheduler, factory(settings))
