@@ -1,11 +1,11 @@
 """owlclaw's scheduler: one protocol, pluggable backends.
 
-    from owlclaw.scheduler import create_scheduler, TaskContext
+from owlclaw.scheduler import create_scheduler, TaskContext
 
-    scheduler = create_scheduler()      # backend from owlclaw.yaml / env
+scheduler = create_scheduler()      # backend from owlclaw.yaml / env
 
-    @scheduler.task(retries=2)
-    async def remind(payload: dict, ctx: TaskContext) -> dict: ...
+@scheduler.task(retries=2)
+async def remind(payload: dict, ctx: TaskContext) -> dict: ...
 """
 
 from owlclaw.scheduler import errors

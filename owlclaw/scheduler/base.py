@@ -11,8 +11,8 @@ import logging
 import math
 import re
 import signal
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
@@ -63,9 +63,7 @@ def check_payload(payload: Any) -> dict[str, Any]:
     return result
 
 
-def resolve_due_time(
-    now: datetime, delay_seconds: float | None, at: datetime | None
-) -> datetime:
+def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | None) -> datetime:
     """The UTC instant a one-off schedule is due."""
     if (delay_seconds is None) == (at is None):
         raise InvalidScheduleError(
@@ -79,15 +77,12 @@ def resolve_due_time(
                 f"at={at.isoformat()} is naive; pass a timezone-aware datetime, "
                 "e.g. datetime(..., tzinfo=timezone.utc)"
             )
-        return at.astimezone(timezone.utc)
+        return at.astimezone(UTC)
     if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)):
-        raise InvalidScheduleError(
-            f"delay_seconds must be a number of seconds, got {delay_seconds!r}"
-        )
+        raise InvalidScheduleError(f"delay_seconds must be a number of seconds, got {delay_seconds!r}")
     if not math.isfinite(delay_seconds) or delay_seconds <= 0:
         raise InvalidScheduleError(
-            f"delay_seconds must be > 0, got {delay_seconds!r}; "
-            "use run_task() to run now"
+            f"delay_seconds must be > 0, got {delay_seconds!r}; use run_task() to run now"
         )
     return now + timedelta(seconds=delay_seconds)
 
@@ -168,12 +163,14 @@ def log_attempt_failure(options: TaskOptions, task_id: str, attempt: int, error:
     if retries_left:
         log.warning(
             "task %s (%s) attempt %d failed, %d retries left: %s",
-            options.name, task_id, attempt, retries_left, error,
+            options.name,
+            task_id,
+            attempt,
+            retries_left,
+            error,
         )
     else:
-        log.error(
-            "task %s (%s) failed after %d attempts: %s", options.name, task_id, attempt, error
-        )
+        log.error("task %s (%s) failed after %d attempts: %s", options.name, task_id, attempt, error)
 
 
 class BaseScheduler:
@@ -202,19 +199,29 @@ class BaseScheduler:
     ) -> Callable[[F], F]:
         def decorate(func: F) -> F:
             options = make_options(
-                func, name, cron=cron, retries=retries, timeout=timeout,
-                priority=priority, durable=durable, backoff_factor=backoff_factor,
+                func,
+                name,
+                cron=cron,
+                retries=retries,
+                timeout=timeout,
+                priority=priority,
+                durable=durable,
+                backoff_factor=backoff_factor,
                 backoff_max_seconds=backoff_max_seconds,
             )
+            self.add_tasks([options])
+            return func
+
+        return decorate
+
+    def add_tasks(self, tasks: Iterable[TaskOptions]) -> None:
+        for options in tasks:
             if options.name in self._tasks:
                 raise TaskDefinitionError(
                     f"a task named {options.name!r} is already registered; pick another name"
                 )
             self._tasks[options.name] = options
             self._task_added(options)
-            return func
-
-        return decorate
 
     def _task_added(self, options: TaskOptions) -> None:
         """Hook for backends that must know tasks as they are declared."""
@@ -266,7 +273,8 @@ class BaseScheduler:
             await self.start_worker()
             logging.getLogger("owlclaw.scheduler").info(
                 "%s worker running %d tasks; SIGTERM drains and stops",
-                self.backend_name, len(self._tasks),
+                self.backend_name,
+                len(self._tasks),
             )
             await stop.wait()
             await self.stop_worker()

@@ -6,7 +6,7 @@ advances it, so a 30-day sleep takes no real time.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from owlclaw.scheduler.errors import InvalidScheduleError
@@ -27,7 +27,7 @@ class SystemClock:
     is_virtual = False
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -40,13 +40,13 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         if start is None:
-            start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+            start = datetime(2030, 1, 1, tzinfo=UTC)
         if start.tzinfo is None:
             raise InvalidScheduleError(
                 "VirtualClock(start=...) needs a timezone-aware datetime, "
                 "e.g. datetime(2030, 1, 1, tzinfo=timezone.utc)"
             )
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now

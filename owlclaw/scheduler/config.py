@@ -56,8 +56,7 @@ class SchedulerConfig(BaseModel):
         value = (self.model_extra or {}).get(name) or {}
         if not isinstance(value, Mapping):
             raise ConfigError(
-                f"{self._source}: {SECTION}.{name} must be a mapping of settings, "
-                f"got {type(value).__name__}"
+                f"{self._source}: {SECTION}.{name} must be a mapping of settings, got {type(value).__name__}"
             )
         return dict(value)
 
@@ -104,9 +103,7 @@ class SchedulerConfig(BaseModel):
             raise ConfigError(f"{p}: the top level must be a mapping with a '{SECTION}:' key")
         section = document.get(SECTION) or {}
         if not isinstance(section, Mapping):
-            raise ConfigError(
-                f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  backend: memory"
-            )
+            raise ConfigError(f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  backend: memory")
         substituted = _substitute(section, str(p), SECTION)
         return cls.from_mapping(substituted, source=str(p))
 
@@ -124,6 +121,7 @@ class SchedulerConfig(BaseModel):
 
 def _substitute(value: Any, source: str, where: str) -> Any:
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in os.environ:

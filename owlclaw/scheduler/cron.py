@@ -3,7 +3,7 @@ with seconds first, or an ``@hourly``-style alias."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -23,8 +23,7 @@ ALIASES = {
 
 _HELP = (
     "write 5 fields 'minute hour day-of-month month day-of-week' (e.g. '*/5 * * * *'), "
-    "6 fields with seconds FIRST (e.g. '*/10 * * * * *'), or one of "
-    + ", ".join(sorted(ALIASES))
+    "6 fields with seconds FIRST (e.g. '*/10 * * * * *'), or one of " + ", ".join(sorted(ALIASES))
 )
 
 
@@ -43,9 +42,7 @@ def normalize_cron(expression: str) -> str:
             raise InvalidCronError(f"unknown cron alias {text!r}: {_HELP}") from None
     fields = text.split(" ")
     if len(fields) not in (5, 6):
-        raise InvalidCronError(
-            f"cron expression {expression!r} has {len(fields)} fields: {_HELP}"
-        )
+        raise InvalidCronError(f"cron expression {expression!r} has {len(fields)} fields: {_HELP}")
     try:
         croniter(_croniter_form(fields))
     except (ValueError, KeyError) as exc:
@@ -56,9 +53,9 @@ def normalize_cron(expression: str) -> str:
 def next_fire_time(expression: str, after: datetime) -> datetime:
     """The first time strictly after ``after`` (UTC) at which the cron fires."""
     fields = normalize_cron(expression).split(" ")
-    it = croniter(_croniter_form(fields), after.astimezone(timezone.utc))
+    it = croniter(_croniter_form(fields), after.astimezone(UTC))
     nxt: datetime = it.get_next(datetime)
-    return nxt.astimezone(timezone.utc)
+    return nxt.astimezone(UTC)
 
 
 def _croniter_form(fields: list[str]) -> str:

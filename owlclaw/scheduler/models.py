@@ -20,7 +20,7 @@ JSON = Any
 TaskFunc = Callable[[Any, "TaskContext"], Any]
 
 
-class TaskState(str, enum.Enum):
+class TaskState(enum.StrEnum):
     """Where a task is in its life. The last three are final."""
 
     SCHEDULED = "scheduled"  # waiting for its due time
@@ -128,7 +128,4 @@ class TaskContext:
         await self._durable_sleep(float(seconds))
 
     def __repr__(self) -> str:
-        return (
-            f"TaskContext(task_id={self.task_id!r}, task_name={self.task_name!r}, "
-            f"attempt={self.attempt})"
-        )
+        return f"TaskContext(task_id={self.task_id!r}, task_name={self.task_name!r}, attempt={self.attempt})"

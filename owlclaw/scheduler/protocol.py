@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["Scheduler"]
 
@@ -45,6 +45,13 @@ class Scheduler(Protocol):
 
         :raises TaskDefinitionError: bad name, retries, timeout, priority or backoff.
         :raises InvalidCronError: ``cron`` is not a valid expression.
+        """
+        ...
+
+    def add_tasks(self, tasks: Iterable[TaskOptions]) -> None:
+        """Register tasks declared on another scheduler (e.g. your app's, in tests).
+
+        :raises TaskDefinitionError: a task of the same name is already registered.
         """
         ...
 
@@ -118,6 +125,16 @@ class Scheduler(Protocol):
 
     async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
         """Tasks waiting for their due time, soonest first."""
+        ...
+
+    async def list_tasks(
+        self,
+        task_name: str | None = None,
+        *,
+        states: Iterable[TaskState] | None = None,
+        limit: int = 100,
+    ) -> list[TaskInfo]:
+        """Runs of any state (cron runs included), newest first."""
         ...
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:

@@ -81,9 +81,7 @@ def load_backend(name: str) -> tuple[type[Any], type[Any]]:
     if spec is None:
         found = ", ".join(sorted(backends)) or "none (is owlclaw-scheduler installed?)"
         extra = f"; for Hatchet: pip install '{DISTRIBUTION}[hatchet]'" if name == "hatchet" else ""
-        raise BackendNotFoundError(
-            f"no scheduler backend named {name!r}; found: {found}{extra}"
-        )
+        raise BackendNotFoundError(f"no scheduler backend named {name!r}; found: {found}{extra}")
     return _import(spec.scheduler, spec), _import(spec.config, spec)
 
 

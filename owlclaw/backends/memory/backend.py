@@ -9,6 +9,7 @@ import itertools
 import logging
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,7 +123,7 @@ class MemoryScheduler(BaseScheduler):
         self._connected = False
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
-        self._running: set[_Run] = set()
+        self._running: set[asyncio.Task[None]] = set()  # attempts in flight
         self._busy = 0  # running attempts not parked in a durable sleep
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
@@ -234,6 +235,22 @@ class MemoryScheduler(BaseScheduler):
         pending.sort(key=lambda r: r.scheduled_at)
         return [r.info() for r in pending]
 
+    async def list_tasks(
+        self,
+        task_name: str | None = None,
+        *,
+        states: Iterable[TaskState] | None = None,
+        limit: int = 100,
+    ) -> list[TaskInfo]:
+        self._require_connected()
+        wanted = set(states) if states is not None else None
+        found = [
+            r
+            for r in reversed(self._runs.values())
+            if (task_name is None or r.options.name == task_name) and (wanted is None or r.state in wanted)
+        ]
+        return [r.info() for r in found[:limit]]
+
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
         self._require_connected()
         run = self._run(task_id)
@@ -320,9 +337,8 @@ class MemoryScheduler(BaseScheduler):
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         self._worker = None
-        running = [r.task for r in self._running if r.task is not None]
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _work(self) -> None:
         while True:
@@ -386,17 +402,12 @@ class MemoryScheduler(BaseScheduler):
                 if not future.done():
                     future.set_result(None)
             elif entry.kind == _TIMEOUT:
-                run, attempt = entry.ref
-                if run.task is not None and run.attempts == attempt and not run.task.done():
-                    run.timed_out_attempt = attempt
-                    run.task.cancel()
+                self._time_out(*entry.ref)
         self._start_ready()
 
     # runs
 
-    def _new_run(
-        self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState
-    ) -> _Run:
+    def _new_run(self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState) -> _Run:
         run = _Run(id=str(uuid.uuid4()), options=options, payload=payload, state=state, scheduled_at=at)
         self._runs[run.id] = run
         return run
@@ -424,9 +435,17 @@ class MemoryScheduler(BaseScheduler):
             run.attempts += 1
             if run.started_at is None:
                 run.started_at = self.clock.now()
-            self._running.add(run)
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
+            self._running.add(run.task)
+            # A callback, not a finally: a task cancelled before it starts runs no finally.
+            run.task.add_done_callback(self._attempt_done)
+
+    def _attempt_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._busy -= 1
+        self._progress.set()
+        self._start_ready()
 
     async def _attempt(self, run: _Run) -> None:
         options, attempt = run.options, run.attempts
@@ -439,9 +458,15 @@ class MemoryScheduler(BaseScheduler):
             cancel_event=run.cancel_event,
         )
         timeout_entry = None
+        real_timer = None
         if options.timeout is not None:
             due = self.clock.now() + timedelta(seconds=options.timeout)
             timeout_entry = self._push(due, _TIMEOUT, (run, attempt))
+            if isinstance(self.clock, VirtualClock):
+                # Work that takes real time times out in real time too.
+                real_timer = asyncio.get_running_loop().call_later(
+                    options.timeout, self._time_out, run, attempt
+                )
         error: str | None = None
         try:
             result = await execute_attempt(options, run.payload, ctx)
@@ -454,9 +479,8 @@ class MemoryScheduler(BaseScheduler):
         finally:
             if timeout_entry is not None:
                 timeout_entry.dead = True
-            self._running.discard(run)
-            self._busy -= 1
-            self._progress.set()
+            if real_timer is not None:
+                real_timer.cancel()
         if run.state is not TaskState.RUNNING:
             return  # cancelled meanwhile
         if error is None:
@@ -464,7 +488,11 @@ class MemoryScheduler(BaseScheduler):
             self._finish(run, TaskState.SUCCEEDED)
         else:
             self._failed(run, attempt, error)
-        self._start_ready()
+
+    def _time_out(self, run: _Run, attempt: int) -> None:
+        if run.task is not None and run.attempts == attempt and not run.task.done():
+            run.timed_out_attempt = attempt
+            run.task.cancel()
 
     def _failed(self, run: _Run, attempt: int, error: str) -> None:
         options = run.options

@@ -1,0 +1,441 @@
+"""The behavioural contract every backend must pass.
+
+Opt a backend in by subclassing and providing the ``scheduler`` fixture::
+
+    from owlclaw.scheduler.testing import SchedulerConformance, register_conformance_tasks
+
+    class TestMyBackend(SchedulerConformance):
+        supports_virtual_time = False
+
+        @pytest.fixture
+        async def scheduler(self):
+            s = register_conformance_tasks(MyScheduler(...))
+            async with s:
+                await s.start_worker()
+                yield s
+                await s.stop_worker()
+
+Delays are a few real seconds so the same tests run against a real engine;
+on a virtual clock they take no time. Tests that only make sense on virtual
+time are skipped, with the reason, when ``supports_virtual_time`` is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import pytest
+
+from owlclaw.scheduler.errors import (
+    InvalidCronError,
+    InvalidScheduleError,
+    PayloadError,
+    TaskDefinitionError,
+    TaskNotFoundError,
+    TaskNotRegisteredError,
+    WaitTimeoutError,
+)
+from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.testing.tasks import DECLARED_CRON
+
+__all__ = ["SchedulerConformance"]
+
+JSON_VALUES: list[Any] = [
+    {"nested": {"list": [1, 2.5, "x", None, True]}},
+    [1, "two", {"three": 3}],
+    "text with ünïcode",
+    42,
+    3.25,
+    True,
+    None,
+]
+
+
+class SchedulerConformance:
+    """Every rule of the ``Scheduler`` protocol, as tests."""
+
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+
+    #: The backend runs on a clock that tests move (``advance()``).
+    supports_virtual_time: bool = False
+    #: Slack allowed between a due time and the start of the run, in seconds.
+    start_tolerance: float = 10.0
+    #: Longest a test waits for a run to finish, in seconds.
+    wait_timeout: float = 60.0
+
+    @pytest.fixture
+    async def scheduler(self) -> AsyncIterator[Scheduler]:
+        """A connected scheduler with ``register_conformance_tasks`` applied
+        and a worker running. Backends must override this."""
+        raise NotImplementedError("provide a `scheduler` fixture for your backend")
+        yield  # pragma: no cover
+
+    # helpers
+
+    async def pass_time(self, scheduler: Scheduler, seconds: float) -> None:
+        advance = getattr(scheduler, "advance", None)
+        if self.supports_virtual_time and advance is not None:
+            await advance(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def now(self, scheduler: Scheduler) -> datetime:
+        clock = getattr(scheduler, "clock", None)
+        if clock is not None:
+            now: datetime = clock.now()
+            return now
+        return datetime.now(UTC)
+
+    async def wait_for_state(
+        self, scheduler: Scheduler, task_id: str, states: Iterable[TaskState], timeout: float = 30
+    ) -> TaskInfo:
+        wanted = set(states)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            info = await scheduler.get_task_status(task_id)
+            if info.state in wanted:
+                return info
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"task {task_id} stayed {info.state} (wanted {wanted})")
+            await asyncio.sleep(0.05)
+
+    async def finish(self, scheduler: Scheduler, task_id: str) -> TaskInfo:
+        return await scheduler.wait_for_task(task_id, timeout=self.wait_timeout)
+
+    # running now
+
+    @pytest.mark.parametrize("value", JSON_VALUES, ids=lambda v: type(v).__name__)
+    async def test_run_task_returns_any_json_result(self, scheduler: Scheduler, value: Any) -> None:
+        task_id = await scheduler.run_task("conf_echo", {"value": value})
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.result == value
+        assert info.id == task_id
+        assert info.task_name == "conf_echo"
+        assert info.payload == {"value": value}
+        assert info.attempts == 1
+        assert info.error is None
+
+    async def test_finished_run_has_aware_timestamps_in_order(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_echo", {"value": 1}))
+        assert info.scheduled_at and info.started_at and info.finished_at
+        for stamp in (info.scheduled_at, info.started_at, info.finished_at):
+            assert stamp.utcoffset() == timedelta(0)
+        assert info.started_at <= info.finished_at
+
+    async def test_sync_task_function_runs_with_context(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_sync_echo", {"value": 7}))
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.result == {"value": 7, "attempt": 1, "task": "conf_sync_echo"}
+
+    async def test_context_describes_the_run(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.run_task("conf_context")
+        info = await self.finish(scheduler, task_id)
+        assert info.result == {
+            "task_id": task_id,
+            "task_name": "conf_context",
+            "attempt": 1,
+            "cancelled": False,
+        }
+
+    async def test_result_comes_back_as_json_would_carry_it(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_tuple"))
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.result == {"pair": [1, 2], "3": "int key"}
+
+    async def test_result_that_is_not_json_fails_the_run(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_not_json"))
+        assert info.state is TaskState.FAILED
+        assert info.error and "JSON" in info.error
+
+    async def test_payload_is_stored_as_json(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.schedule_task("conf_echo", {"value": (1, 2), 5: "five"}, delay_seconds=3600)
+        info = await scheduler.get_task_status(task_id)
+        assert info.payload == {"value": [1, 2], "5": "five"}
+        assert await scheduler.cancel_task(task_id) is True
+
+    # bad input
+
+    async def test_unknown_task_name_is_rejected(self, scheduler: Scheduler) -> None:
+        with pytest.raises(TaskNotRegisteredError, match="no_such_task"):
+            await scheduler.run_task("no_such_task")
+        with pytest.raises(TaskNotRegisteredError):
+            await scheduler.schedule_task("no_such_task", delay_seconds=5)
+        with pytest.raises(TaskNotRegisteredError):
+            await scheduler.add_cron("no_such_task", "* * * * *")
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {},
+            {"delay_seconds": 0},
+            {"delay_seconds": -5},
+            {"delay_seconds": float("nan")},
+            {"at": datetime(2030, 1, 1)},
+            {"delay_seconds": 5, "at": datetime(2030, 1, 1, tzinfo=UTC)},
+        ],
+        ids=["neither", "zero", "negative", "nan", "naive", "both"],
+    )
+    async def test_bad_schedule_is_rejected(self, scheduler: Scheduler, kwargs: dict[str, Any]) -> None:
+        with pytest.raises(InvalidScheduleError):
+            await scheduler.schedule_task("conf_echo", {}, **kwargs)
+        assert await scheduler.list_scheduled_tasks(task_name="conf_echo") == []
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"when": datetime(2030, 1, 1)},
+            {"x": object()},
+            {"x": float("inf")},
+            ["not", "a", "dict"],
+        ],
+        ids=["datetime", "object", "inf", "list"],
+    )
+    async def test_payload_that_is_not_a_json_object_is_rejected(
+        self, scheduler: Scheduler, payload: Any
+    ) -> None:
+        with pytest.raises(PayloadError):
+            await scheduler.run_task("conf_echo", payload)
+        with pytest.raises(PayloadError):
+            await scheduler.schedule_task("conf_echo", payload, delay_seconds=5)
+
+    @pytest.mark.parametrize("expression", ["", "* * *", "61 * * * *", "@sometimes", "* * * * * * *"])
+    async def test_invalid_cron_is_rejected(self, scheduler: Scheduler, expression: str) -> None:
+        with pytest.raises(InvalidCronError):
+            await scheduler.add_cron("conf_cron_target", expression)
+
+    async def test_bad_task_declarations_are_rejected(self, scheduler: Scheduler) -> None:
+        async def f(payload: Any, ctx: Any) -> None: ...
+
+        bad: list[dict[str, Any]] = [{"priority": 0}, {"priority": 4}, {"retries": -1}, {"timeout": 0}]
+        for kwargs in bad:
+            with pytest.raises(TaskDefinitionError):
+                scheduler.task(name="conf_never", **kwargs)(f)
+        with pytest.raises(InvalidCronError):
+            scheduler.task(name="conf_never", cron="not a cron")(f)
+        with pytest.raises(TaskDefinitionError, match="already registered"):
+            scheduler.task(name="conf_echo")(f)
+        assert "conf_never" not in scheduler.tasks
+
+    async def test_unknown_ids_raise_task_not_found(self, scheduler: Scheduler) -> None:
+        missing = str(uuid.uuid4())
+        with pytest.raises(TaskNotFoundError):
+            await scheduler.get_task_status(missing)
+        with pytest.raises(TaskNotFoundError):
+            await scheduler.cancel_task(missing)
+        with pytest.raises(TaskNotFoundError):
+            await scheduler.remove_cron(missing)
+
+    # scheduling
+
+    async def test_delayed_task_is_listed_then_runs_once(self, scheduler: Scheduler) -> None:
+        before = await self.now(scheduler)
+        task_id = await scheduler.schedule_task("conf_echo", {"value": "later"}, delay_seconds=2)
+        info = await scheduler.get_task_status(task_id)
+        assert info.state is TaskState.SCHEDULED
+        assert info.attempts == 0
+        scheduled_at = info.scheduled_at
+        assert scheduled_at is not None
+        assert abs((scheduled_at - before).total_seconds() - 2) < self.start_tolerance
+        listed = await scheduler.list_scheduled_tasks(task_name="conf_echo")
+        assert [t.id for t in listed] == [task_id]
+        assert listed[0].payload == {"value": "later"}
+
+        await self.pass_time(scheduler, 2.5)
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.SUCCEEDED
+        assert info.result == "later"
+        assert info.attempts == 1
+        assert info.started_at is not None
+        assert info.started_at >= scheduled_at - timedelta(seconds=1)
+        assert await scheduler.list_scheduled_tasks(task_name="conf_echo") == []
+
+    async def test_task_scheduled_at_an_aware_time_runs_then(self, scheduler: Scheduler) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        at = (await self.now(scheduler) + timedelta(seconds=2)).astimezone(plus_two)
+        task_id = await scheduler.schedule_task("conf_echo", {"value": "at"}, at=at)
+        info = await scheduler.get_task_status(task_id)
+        assert info.scheduled_at is not None
+        assert abs((info.scheduled_at - at).total_seconds()) < 1
+        assert info.scheduled_at.utcoffset() == timedelta(0)
+        await self.pass_time(scheduler, 2.5)
+        assert (await self.finish(scheduler, task_id)).result == "at"
+
+    async def test_scheduled_list_is_soonest_first_and_filters_by_name(self, scheduler: Scheduler) -> None:
+        late = await scheduler.schedule_task("conf_echo", {}, delay_seconds=7200)
+        soon = await scheduler.schedule_task("conf_echo", {}, delay_seconds=3600)
+        other = await scheduler.schedule_task("conf_cron_target", {}, delay_seconds=1800)
+        try:
+            assert [t.id for t in await scheduler.list_scheduled_tasks(task_name="conf_echo")] == [
+                soon,
+                late,
+            ]
+            everything = [t.id for t in await scheduler.list_scheduled_tasks()]
+            assert everything.index(other) < everything.index(soon) < everything.index(late)
+        finally:
+            for task_id in (late, soon, other):
+                await scheduler.cancel_task(task_id)
+
+    async def test_task_schedules_itself(self, scheduler: Scheduler) -> None:
+        parent = await self.finish(
+            scheduler,
+            await scheduler.run_task("conf_self_schedule", {"delay": 1, "value": "child"}),
+        )
+        assert parent.state is TaskState.SUCCEEDED, parent.error
+        child_id = parent.result
+        child = await scheduler.get_task_status(child_id)
+        assert child.task_name == "conf_echo"
+        assert child.state in (
+            TaskState.SCHEDULED,
+            TaskState.QUEUED,
+            TaskState.RUNNING,
+            TaskState.SUCCEEDED,
+        )
+        await self.pass_time(scheduler, 1.5)
+        child = await self.finish(scheduler, child_id)
+        assert child.state is TaskState.SUCCEEDED
+        assert child.result == "child"
+
+    async def test_wait_for_task_times_out(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.schedule_task("conf_echo", {}, delay_seconds=3600)
+        with pytest.raises(WaitTimeoutError):
+            await scheduler.wait_for_task(task_id, timeout=1)
+        assert await scheduler.cancel_task(task_id) is True
+
+    # cancelling
+
+    async def test_cancelled_schedule_never_runs(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=2)
+        assert await scheduler.cancel_task(task_id) is True
+        assert (await scheduler.get_task_status(task_id)).state is TaskState.CANCELLED
+        assert await scheduler.list_scheduled_tasks(task_name="conf_echo") == []
+        await self.pass_time(scheduler, 3.5)
+        info = await scheduler.get_task_status(task_id)
+        assert info.state is TaskState.CANCELLED
+        assert info.attempts == 0
+        assert info.result is None
+        assert await scheduler.cancel_task(task_id) is False
+
+    async def test_cancelling_a_running_task_interrupts_it(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.run_task("conf_slow", {"seconds": 30})
+        await self.wait_for_state(scheduler, task_id, {TaskState.RUNNING})
+        assert await scheduler.cancel_task(task_id) is True
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.CANCELLED
+        assert info.result is None
+        assert await scheduler.cancel_task(task_id) is False
+
+    async def test_cancelling_a_finished_task_returns_false(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.run_task("conf_echo", {"value": 1})
+        await self.finish(scheduler, task_id)
+        assert await scheduler.cancel_task(task_id) is False
+        assert (await scheduler.get_task_status(task_id)).state is TaskState.SUCCEEDED
+
+    # failures, retries, timeouts
+
+    async def test_failure_is_reported_with_its_error(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_fail"))
+        assert info.state is TaskState.FAILED
+        assert info.attempts == 1
+        assert info.error and "boom: conformance failure" in info.error
+        assert info.result is None
+
+    async def test_retries_until_success(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_flaky", {"fail_times": 2}))
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.attempts == 3
+        assert info.result == 3
+
+    async def test_retries_are_bounded(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_flaky", {"fail_times": 9}))
+        assert info.state is TaskState.FAILED
+        assert info.attempts == 3
+        assert info.error and "planned failure on attempt 3" in info.error
+
+    async def test_timed_out_attempt_fails_and_counts(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_timeout", {"seconds": 10}))
+        assert info.state is TaskState.FAILED
+        assert info.attempts == 2
+        assert info.error and "timeout" in info.error.lower()
+
+    # durable sleep
+
+    async def test_durable_sleep_wakes_after_the_delay(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.run_task("conf_durable", {"seconds": 2})
+        await self.pass_time(scheduler, 2.5)
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.result == {"woke": True, "task_id": task_id}
+        assert info.started_at and info.finished_at
+        assert (info.finished_at - info.started_at).total_seconds() >= 1.9
+
+    async def test_sleep_in_a_non_durable_task_is_not_supported(self, scheduler: Scheduler) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_sleep_not_durable"))
+        assert info.state is TaskState.FAILED
+        assert info.error and "NotSupportedError" in info.error and "durable=True" in info.error
+
+    # crons
+
+    async def test_declared_cron_is_registered_on_connect(self, scheduler: Scheduler) -> None:
+        crons = await scheduler.list_crons(task_name="conf_declared_cron")
+        assert [c.expression for c in crons] == [DECLARED_CRON]
+
+    async def test_cron_fires_until_removed(self, scheduler: Scheduler) -> None:
+        cron_id = await scheduler.add_cron("conf_cron_target", "*/1 * * * * *", {"from": "cron"})
+        try:
+            listed = await scheduler.list_crons(task_name="conf_cron_target")
+            assert [c.id for c in listed] == [cron_id]
+            assert listed[0].expression == "*/1 * * * * *"
+            assert listed[0].payload == {"from": "cron"}
+            await self.pass_time(scheduler, 3.5)
+            runs = await self._cron_runs(scheduler)
+            assert runs, "a per-second cron ran no task in 3.5 seconds"
+            done = await self.finish(scheduler, runs[-1].id)
+            assert done.state is TaskState.SUCCEEDED
+            assert done.result == {"from": "cron"}
+        finally:
+            await scheduler.remove_cron(cron_id)
+        assert await scheduler.list_crons(task_name="conf_cron_target") == []
+        await self.pass_time(scheduler, 1.5)  # let a tick already in flight land
+        count = len(await self._cron_runs(scheduler))
+        await self.pass_time(scheduler, 2.5)
+        assert len(await self._cron_runs(scheduler)) == count
+        with pytest.raises(TaskNotFoundError):
+            await scheduler.remove_cron(cron_id)
+
+    async def _cron_runs(self, scheduler: Scheduler) -> list[TaskInfo]:
+        return await scheduler.list_tasks(task_name="conf_cron_target", limit=1000)
+
+    # virtual time only
+
+    async def test_thirty_day_durable_sleep_takes_no_real_time(self, scheduler: Scheduler) -> None:
+        if not self.supports_virtual_time:
+            pytest.skip("needs virtual time: a real engine would sleep 30 real days")
+        started = asyncio.get_running_loop().time()
+        task_id = await scheduler.run_task("conf_durable", {"seconds": 30 * 86400})
+        await self.pass_time(scheduler, 29 * 86400)
+        assert (await scheduler.get_task_status(task_id)).state is TaskState.RUNNING
+        await self.pass_time(scheduler, 86400)
+        info = await scheduler.get_task_status(task_id)
+        assert info.state is TaskState.SUCCEEDED
+        assert asyncio.get_running_loop().time() - started < 5
+
+    async def test_advance_fires_in_due_order(self, scheduler: Scheduler) -> None:
+        if not self.supports_virtual_time:
+            pytest.skip("needs virtual time to order runs exactly")
+        ids = [
+            await scheduler.schedule_task("conf_echo", {"value": d}, delay_seconds=d) for d in (300, 100, 200)
+        ]
+        await self.pass_time(scheduler, 150)
+        states = [(await scheduler.get_task_status(i)).state for i in ids]
+        assert states == [TaskState.SCHEDULED, TaskState.SUCCEEDED, TaskState.SCHEDULED]
+        await self.pass_time(scheduler, 200)
+        infos = [await scheduler.get_task_status(i) for i in ids]
+        assert all(i.state is TaskState.SUCCEEDED for i in infos)
+        starts = [i.started_at for i in infos]
+        assert starts[1] < starts[2] < starts[0]  # type: ignore[operator]
