@@ -1,0 +1,1077 @@
+"""Run a real, local Hatchet engine (and a throw-away PostgreSQL) for tests.
+
+This module is stdlib-only on purpose: it must not import ``hatchet_sdk`` so
+that it can start an engine for any process (tests, benchmarks, the demo)
+before the SDK is configured.
+
+* :class:`LocalPostgres` creates a temporary PostgreSQL cluster (UTC, loopback
+  only, a free port) with the server binaries of the Debian ``postgresql``
+  package (``bash .ci/install-postgres.sh``).
+* :class:`LocalEngine` runs ``hatchet-migrate``, ``hatchet-admin quickstart``
+  (keys and config), ``hatchet-admin token create`` and ``hatchet-lite`` built
+  from source at :data:`ENGINE_VERSION` (``bash .ci/install-engine.sh``), on
+  free loopback ports, and returns an :class:`EngineConnection`.
+
+``python -m owlclaw.backends.hatchet.engine`` starts both and prints the
+``HATCHET_CLIENT_*`` environment for a client, then runs until Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import binascii
+import contextlib
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any, Final
+
+__all__ = [
+    "ENGINE_BINARIES",
+    "ENGINE_VERSION",
+    "EngineConnection",
+    "EngineNotInstalledError",
+    "EngineStartError",
+    "LocalEngine",
+    "LocalPostgres",
+    "PostgresError",
+    "PostgresNotInstalledError",
+    "engine_bin_dir",
+    "find_engine_binaries",
+    "find_free_port",
+    "find_postgres_bin_dir",
+    "main",
+]
+
+# The one place the engine version is pinned. .ci/install-engine.sh reads this
+# line with grep; keep it a plain string literal on one line. It is paired with
+# the PyPI package hatchet-sdk==1.38.0 (the SDK version in that engine tag).
+ENGINE_VERSION = "v0.105.0"
+
+ENGINE_BINARIES: Final = ("hatchet-lite", "hatchet-migrate", "hatchet-admin")
+
+_INSTALL_HINT: Final = (
+    "run `bash .ci/install-engine.sh` from the repository root; it does "
+    "`go mod download -json github.com/hatchet-dev/hatchet@{v}` and then, inside "
+    'that module directory, `go build -trimpath -ldflags "-X main.Version={v}" '
+    "-o <bin dir>/ ./cmd/hatchet-lite ./cmd/hatchet-migrate ./cmd/hatchet-admin` "
+    "(needs Go and the Go module proxy; takes a few minutes on 2 cores)"
+)
+
+# Inherited variables with these prefixes would silently reconfigure the
+# engine (hatchet binds its config to SERVER_*, DATABASE_*, ... env vars), so
+# the engine's environment is built from a scrubbed copy of os.environ.
+_SCRUBBED_ENV_PREFIXES: Final = (
+    "SERVER_",
+    "DATABASE_",
+    "LITE_",
+    "HATCHET_",
+    "SCHEDULER_",
+    "READ_REPLICA_",
+    "ADMIN_",
+    "DEFAULT_TENANT_",
+    "TESTING_MATRIX_",
+)
+_SCRUBBED_ENV_NAMES: Final = frozenset({"CACHE_DURATION", "K8S_POD_NAMESPACE"})
+
+_LOG_TAIL_LINES: Final = 40
+_DBNAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+# --------------------------------------------------------------------------
+# errors
+
+
+class EngineNotInstalledError(RuntimeError):
+    """The hatchet binaries for :data:`ENGINE_VERSION` are not built yet."""
+
+
+class EngineStartError(RuntimeError):
+    """The engine failed to start; the message ends with the log's tail."""
+
+
+class PostgresNotInstalledError(RuntimeError):
+    """No PostgreSQL server binaries (initdb, pg_ctl) were found."""
+
+
+class PostgresError(RuntimeError):
+    """A PostgreSQL command (initdb, pg_ctl, createdb) failed."""
+
+
+# --------------------------------------------------------------------------
+# binaries and ports
+
+
+def engine_bin_dir() -> Path:
+    """Where install-engine.sh puts the binaries for :data:`ENGINE_VERSION`.
+
+    ``${OWLCLAW_ENGINE_CACHE:-~/.cache/owlclaw-engine}/<version>/bin``.
+    """
+    root = os.environ.get("OWLCLAW_ENGINE_CACHE") or str(Path.home() / ".cache" / "owlclaw-engine")
+    return Path(root).expanduser() / ENGINE_VERSION / "bin"
+
+
+def find_engine_binaries(bin_dir: Path | str | None = None) -> Path:
+    """Return the directory holding all of :data:`ENGINE_BINARIES`.
+
+    :raises EngineNotInstalledError: if any binary is missing or not
+        executable, with instructions to build them.
+    """
+    directory = Path(bin_dir) if bin_dir is not None else engine_bin_dir()
+    missing = [
+        name
+        for name in ENGINE_BINARIES
+        if not (directory / name).is_file() or not os.access(directory / name, os.X_OK)
+    ]
+    if missing:
+        raise EngineNotInstalledError(
+            f"Hatchet engine {ENGINE_VERSION} is not installed: missing "
+            f"{', '.join(missing)} in {directory}. To build it, "
+            + _INSTALL_HINT.format(v=ENGINE_VERSION)
+            + "."
+        )
+    return directory
+
+
+def find_free_port(exclude: set[int] | frozenset[int] = frozenset()) -> int:
+    """Return a TCP port that is currently free on 127.0.0.1.
+
+    The port is found by binding to ``127.0.0.1:0``; it is free when this
+    returns, though nothing reserves it afterwards.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
+    raise RuntimeError("could not find a free TCP port on 127.0.0.1")
+
+
+def find_postgres_bin_dir() -> Path:
+    """Locate a directory with ``initdb`` and ``pg_ctl``.
+
+    Order: ``$OWLCLAW_PG_BIN``, the newest ``/usr/lib/postgresql/*/bin``
+    (Debian), then ``initdb`` on ``PATH``.
+    """
+    candidates: list[Path] = []
+    env_dir = os.environ.get("OWLCLAW_PG_BIN")
+    if env_dir:
+        candidates.append(Path(env_dir))
+
+    def _major(path: Path) -> tuple[int, str]:
+        name = path.parent.name
+        return (int(name), name) if name.isdigit() else (-1, name)
+
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
+    candidates.extend(debian)
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    for directory in candidates:
+        if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
+            return directory
+    raise PostgresNotInstalledError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found in $OWLCLAW_PG_BIN, "
+        "/usr/lib/postgresql/*/bin or PATH; run `bash .ci/install-postgres.sh` "
+        "(apt-get install postgresql)."
+    )
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            return "".join(deque(fh, maxlen=lines))
+    except OSError as exc:
+        return f"<could not read {path}: {exc}>"
+
+
+def _http_status(url: str, token: str | None = None, timeout: float = 2.0) -> int | None:
+    """GET ``url``; return the HTTP status, or None if nothing answered."""
+    request = urllib.request.Request(url, method="GET")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _tcp_open(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    """Decode (without verifying) the claims of a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT (expected three dot-separated parts)")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"could not decode JWT payload: {exc}") from exc
+    if not isinstance(claims, dict):
+        raise ValueError("JWT payload is not a JSON object")
+    return claims
+
+
+# --------------------------------------------------------------------------
+# cleanup of whatever is still running when the interpreter exits
+
+_live: weakref.WeakSet[LocalEngine | LocalPostgres] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def _cleanup_at_exit() -> None:
+    with _live_lock:
+        live = list(_live)
+    # engines first: they hold connections to the clusters
+    for obj in sorted(live, key=lambda o: 0 if isinstance(o, LocalEngine) else 1):
+        with contextlib.suppress(Exception):
+            obj.stop()
+
+
+atexit.register(_cleanup_at_exit)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+
+
+class LocalPostgres:
+    """A throw-away PostgreSQL cluster in a temporary directory.
+
+    The cluster listens on ``127.0.0.1`` only (and a Unix socket in its own
+    directory), on a free port, with ``timezone = 'UTC'`` (hatchet refuses
+    other time zones) and trust authentication for the ``postgres`` role.
+    Durability is off by default (fsync, synchronous_commit,
+    full_page_writes): it is a test database.
+
+    initdb refuses to run as root, so when this process is root the cluster
+    runs as ``run_as`` (default: the ``postgres`` system user that the Debian
+    package creates).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        *,
+        bin_dir: Path | str | None = None,
+        port: int | None = None,
+        run_as: str | None = None,
+        durable: bool = False,
+        max_connections: int = 300,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self._bin_dir_arg = Path(bin_dir) if bin_dir is not None else None
+        self._requested_port = port
+        self._run_as = run_as
+        self._durable = durable
+        self._max_connections = max_connections
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._base_dir: Path | None = None
+        self._port: int | None = None
+        self._user: pwd.struct_passwd | None = None
+        self._bin_dir: Path | None = None
+        self._databases: set[str] = set()
+        self.startup_seconds: float | None = None
+        """Wall time of the last :meth:`start` (initdb + pg_ctl start)."""
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("LocalPostgres is not started")
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def data_dir(self) -> Path:
+        if self._base_dir is None:
+            raise RuntimeError("LocalPostgres is not started")
+        return self._base_dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        if self._base_dir is None:
+            raise RuntimeError("LocalPostgres is not started")
+        return self._base_dir / "postgres.log"
+
+    @property
+    def running(self) -> bool:
+        return self._port is not None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _resolve_user(self) -> pwd.struct_passwd | None:
+        if os.geteuid() != 0:
+            if self._run_as is not None and self._run_as != pwd.getpwuid(os.geteuid()).pw_name:
+                raise PostgresError("run_as needs root (it switches user)")
+            return None
+        name = self._run_as or "postgres"
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            raise PostgresError(
+                f"running as root, and initdb refuses root; user {name!r} to run the "
+                "cluster as does not exist (create it with `useradd --system "
+                f"{name}`, or pass run_as=<an unprivileged user>)"
+            ) from None
+
+    def _run(
+        self,
+        args: list[str],
+        *,
+        as_owner: bool,
+        timeout: float,
+        env_extra: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        env.update({"TZ": "UTC", "LC_ALL": "C", "LANG": "C", "PGTZ": "UTC"})
+        if env_extra:
+            env.update(env_extra)
+        kwargs: dict[str, Any] = {}
+        if as_owner and self._user is not None:
+            kwargs["user"] = self._user.pw_uid
+            kwargs["group"] = self._user.pw_gid
+            kwargs["extra_groups"] = []
+            env["HOME"] = str(self._base_dir)
+            env["USER"] = env["LOGNAME"] = self._user.pw_name
+        return subprocess.run(
+            args,
+            cwd=str(self._base_dir),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+            **kwargs,
+        )
+
+    def start(self) -> LocalPostgres:
+        """initdb and start the cluster; return ``self``."""
+        with self._lock:
+            if self._port is not None:
+                return self
+            t0 = time.monotonic()
+            self._bin_dir = self._bin_dir_arg or find_postgres_bin_dir()
+            self._user = self._resolve_user()
+            self._base_dir = Path(tempfile.mkdtemp(prefix="owlclaw-pg-"))
+            try:
+                if self._user is not None:
+                    os.chown(self._base_dir, self._user.pw_uid, self._user.pw_gid)
+                self._initdb()
+                self._start_server()
+            except BaseException:
+                self._remove_dir()
+                raise
+            self.startup_seconds = time.monotonic() - t0
+            with _live_lock:
+                _live.add(self)
+            return self
+
+    def _initdb(self) -> None:
+        assert self._bin_dir is not None and self._base_dir is not None
+        result = self._run(
+            [
+                str(self._bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            as_owner=True,
+            timeout=self._start_timeout,
+        )
+        if result.returncode != 0:
+            raise PostgresError(
+                f"initdb failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self._base_dir}'",
+            "timezone": "'UTC'",
+            "log_timezone": "'UTC'",
+            "max_connections": str(self._max_connections),
+        }
+        if not self._durable:
+            settings.update({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+        with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write("\n# owlclaw LocalPostgres\n")
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
+
+    def _start_server(self) -> None:
+        assert self._bin_dir is not None
+        attempts = 1 if self._requested_port is not None else 3
+        last_error = ""
+        for _ in range(attempts):
+            port = self._requested_port or find_free_port()
+            result = self._run(
+                [
+                    str(self._bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-o",
+                    f"-p {port}",
+                    "-w",
+                    "-t",
+                    str(int(self._start_timeout)),
+                    "start",
+                ],
+                as_owner=True,
+                timeout=self._start_timeout + 10,
+            )
+            if result.returncode == 0:
+                self._port = port
+                return
+            last_error = (
+                f"pg_ctl start on port {port} failed (exit {result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}\n--- {self.log_path} ---\n"
+                f"{_tail(self.log_path)}"
+            )
+        raise PostgresError(last_error)
+
+    def database_url(self, dbname: str = "hatchet") -> str:
+        """Create database ``dbname`` if needed and return its URL."""
+        if not _DBNAME_RE.match(dbname):
+            raise ValueError(f"invalid database name {dbname!r}")
+        with self._lock:
+            port = self.port
+            if dbname not in self._databases and dbname not in ("postgres", "template1"):
+                assert self._bin_dir is not None
+                result = self._run(
+                    [
+                        str(self._bin_dir / "psql"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-tAc",
+                        f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'",
+                    ],
+                    as_owner=False,
+                    timeout=30,
+                )
+                if result.returncode != 0:
+                    raise PostgresError(f"psql failed: {result.stdout}{result.stderr}")
+                if result.stdout.strip() != "1":
+                    result = self._run(
+                        [
+                            str(self._bin_dir / "createdb"),
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                            "-U",
+                            "postgres",
+                            dbname,
+                        ],
+                        as_owner=False,
+                        timeout=30,
+                    )
+                    if result.returncode != 0:
+                        raise PostgresError(f"createdb {dbname} failed: {result.stdout}{result.stderr}")
+                self._databases.add(dbname)
+        return f"postgresql://postgres@127.0.0.1:{port}/{dbname}?sslmode=disable"
+
+    def stop(self) -> None:
+        """Stop the server (immediate mode) and delete the cluster. Idempotent."""
+        with self._lock:
+            if self._port is not None and self._bin_dir is not None:
+                with contextlib.suppress(Exception):
+                    self._run(
+                        [
+                            str(self._bin_dir / "pg_ctl"),
+                            "-D",
+                            str(self.data_dir),
+                            "-m",
+                            "immediate",
+                            "-w",
+                            "-t",
+                            "30",
+                            "stop",
+                        ],
+                        as_owner=True,
+                        timeout=40,
+                    )
+            self._port = None
+            self._databases.clear()
+            self._remove_dir()
+            with _live_lock:
+                _live.discard(self)
+
+    def _remove_dir(self) -> None:
+        if self._base_dir is not None:
+            shutil.rmtree(self._base_dir, ignore_errors=True)
+            self._base_dir = None
+
+    def __enter__(self) -> LocalPostgres:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port={self._port}" if self._port is not None else "stopped"
+        return f"LocalPostgres({state})"
+
+
+# --------------------------------------------------------------------------
+# Hatchet engine
+
+
+@dataclass(frozen=True)
+class EngineConnection:
+    """How a Hatchet client reaches a :class:`LocalEngine`.
+
+    ``host_port`` is the gRPC address, ``server_url`` the REST API base URL;
+    TLS is off (the client needs ``tls strategy = none``).
+    """
+
+    token: str = field(repr=False)
+    host_port: str
+    server_url: str
+    tenant_id: str
+
+    def as_env(self) -> dict[str, str]:
+        """The ``HATCHET_CLIENT_*`` variables for ``hatchet_sdk.ClientConfig()``."""
+        return {
+            "HATCHET_CLIENT_TOKEN": self.token,
+            "HATCHET_CLIENT_HOST_PORT": self.host_port,
+            "HATCHET_CLIENT_SERVER_URL": self.server_url,
+            "HATCHET_CLIENT_TENANT_ID": self.tenant_id,
+            "HATCHET_CLIENT_TLS_STRATEGY": "none",
+        }
+
+
+class LocalEngine:
+    """A real ``hatchet-lite`` (API + engine + gRPC in one process).
+
+    :param database_url: a PostgreSQL URL (e.g. from
+        :meth:`LocalPostgres.database_url`); migrations are applied to it.
+    :param bin_dir: directory of the built binaries (default
+        :func:`find_engine_binaries`).
+    :param grpc_port: gRPC port (default: a free one). Clients use
+        ``127.0.0.1:<grpc_port>``.
+    :param api_port: REST API port (default: a free one).
+    :param workdir: where config, keys and ``engine.log`` go (default: a new
+        temporary directory, removed by :meth:`stop` unless ``keep_workdir``
+        or the start failed).
+    :param startup_timeout: seconds for migrate + config + start + healthy.
+    :param log_level: hatchet's ``SERVER_LOGGER_LEVEL`` (and the database
+        and queue loggers).
+    :param extra_env: extra environment for every hatchet process (applied
+        last, so it can override anything set here).
+
+    hatchet-lite also opens a health-check port, a static-file (frontend)
+    port and a reverse-proxy port; all of them are chosen free here too
+    (:attr:`ports`). The HTTP ports bind every interface (hatchet offers no
+    bind-address setting for them); gRPC binds 127.0.0.1.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        bin_dir: Path | str | None = None,
+        grpc_port: int | None = None,
+        api_port: int | None = None,
+        workdir: Path | str | None = None,
+        *,
+        startup_timeout: float = 120.0,
+        log_level: str = "warn",
+        extra_env: dict[str, str] | None = None,
+        keep_workdir: bool = False,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self._database_url = database_url
+        self._bin_dir_arg = Path(bin_dir) if bin_dir is not None else None
+        self._grpc_port_arg = grpc_port
+        self._api_port_arg = api_port
+        self._workdir_arg = Path(workdir) if workdir is not None else None
+        self._startup_timeout = startup_timeout
+        self._log_level = log_level
+        self._extra_env = dict(extra_env or {})
+        self._keep_workdir = keep_workdir
+        self._stop_timeout = stop_timeout
+        self._lock = threading.Lock()
+        self._workdir: Path | None = None
+        self._owns_workdir = False
+        self._failed = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._connection: EngineConnection | None = None
+        self.ports: dict[str, int] = {}
+        """Every port hatchet-lite listens on: grpc, api, health, frontend, proxy."""
+        self.timings: dict[str, float] = {}
+        """Seconds per start phase: migrate, quickstart, token, ready, total."""
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise RuntimeError("LocalEngine is not started")
+        return self._workdir
+
+    @property
+    def log_path(self) -> Path:
+        """The engine log (output of every hatchet command, appended)."""
+        return self.workdir / "engine.log"
+
+    @property
+    def connection(self) -> EngineConnection:
+        if self._connection is None:
+            raise RuntimeError("LocalEngine is not started")
+        return self._connection
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ports["grpc"]
+
+    @property
+    def api_port(self) -> int:
+        return self.ports["api"]
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- helpers -----------------------------------------------------------
+
+    def _choose_ports(self) -> None:
+        used: set[int] = set()
+
+        def pick(requested: int | None) -> int:
+            port = requested if requested is not None else find_free_port(used)
+            if port in used:
+                raise ValueError(f"port {port} requested twice")
+            used.add(port)
+            return port
+
+        self.ports = {
+            "grpc": pick(self._grpc_port_arg),
+            "api": pick(self._api_port_arg),
+            "health": pick(None),
+            "frontend": pick(None),
+            "proxy": pick(None),
+        }
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_SCRUBBED_ENV_PREFIXES) and k not in _SCRUBBED_ENV_NAMES
+        }
+        p = self.ports
+        static_dir = self.workdir / "static"
+        env.update(
+            {
+                "TZ": "UTC",
+                "DATABASE_URL": self._database_url,
+                "DATABASE_LOGGER_LEVEL": self._log_level,
+                "DATABASE_LOGGER_FORMAT": "console",
+                "SERVER_PORT": str(p["api"]),
+                "SERVER_URL": f"http://127.0.0.1:{p['api']}",
+                "SERVER_GRPC_PORT": str(p["grpc"]),
+                "SERVER_GRPC_BIND_ADDRESS": "127.0.0.1",
+                "SERVER_GRPC_BROADCAST_ADDRESS": f"127.0.0.1:{p['grpc']}",
+                "SERVER_GRPC_INSECURE": "t",
+                "SERVER_HEALTHCHECK": "t",
+                "SERVER_HEALTHCHECK_PORT": str(p["health"]),
+                "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
+                "SERVER_AUTH_COOKIE_INSECURE": "t",
+                "SERVER_AUTH_SET_EMAIL_VERIFIED": "t",
+                "SERVER_MSGQUEUE_KIND": "postgres",
+                "SERVER_SECURITY_CHECK_ENABLED": "f",
+                "SERVER_LOGGER_LEVEL": self._log_level,
+                "SERVER_LOGGER_FORMAT": "console",
+                "SERVER_ADDITIONAL_LOGGERS_QUEUE_LEVEL": self._log_level,
+                "SERVER_ADDITIONAL_LOGGERS_QUEUE_FORMAT": "console",
+                "SERVER_ADDITIONAL_LOGGERS_PGXSTATS_LEVEL": self._log_level,
+                "SERVER_ADDITIONAL_LOGGERS_PGXSTATS_FORMAT": "console",
+                "LITE_STATIC_ASSET_DIR": str(static_dir),
+                "LITE_FRONTEND_BASE_PATH": "/",
+                "LITE_FRONTEND_PORT": str(p["frontend"]),
+                "LITE_RUNTIME_PORT": str(p["proxy"]),
+            }
+        )
+        env.update(self._extra_env)
+        return env
+
+    def _log_header(self, log: IO[bytes], text: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        log.write(f"\n===== {stamp} owlclaw: {text} =====\n".encode())
+        log.flush()
+
+    def _fail(self, message: str) -> EngineStartError:
+        self._failed = True
+        return EngineStartError(
+            f"{message}\n--- last {_LOG_TAIL_LINES} lines of {self.log_path} ---\n{_tail(self.log_path)}"
+        )
+
+    def _run_step(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        deadline: float,
+        log: IO[bytes],
+        capture_stdout: bool = False,
+    ) -> str:
+        self._log_header(log, f"{name}: {shlex.join(args)}")
+        t0 = time.monotonic()
+        remaining = deadline - t0
+        if remaining <= 0:
+            raise self._fail(f"hatchet startup timed out before {name}")
+        try:
+            result = subprocess.run(
+                args,
+                cwd=str(self.workdir),
+                env=env,
+                stdout=subprocess.PIPE if capture_stdout else log,
+                stderr=log,
+                timeout=remaining,
+                check=False,
+                start_new_session=True,
+            )
+        except subprocess.TimeoutExpired:
+            raise self._fail(
+                f"{name} did not finish within the startup timeout ({self._startup_timeout:.0f}s)"
+            ) from None
+        self.timings[name] = time.monotonic() - t0
+        if result.returncode != 0:
+            if capture_stdout and result.stdout:
+                log.write(result.stdout)
+                log.flush()
+            raise self._fail(f"{name} failed with exit code {result.returncode}")
+        return result.stdout.decode("utf-8", "replace") if capture_stdout else ""
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> EngineConnection:
+        """Migrate, configure and start hatchet-lite; wait until healthy.
+
+        :raises EngineNotInstalledError: binaries missing.
+        :raises EngineStartError: any step failed or timed out (the message
+            includes the log tail; :attr:`log_path` has the whole log).
+        """
+        with self._lock:
+            if self._connection is not None and self.running:
+                return self._connection
+            bin_dir = find_engine_binaries(self._bin_dir_arg)
+            t_start = time.monotonic()
+            deadline = t_start + self._startup_timeout
+            self._failed = False
+            self.timings = {}
+            if self._workdir_arg is not None:
+                self._workdir = self._workdir_arg
+                self._workdir.mkdir(parents=True, exist_ok=True)
+                self._owns_workdir = False
+            else:
+                self._workdir = Path(tempfile.mkdtemp(prefix="owlclaw-hatchet-"))
+                self._owns_workdir = True
+            # hatchet-lite always serves a frontend and panics without an
+            # index.html; the real dashboard is a separate node build, so a
+            # placeholder page stands in for it.
+            static_dir = self.workdir / "static"
+            static_dir.mkdir(exist_ok=True)
+            (static_dir / "index.html").write_text(
+                "<!doctype html><title>hatchet-lite</title>"
+                "<p>Hatchet dashboard not built; the API is under /api.</p>\n",
+                encoding="utf-8",
+            )
+            config_dir = self.workdir / "config"
+            self._choose_ports()
+            env = self._env()
+            with _live_lock:
+                _live.add(self)
+            try:
+                with self.log_path.open("ab") as log:
+                    self._log_header(log, f"ports {json.dumps(self.ports)}")
+                    self._run_step("migrate", [str(bin_dir / "hatchet-migrate")], env, deadline, log)
+                    self._run_step(
+                        "quickstart",
+                        [
+                            str(bin_dir / "hatchet-admin"),
+                            "quickstart",
+                            "--skip",
+                            "certs",
+                            "--generated-config-dir",
+                            str(config_dir),
+                            "--overwrite=false",
+                        ],
+                        env,
+                        deadline,
+                        log,
+                    )
+                    out = self._run_step(
+                        "token",
+                        [
+                            str(bin_dir / "hatchet-admin"),
+                            "token",
+                            "create",
+                            "--config",
+                            str(config_dir),
+                            "--name",
+                            "owlclaw",
+                        ],
+                        env,
+                        deadline,
+                        log,
+                        capture_stdout=True,
+                    )
+                    tokens = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("ey")]
+                    if not tokens:
+                        raise self._fail("hatchet-admin token create printed no token")
+                    token = tokens[-1]
+                    try:
+                        claims = _jwt_claims(token)
+                    except ValueError as exc:
+                        raise self._fail(f"token from hatchet-admin is unusable: {exc}") from None
+                    tenant_id = str(claims.get("sub", ""))
+
+                    self._log_header(log, "start hatchet-lite")
+                    t0 = time.monotonic()
+                    self._proc = subprocess.Popen(
+                        [str(bin_dir / "hatchet-lite"), "--config", str(config_dir)],
+                        cwd=str(self.workdir),
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                self._wait_ready(deadline)
+                self.timings["ready"] = time.monotonic() - t0
+            except BaseException:
+                self._failed = True
+                self._terminate()
+                raise
+            self.timings["total"] = time.monotonic() - t_start
+            self._connection = EngineConnection(
+                token=token,
+                host_port=f"127.0.0.1:{self.ports['grpc']}",
+                server_url=f"http://127.0.0.1:{self.ports['api']}",
+                tenant_id=tenant_id,
+            )
+            return self._connection
+
+    def _wait_ready(self, deadline: float) -> None:
+        assert self._proc is not None
+        p = self.ports
+        health_url = f"http://127.0.0.1:{p['health']}/ready"
+        api_url = f"http://127.0.0.1:{p['api']}/api/ready"
+        pending = {"health": True, "api": True, "grpc": True}
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise self._fail(f"hatchet-lite exited with code {code} during startup")
+            if pending["health"] and _http_status(health_url) == 200:
+                pending["health"] = False
+            if pending["api"] and _http_status(api_url) == 200:
+                pending["api"] = False
+            if pending["grpc"] and _tcp_open(p["grpc"]):
+                pending["grpc"] = False
+            if not any(pending.values()):
+                return
+            if time.monotonic() >= deadline:
+                waiting = ", ".join(k for k, v in pending.items() if v)
+                raise self._fail(
+                    f"hatchet-lite not ready within {self._startup_timeout:.0f}s "
+                    f"(still waiting for: {waiting})"
+                )
+            time.sleep(0.1)
+
+    def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout=10)
+        self._proc = None
+
+    def stop(self) -> None:
+        """Terminate hatchet-lite (SIGTERM, then SIGKILL) and wait. Idempotent.
+
+        An auto-created workdir is removed unless ``keep_workdir`` was set or
+        the start failed (so the log stays readable).
+        """
+        with self._lock:
+            self._terminate()
+            self._connection = None
+            if (
+                self._owns_workdir
+                and self._workdir is not None
+                and not self._keep_workdir
+                and not self._failed
+            ):
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
+            with _live_lock:
+                _live.discard(self)
+
+    def __enter__(self) -> LocalEngine:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"ports={self.ports}" if self.running else "stopped"
+        return f"LocalEngine({state})"
+
+
+# --------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start PostgreSQL + hatchet-lite, print the client env, run until killed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m owlclaw.backends.hatchet.engine",
+        description="Run a local Hatchet engine (and PostgreSQL) until Ctrl-C/SIGTERM.",
+    )
+    parser.add_argument("--database-url", help="use this PostgreSQL instead of a temporary one")
+    parser.add_argument("--grpc-port", type=int)
+    parser.add_argument("--api-port", type=int)
+    parser.add_argument("--workdir", type=Path, help="keep config and engine.log here")
+    parser.add_argument("--startup-timeout", type=float, default=120.0)
+    parser.add_argument("--log-level", default="warn")
+    args = parser.parse_args(argv)
+
+    stop_requested = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pg: LocalPostgres | None = None
+    engine: LocalEngine | None = None
+    try:
+        if args.database_url:
+            database_url = args.database_url
+        else:
+            pg = LocalPostgres().start()
+            database_url = pg.database_url("hatchet")
+            print(
+                f"# postgres on 127.0.0.1:{pg.port} (started in {pg.startup_seconds:.1f}s)",
+                file=sys.stderr,
+            )
+        engine = LocalEngine(
+            database_url,
+            grpc_port=args.grpc_port,
+            api_port=args.api_port,
+            workdir=args.workdir,
+            startup_timeout=args.startup_timeout,
+            log_level=args.log_level,
+        )
+        conn = engine.start()
+        print(
+            f"# hatchet-lite {ENGINE_VERSION} ready in {engine.timings['total']:.1f}s; "
+            f"ports {engine.ports}; log {engine.log_path}",
+            file=sys.stderr,
+        )
+        exports = {
+            "HATCHET_CLIENT_TOKEN": conn.token,
+            "HATCHET_CLIENT_HOST_PORT": conn.host_port,
+            "HATCHET_CLIENT_SERVER_URL": conn.server_url,
+            "HATCHET_CLIENT_TLS_STRATEGY": "none",
+        }
+        print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items()))
+        print("# Ctrl-C or SIGTERM stops the engine and removes the database.", file=sys.stderr)
+        sys.stdout.flush()
+        while not stop_requested.wait(1.0):
+            if not engine.running:
+                print(
+                    f"hatchet-lite exited unexpectedly; see {engine.log_path}",
+                    file=sys.stderr,
+                )
+                return 1
+        return 0
+    except (
+        EngineNotInstalledError,
+        EngineStartError,
+        PostgresError,
+        PostgresNotInstalledError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if engine is not None:
+            engine.stop()
+        if pg is not None:
+            pg.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
