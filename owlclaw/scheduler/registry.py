@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -19,16 +20,27 @@ from owlclaw.scheduler.protocol import Scheduler
 __all__ = ["available_backends", "create_scheduler", "load_backend", "plugin_manager"]
 
 _pm: pluggy.PluginManager | None = None
+_broken: dict[str, str] = {}  # entry-point name -> why its plugin module failed to import
 DISTRIBUTION = "owlclaw-scheduler"
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, with installed plugins loaded."""
+    """The process-wide plugin manager, with installed plugins loaded.
+
+    A plugin whose module fails to import is remembered, not fatal: the
+    other backends still work and choosing the broken one says why.
+    """
     global _pm
     if _pm is None:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
-        pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+        for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+            if pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                pm.register(ep.load(), name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - reported when that backend is chosen
+                _broken[ep.name] = f"{type(exc).__name__}: {exc}"
         _pm = pm
     return _pm
 
@@ -78,6 +90,11 @@ def load_backend(name: str) -> tuple[type[Any], type[Any]]:
     """
     backends = available_backends()
     spec = backends.get(name)
+    if spec is None and name in _broken:
+        raise BackendNotFoundError(
+            f"the plugin for backend {name!r} failed to load ({_broken[name]}); "
+            f"reinstall it, e.g. pip install '{DISTRIBUTION}[{name}]'"
+        )
     if spec is None:
         found = ", ".join(sorted(backends)) or "none (is owlclaw-scheduler installed?)"
         extra = f"; for Hatchet: pip install '{DISTRIBUTION}[hatchet]'" if name == "hatchet" else ""
