@@ -62,3 +62,21 @@ def test_env_selects_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWLCLAW_SCHEDULER_BACKEND", "nosuch")
     with pytest.raises(BackendNotFoundError):
         create_scheduler()
+
+
+def test_a_plugin_that_fails_to_import_breaks_only_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from owlclaw.scheduler import registry
+
+    group = "owlclaw.scheduler.backends"
+    fake = [
+        EntryPoint("memory", "owlclaw.backends.memory.plugin", group),
+        EntryPoint("ghost", "owlclaw_ghost_plugin_missing", group),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: fake)
+    monkeypatch.setattr(registry, "_pm", None)
+    monkeypatch.setattr(registry, "_broken", {})
+    assert "memory" in available_backends()
+    with pytest.raises(BackendNotFoundError, match="failed to load .*owlclaw_ghost_plugin_missing"):
+        load_backend("ghost")
