@@ -78,5 +78,5 @@ def test_a_plugin_that_fails_to_import_breaks_only_itself(monkeypatch: pytest.Mo
     monkeypatch.setattr(registry, "_pm", None)
     monkeypatch.setattr(registry, "_broken", {})
     assert "memory" in available_backends()
-    with pytest.raises(BackendNotFoundError, match="failed to load .*owlclaw_ghost_plugin_missing"):
+    with pytest.raises(BackendNotFoundError, match=r"failed to load .*owlclaw_ghost_plugin_missing"):
         load_backend("ghost")
