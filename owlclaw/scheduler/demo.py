@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from owlclaw.scheduler.errors import NotSupportedError
 from owlclaw.scheduler.models import TaskContext, TaskInfo
 from owlclaw.scheduler.protocol import Scheduler
 
@@ -53,8 +54,15 @@ async def run_demo(
         out(f"{time.monotonic() - started:5.1f}s  {text}")
 
     async with scheduler:
-        await scheduler.start_worker()
-        say(f"backend={scheduler.backend_name}; cron demo_heartbeat fires every 2 seconds")
+        try:
+            await scheduler.start_worker()
+            in_process = True
+        except NotSupportedError:
+            in_process = False  # its workers run in their own process
+        say(
+            f"backend={scheduler.backend_name} worker={'in-process' if in_process else 'external'}; "
+            "cron demo_heartbeat fires every 2 seconds"
+        )
         await scheduler.run_task("demo_greet", {"name": "ada"})
         say("run_task demo_greet: now")
         await scheduler.schedule_task("demo_greet", {"name": "later"}, delay_seconds=2)
@@ -77,6 +85,7 @@ async def run_demo(
                         f"{info.task_name:<15} {info.id[:8]}  {info.state.value:<9} "
                         f"attempts={info.attempts}" + (f"  {detail!r}" if detail is not None else "")
                     )
-            await asyncio.sleep(0.1)
-        await scheduler.stop_worker()
+            await asyncio.sleep(0.1 if in_process else 0.5)
+        if in_process:
+            await scheduler.stop_worker()
     return seen
