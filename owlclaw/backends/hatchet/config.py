@@ -1,0 +1,190 @@
+"""Settings of the Hatchet backend (``scheduler.hatchet`` in owlclaw.yaml).
+
+Every value may come from the YAML section; the connection settings fall
+back to the SDK's usual environment variables when the section leaves them
+unset::
+
+    scheduler:
+      backend: hatchet
+      hatchet:
+        mode: production                  # or lite, embedded
+        api_token: ${HATCHET_CLIENT_TOKEN}
+        namespace: ${OWLCLAW_ENV:-dev}
+
+``mode``:
+
+* ``production``: a Hatchet server reached over TLS (``tls`` or ``mtls``);
+  ``api_token`` is required.
+* ``lite``: a ``hatchet-lite`` server (e.g. in Docker); TLS optional.
+* ``embedded``: this process starts the locally built hatchet-lite engine
+  (``bash .ci/install-engine.sh``, see ``owlclaw.backends.hatchet.engine``)
+  on ``database_url`` and connects to it with a token it mints itself. This is
+  *not* Hatchet's ``hatchet-embedded`` sidecar module: the Go module proxy
+  refuses that module (HTTP 403), so "embedded" means our own build of
+  hatchet-lite, started and stopped with the scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["ENV_FALLBACKS", "HatchetConfig"]
+
+#: field -> environment variable read when the field is not set.
+ENV_FALLBACKS: dict[str, str] = {
+    "api_token": "HATCHET_CLIENT_TOKEN",
+    "host_port": "HATCHET_CLIENT_HOST_PORT",
+    "server_url": "HATCHET_CLIENT_SERVER_URL",
+    "namespace": "HATCHET_CLIENT_NAMESPACE",
+    "tls_strategy": "HATCHET_CLIENT_TLS_STRATEGY",
+}
+
+
+class HatchetConfig(BaseModel):
+    """How to reach (or start) a Hatchet engine and how this app's worker runs."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    mode: Literal["production", "lite", "embedded"] = Field(
+        default="production",
+        description="production (TLS, token), lite (hatchet-lite, TLS optional) or embedded "
+        "(start the locally built hatchet-lite on database_url).",
+    )
+    server_url: str | None = Field(
+        default=None, description="REST API base URL, e.g. https://hatchet.example.com."
+    )
+    host_port: str | None = Field(default=None, description="gRPC address host:port, e.g. hatchet:7070.")
+    api_token: SecretStr | None = Field(default=None, description="API token (a JWT); never logged.")
+    namespace: str = Field(
+        default="owlclaw",
+        description="Prefix of workflow names, so several apps or environments share one tenant.",
+    )
+    tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
+        default=None, description="tls, mtls or none (default: tls, or none for lite/embedded)."
+    )
+    worker_name: str | None = Field(default=None, description="Worker name (default: generated).")
+    slots: int = Field(default=10, ge=1, description="Runs one worker executes at once.")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL for embedded mode (postgres:// or postgresql://)."
+    )
+    binary_path: str | None = Field(
+        default=None, description="Directory of the built engine binaries (embedded mode)."
+    )
+    connect_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="How long connect() waits for the engine to answer."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _env_fallbacks(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, env in ENV_FALLBACKS.items():
+            if data.get(name) in (None, "") and os.environ.get(env):
+                data[name] = os.environ[env]
+        return data
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        text = value.strip()
+        if not text or not all(c.isalnum() or c in "_-" for c in text):
+            raise ValueError(
+                f"namespace {value!r} is invalid: use letters, digits, '_' or '-', e.g. owlclaw_dev"
+            )
+        return text.lower()
+
+    @field_validator("host_port")
+    @classmethod
+    def _check_host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"host_port must look like host:port, e.g. localhost:7070, got {value!r}")
+        return value
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"server_url must be an http(s) URL, e.g. http://localhost:8080, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql") or not parts.netloc:
+            # never echo the URL: it may carry a password
+            raise ValueError(
+                "database_url must be a PostgreSQL URL like postgresql://user:password@host:5432/hatchet"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> HatchetConfig:
+        if self.mode == "production":
+            if self.tls_strategy == "none":
+                raise ValueError(
+                    "mode 'production' requires TLS: set tls_strategy to 'tls' or 'mtls', "
+                    "or use mode 'lite' for a server without TLS"
+                )
+            if self.api_token is None:
+                raise ValueError(
+                    "mode 'production' needs api_token: set scheduler.hatchet.api_token "
+                    "or export HATCHET_CLIENT_TOKEN"
+                )
+            if self.host_port is None:
+                raise ValueError(
+                    "mode 'production' needs host_port (gRPC host:port): set "
+                    "scheduler.hatchet.host_port or export HATCHET_CLIENT_HOST_PORT"
+                )
+        elif self.mode == "lite":
+            if self.api_token is None:
+                raise ValueError(
+                    "mode 'lite' needs api_token (create one with `hatchet-admin token create`): "
+                    "set scheduler.hatchet.api_token or export HATCHET_CLIENT_TOKEN"
+                )
+            if self.host_port is None:
+                raise ValueError(
+                    "mode 'lite' needs host_port (gRPC host:port, e.g. localhost:7077): set "
+                    "scheduler.hatchet.host_port or export HATCHET_CLIENT_HOST_PORT"
+                )
+        elif self.mode == "embedded" and self.database_url is None:
+            raise ValueError(
+                "mode 'embedded' needs database_url (postgresql://...), the database the "
+                "locally built hatchet-lite engine uses"
+            )
+        return self
+
+    @property
+    def effective_tls_strategy(self) -> str:
+        if self.tls_strategy is not None:
+            return self.tls_strategy
+        return "tls" if self.mode == "production" else "none"
+
+    @property
+    def effective_worker_name(self) -> str:
+        return self.worker_name or f"owlclaw-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def __repr__(self) -> str:
+        token = "'**********'" if self.api_token is not None else "None"
+        return (
+            f"HatchetConfig(mode={self.mode!r}, host_port={self.host_port!r}, "
+            f"server_url={self.server_url!r}, namespace={self.namespace!r}, "
+            f"tls_strategy={self.effective_tls_strategy!r}, api_token={token}, slots={self.slots})"
+        )
+
+    __str__ = __repr__

@@ -1,0 +1,361 @@
+"""A Hatchet engine for the integration tests, and workers in subprocesses.
+
+``hatchet_engine`` (one per session) finds an engine in this order:
+
+1. ``HATCHET_CLIENT_TOKEN`` (with ``HATCHET_CLIENT_HOST_PORT`` and
+   ``HATCHET_CLIENT_SERVER_URL``) names one you run yourself;
+2. the locally built hatchet-lite (``bash .ci/install-engine.sh``) on a
+   throw-away PostgreSQL (``bash .ci/install-postgres.sh``);
+3. the ``hatchet-lite`` image through testcontainers, if a Docker engine answers.
+
+If none can start, the tests are skipped with the reasons, except under CI
+(``CI`` set), where they fail: CI cannot go green without a real engine.
+
+Each session uses a fresh namespace, so runs from other sessions on a shared
+engine are invisible. Workers run the conformance app
+(``owlclaw.scheduler.testing.app``) in subprocesses configured through
+``OWLCLAW_CONFIG`` + ``HATCHET_CLIENT_*``, the way a deployment would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from owlclaw.backends.hatchet.config import HatchetConfig
+
+pytestmark = pytest.mark.integration
+
+WORKER_START_TIMEOUT = 60.0
+_CLIENT_ENV = (
+    "HATCHET_CLIENT_TOKEN",
+    "HATCHET_CLIENT_HOST_PORT",
+    "HATCHET_CLIENT_SERVER_URL",
+    "HATCHET_CLIENT_TLS_STRATEGY",
+    "HATCHET_CLIENT_NAMESPACE",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass
+class HatchetEngine:
+    """How to reach the session's engine; ``namespace`` is fresh per session."""
+
+    source: str
+    token: str = field(repr=False)
+    host_port: str
+    server_url: str
+    tls_strategy: str
+    namespace: str
+    mode: str = "lite"
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        """The ``scheduler.hatchet`` section for this engine."""
+        section: dict[str, Any] = {
+            "mode": self.mode,
+            "host_port": self.host_port,
+            "server_url": self.server_url,
+            "tls_strategy": self.tls_strategy,
+            "namespace": self.namespace,
+        }
+        section.update(overrides)
+        return section
+
+    def config(self, **overrides: Any) -> HatchetConfig:
+        return HatchetConfig.model_validate({**self.settings(**overrides), "api_token": self.token})
+
+    def worker_env(self, config_path: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ENV}
+        env.update(
+            OWLCLAW_CONFIG=str(config_path),
+            OWLCLAW_SCHEDULER_BACKEND="hatchet",
+            HATCHET_CLIENT_TOKEN=self.token,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+
+def _unavailable(reasons: list[str]) -> None:
+    message = "no Hatchet engine for the integration tests:\n  " + "\n  ".join(reasons)
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def hatchet_engine() -> Iterator[HatchetEngine]:
+    namespace = f"owlclaw_test_{uuid.uuid4().hex[:10]}"
+    reasons: list[str] = []
+
+    # 1. an engine the user runs
+    token = os.environ.get("HATCHET_CLIENT_TOKEN")
+    if token:
+        host_port = os.environ.get("HATCHET_CLIENT_HOST_PORT", "localhost:7077")
+        tls = os.environ.get("HATCHET_CLIENT_TLS_STRATEGY", "tls")
+        server_url = os.environ.get("HATCHET_CLIENT_SERVER_URL") or (
+            f"{'http' if tls == 'none' else 'https'}://{host_port.rpartition(':')[0]}"
+        )
+        yield HatchetEngine(
+            "HATCHET_CLIENT_TOKEN",
+            token,
+            host_port,
+            server_url,
+            tls,
+            namespace,
+            mode="lite" if tls == "none" else "production",
+        )
+        return
+
+    # 2. the locally built engine
+    from owlclaw.backends.hatchet.engine import (
+        EngineNotInstalledError,
+        EngineStartError,
+        LocalEngine,
+        LocalPostgres,
+        PostgresError,
+        PostgresNotInstalledError,
+        find_engine_binaries,
+        find_postgres_bin_dir,
+    )
+
+    local: tuple[Any, Any] | None = None
+    try:
+        find_engine_binaries()
+        find_postgres_bin_dir()
+        pg = LocalPostgres().start()
+        try:
+            engine = LocalEngine(pg.database_url("hatchet"), startup_timeout=180)
+            engine.start()
+        except BaseException:
+            pg.stop()
+            raise
+        local = (pg, engine)
+    except (EngineNotInstalledError, PostgresNotInstalledError, EngineStartError, PostgresError) as exc:
+        reasons.append(f"local engine: {exc}")
+    if local is not None:
+        pg, engine = local
+        conn = engine.connection
+        try:
+            yield HatchetEngine(
+                "local hatchet-lite", conn.token, conn.host_port, conn.server_url, "none", namespace
+            )
+        finally:
+            engine.stop()
+            pg.stop()
+        return
+
+    # 3. testcontainers (needs Docker)
+    with _container_engine(reasons) as found:
+        if found is not None:
+            token, host_port, server_url = found
+            yield HatchetEngine(
+                "testcontainers hatchet-lite", token, host_port, server_url, "none", namespace
+            )
+            return
+    _unavailable(reasons)
+
+
+@contextlib.contextmanager
+def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | None]:
+    """hatchet-lite + PostgreSQL in Docker via testcontainers; None if impossible."""
+    try:
+        import docker  # type: ignore[import-untyped]
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.network import Network
+        from testcontainers.postgres import PostgresContainer
+    except ImportError as exc:
+        reasons.append(f"testcontainers: not installed ({exc.name}); pip install testcontainers[postgres]")
+        yield None
+        return
+    try:
+        docker.from_env().ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no Docker here"
+        reasons.append(f"testcontainers: no Docker engine answers ({type(exc).__name__})")
+        yield None
+        return
+    from owlclaw.backends.hatchet.engine import ENGINE_VERSION
+
+    with (
+        Network() as network,
+        PostgresContainer("postgres:16", username="hatchet", password="hatchet", dbname="hatchet")
+        .with_network(network)
+        .with_network_aliases("postgres") as _pg,
+        DockerContainer(f"ghcr.io/hatchet-dev/hatchet/hatchet-lite:{ENGINE_VERSION}")
+        .with_network(network)
+        .with_env("DATABASE_URL", "postgresql://hatchet:hatchet@postgres:5432/hatchet?sslmode=disable")
+        .with_env("SERVER_AUTH_COOKIE_INSECURE", "t")
+        .with_env("SERVER_GRPC_INSECURE", "t")
+        .with_env("SERVER_GRPC_BROADCAST_ADDRESS", "localhost:7077")
+        .with_exposed_ports(8888, 7077) as lite,
+    ):
+        deadline = time.monotonic() + 120
+        token = ""
+        while time.monotonic() < deadline and not token:
+            code, output = lite.exec(
+                [
+                    "/hatchet-admin",
+                    "token",
+                    "create",
+                    "--config",
+                    "/config",
+                    "--tenant-id",
+                    "707d0855-80ab-4e1f-a156-f1c4546cbf52",
+                ]
+            )
+            if code == 0:
+                token = output.decode().strip().splitlines()[-1]
+            else:
+                time.sleep(2)
+        if not token:
+            reasons.append("testcontainers: hatchet-lite started but no token could be created")
+            yield None
+            return
+        host = lite.get_container_host_ip()
+        yield token, f"{host}:{lite.get_exposed_port(7077)}", f"http://{host}:{lite.get_exposed_port(8888)}"
+
+
+# --------------------------------------------------------------------------
+# workers
+
+
+class WorkerProcess:
+    """``scheduler.run_worker()`` of the conformance app in a subprocess."""
+
+    def __init__(self, engine: HatchetEngine, directory: Path, name: str | None = None) -> None:
+        self.engine = engine
+        self.name = name or f"w{uuid.uuid4().hex[:8]}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = directory / f"{self.name}.yaml"
+        self.log_path = directory / f"{self.name}.log"
+        document = {"scheduler": {"backend": "hatchet", "hatchet": engine.settings(worker_name=self.name)}}
+        self.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        code = (
+            "import logging, importlib; logging.basicConfig(level=logging.INFO); "
+            "importlib.import_module('owlclaw.scheduler.testing.app').scheduler.run_worker()"
+        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                env=self.engine.worker_env(self.config_path),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        asyncio.run(self._wait_active())
+        return self
+
+    async def _wait_active(self) -> None:
+        assert self.proc is not None
+        from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
+
+        client = Hatchet(
+            config=ClientConfig(
+                token=self.engine.token,
+                host_port=self.engine.host_port,
+                server_url=self.engine.server_url,
+                namespace=self.engine.namespace,
+                tls_config=ClientTLSConfig(strategy=self.engine.tls_strategy),
+            )
+        )
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
+            rows = (await client.workers.aio_list()).rows or []
+            if any(w.name.endswith(self.name) and w.status == "ACTIVE" for w in rows):
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ACTIVE after {WORKER_START_TIMEOUT}s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def conformance_worker(
+    hatchet_engine: HatchetEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(hatchet_engine, tmp_path_factory.mktemp("workers"), name="conformance")
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Any]:
+    """``spawn(engine)`` starts a worker for a test; all are stopped after it."""
+    started: list[WorkerProcess] = []
+
+    def spawn(engine: HatchetEngine, name: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(engine, tmp_path / "workers", name=name)
+        started.append(worker)
+        return worker.start()
+
+    yield spawn
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def connect_scheduler() -> Any:
+    """``async with connect_scheduler(engine, **settings) as s``: a connected
+    HatchetScheduler with the conformance tasks."""
+    return connected
+
+
+@contextlib.asynccontextmanager
+async def connected(engine: HatchetEngine, **overrides: Any) -> AsyncIterator[Any]:
+    from owlclaw.backends.hatchet.backend import HatchetScheduler
+    from owlclaw.scheduler.testing import register_conformance_tasks
+
+    scheduler = HatchetScheduler(engine.config(**overrides))
+    register_conformance_tasks(scheduler)
+    async with scheduler:
+        yield scheduler
