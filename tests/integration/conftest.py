@@ -20,6 +20,7 @@ engine are invisible. Workers run the conformance app
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -81,7 +82,7 @@ class HatchetEngine:
         return section
 
     def config(self, **overrides: Any) -> HatchetConfig:
-        return HatchetConfig.model_validate({**self.settings(**overrides), "api_token": self.token})
+        return HatchetConfig.model_validate({"api_token": self.token, **self.settings(**overrides)})
 
     def worker_env(self, config_path: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ENV}
@@ -263,7 +264,9 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        asyncio.run(self._wait_active())
+        # in a thread of its own: async tests call this from inside their loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._wait_active()).result()
         return self
 
     async def _wait_active(self) -> None:

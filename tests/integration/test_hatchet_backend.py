@@ -1,0 +1,206 @@
+"""Hatchet-specific behaviour the conformance suite cannot cover: worker
+restarts, SIGTERM drain, connection failures, seconds-level crons.
+
+These tests use their own namespace and their own workers, so killing a
+worker never disturbs the conformance worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from owlclaw.backends.hatchet.backend import HatchetScheduler
+from owlclaw.scheduler.config import SchedulerConfig
+from owlclaw.scheduler.errors import (
+    InvalidCronError,
+    NotSupportedError,
+    SchedulerConnectionError,
+    TaskNotFoundError,
+)
+from owlclaw.scheduler.models import TaskState
+from owlclaw.scheduler.registry import create_scheduler
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def engine(hatchet_engine: Any) -> Iterator[Any]:
+    """The session's engine, in a namespace of this module's own."""
+    yield dataclasses.replace(hatchet_engine, namespace=hatchet_engine.namespace + "_b")
+
+
+@pytest.fixture
+def worker(engine: Any, spawn_worker: Any) -> Any:
+    return spawn_worker(engine)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_end_to_end_through_create_scheduler(
+    engine: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HATCHET_CLIENT_TOKEN", engine.token)
+    config = SchedulerConfig.from_mapping({"backend": "hatchet", "hatchet": engine.settings()})
+    scheduler = create_scheduler(config)
+    assert isinstance(scheduler, HatchetScheduler)
+    from owlclaw.scheduler.testing import register_conformance_tasks
+
+    register_conformance_tasks(scheduler)
+    async with scheduler:
+        task_id = await scheduler.run_task("conf_echo", {"value": {"hello": "hatchet"}})
+        info = await scheduler.wait_for_task(task_id, timeout=60)
+        assert info.state is TaskState.SUCCEEDED
+        assert info.result == {"hello": "hatchet"}
+        listed = await scheduler.list_tasks("conf_echo", limit=10)
+        assert task_id in [t.id for t in listed]
+        with pytest.raises(NotSupportedError, match="owlclaw-scheduler worker"):
+            await scheduler.start_worker()
+
+
+async def test_durable_sleep_survives_a_killed_worker(
+    engine: Any, worker: Any, spawn_worker: Any, connect_scheduler: Any
+) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_durable", {"seconds": 8})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (info := await scheduler.get_task_status(task_id)).state is not TaskState.RUNNING:
+            assert loop.time() < deadline, info
+            await asyncio.sleep(0.1)
+        started = datetime.now(UTC)
+        await asyncio.sleep(2)  # inside the durable sleep
+        worker.signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        spawn_worker(engine)
+        info = await scheduler.wait_for_task(task_id, timeout=120)
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert info.result == {"woke": True, "task_id": task_id}
+        woke_after = (datetime.now(UTC) - started).total_seconds()
+        print(f"durable 8s sleep across a SIGKILLed worker finished {woke_after:.1f}s after start")
+        assert woke_after >= 7.5
+        assert woke_after < 60, f"woke {woke_after:.1f}s after starting an 8s sleep"
+
+
+async def test_sigterm_drains_the_run_in_flight(engine: Any, worker: Any, connect_scheduler: Any) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_slow", {"seconds": 4})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (await scheduler.get_task_status(task_id)).state is not TaskState.RUNNING:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.1)
+        worker.signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 60)
+        assert code == 0, worker.log_tail()
+        info = await scheduler.get_task_status(task_id)
+        assert info.state is TaskState.SUCCEEDED, (info, worker.log_tail())
+        assert info.result == "finished"
+
+
+async def test_seconds_level_cron_fires(engine: Any, worker: Any, connect_scheduler: Any) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        cron_id = await scheduler.add_cron("conf_cron_target", "*/2 * * * * *", {"tick": True})
+        try:
+            await asyncio.sleep(5)
+            runs = await scheduler.list_tasks("conf_cron_target", limit=100)
+            assert len(runs) >= 1
+            done = await scheduler.wait_for_task(runs[-1].id, timeout=60)
+            assert done.state is TaskState.SUCCEEDED
+            assert done.result == {"tick": True}
+        finally:
+            await scheduler.remove_cron(cron_id)
+
+
+async def test_declared_cron_is_registered_once(engine: Any, connect_scheduler: Any) -> None:
+    for _ in range(2):
+        async with connect_scheduler(engine) as scheduler:
+            crons = await scheduler.list_crons("conf_declared_cron")
+            assert len(crons) == 1
+
+
+async def test_task_schedules_itself(engine: Any, worker: Any, connect_scheduler: Any) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        parent = await scheduler.wait_for_task(
+            await scheduler.run_task("conf_self_schedule", {"delay": 2, "value": "child"}), timeout=60
+        )
+        assert parent.state is TaskState.SUCCEEDED, parent.error
+        child = await scheduler.wait_for_task(parent.result, timeout=60)
+        assert child.state is TaskState.SUCCEEDED
+        assert child.result == "child"
+        assert child.id == parent.result
+
+
+async def test_cancel_before_and_after_firing(engine: Any, worker: Any, connect_scheduler: Any) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        before = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=60)
+        assert await scheduler.cancel_task(before) is True
+        assert (await scheduler.get_task_status(before)).state is TaskState.CANCELLED
+
+        after = await scheduler.schedule_task("conf_slow", {"seconds": 30}, delay_seconds=1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (await scheduler.get_task_status(after)).state is not TaskState.RUNNING:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.1)
+        assert await scheduler.cancel_task(after) is True
+        info = await scheduler.wait_for_task(after, timeout=60)
+        assert info.state is TaskState.CANCELLED
+        assert info.id == after
+        assert await scheduler.cancel_task(after) is False
+
+
+async def test_invalid_cron_is_rejected_before_reaching_the_engine(
+    engine: Any, connect_scheduler: Any
+) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        for expression in ("61 * * * *", "* * * * * * *", "@fortnightly"):
+            with pytest.raises(InvalidCronError):
+                await scheduler.add_cron("conf_cron_target", expression)
+        with pytest.raises(TaskNotFoundError):
+            await scheduler.remove_cron("not-a-cron-id")
+
+
+async def test_unreachable_engine_names_the_host_not_the_token(engine: Any) -> None:
+    port = _free_port()
+    scheduler = HatchetScheduler(
+        engine.config(
+            host_port=f"127.0.0.1:{port}",
+            server_url=f"http://127.0.0.1:{port}",
+            connect_timeout_seconds=3,
+        )
+    )
+    with pytest.raises(SchedulerConnectionError) as info:
+        await scheduler.connect()
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message
+    assert engine.token not in message
+    assert engine.token not in repr(info.value.__cause__)
+
+
+async def test_bad_token_names_the_host_not_the_token(engine: Any) -> None:
+    good = engine.config()
+    assert good.api_token is not None
+    real = good.api_token.get_secret_value()
+    header, payload, signature = real.split(".")
+    forged = ".".join(
+        [header, payload, signature[:-6] + ("A" * 6 if not signature.endswith("A" * 6) else "B" * 6)]
+    )
+    scheduler = HatchetScheduler(engine.config(api_token=forged, connect_timeout_seconds=10))
+    with pytest.raises(SchedulerConnectionError) as info:
+        await scheduler.connect()
+    message = str(info.value)
+    assert engine.host_port in message
+    assert "token" in message
+    assert forged not in message and real not in message
