@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import socket
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def engine(hatchet_engine: Any) -> Iterator[Any]:
     """The session's engine, in a namespace of this module's own."""
-    yield dataclasses.replace(hatchet_engine, namespace=hatchet_engine.namespace + "_b")
+    yield dataclasses.replace(hatchet_engine, namespace=f"owlclaw_test_{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture
@@ -161,6 +163,18 @@ async def test_cancel_before_and_after_firing(engine: Any, worker: Any, connect_
         assert await scheduler.cancel_task(after) is False
 
 
+async def test_other_namespaces_runs_are_invisible(
+    engine: Any, hatchet_engine: Any, worker: Any, connect_scheduler: Any
+) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_echo", {"value": 1})
+        await scheduler.wait_for_task(task_id, timeout=60)
+    async with connect_scheduler(hatchet_engine) as other:
+        with pytest.raises(TaskNotFoundError):
+            await other.get_task_status(task_id)
+        assert task_id not in [t.id for t in await other.list_tasks(limit=1000)]
+
+
 async def test_invalid_cron_is_rejected_before_reaching_the_engine(
     engine: Any, connect_scheduler: Any
 ) -> None:
@@ -204,3 +218,34 @@ async def test_bad_token_names_the_host_not_the_token(engine: Any) -> None:
     assert engine.host_port in message
     assert "token" in message
     assert forged not in message and real not in message
+
+
+async def test_embedded_mode_starts_and_stops_its_own_engine() -> None:
+    from owlclaw.backends.hatchet.config import HatchetConfig
+    from owlclaw.backends.hatchet.engine import (
+        EngineNotInstalledError,
+        LocalPostgres,
+        PostgresNotInstalledError,
+        find_engine_binaries,
+        find_postgres_bin_dir,
+    )
+    from owlclaw.scheduler.testing import register_conformance_tasks
+
+    try:
+        find_engine_binaries()
+        find_postgres_bin_dir()
+    except (EngineNotInstalledError, PostgresNotInstalledError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    with LocalPostgres() as pg:
+        config = HatchetConfig(mode="embedded", database_url=pg.database_url("embedded"), namespace="emb")
+        scheduler = register_conformance_tasks(HatchetScheduler(config))
+        async with scheduler:
+            engine = scheduler._engine
+            assert engine is not None and engine.running
+            task_id = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=3600)
+            listed = await scheduler.list_scheduled_tasks("conf_echo")
+            assert [t.id for t in listed] == [task_id]
+            assert await scheduler.cancel_task(task_id) is True
+        assert not engine.running

@@ -196,6 +196,7 @@ class HatchetScheduler(BaseScheduler):
         self._client: Hatchet | None = None
         self._standalones: dict[str, Any] = {}
         self._workflow_ids: dict[str, str] = {}
+        self._foreign_workflows: set[str] = set()
         self._local: dict[str, _Local] = {}
         self._cancelled: dict[str, TaskInfo] = {}
         self._engine: Any = None  # LocalEngine in embedded mode
@@ -547,7 +548,13 @@ class HatchetScheduler(BaseScheduler):
         return None
 
     async def _find(self, task_id: str) -> TaskInfo | tuple[str, Any] | None:
-        """A pending schedule as TaskInfo, a run as ("run", details), or None."""
+        """A pending schedule as TaskInfo, a run of this namespace as ("run", details), or None."""
+        found = await self._find_any(task_id)
+        if isinstance(found, tuple) and not await self._ours(found[1]):
+            return None  # another namespace's run
+        return found
+
+    async def _find_any(self, task_id: str) -> TaskInfo | tuple[str, Any] | None:
         local = self._local.get(task_id)
         if local is None or local.due is None:
             details = await self._get_run(task_id)
@@ -611,7 +618,7 @@ class HatchetScheduler(BaseScheduler):
         tasks = list(details.tasks or [])
         task = tasks[0] if tasks else None
         workflow_name = getattr(task, "workflow_name", None) if task is not None else None
-        name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id)
+        name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id) or "?"
         state = _STATES.get(run.status, TaskState.QUEUED)
         started = _utc(run.started_at)
         if task is not None:
@@ -667,15 +674,27 @@ class HatchetScheduler(BaseScheduler):
             return f"TimeoutError: task {task_name!r} exceeded its timeout of {options.timeout:g}s"
         return "failed (the engine recorded no error message)"
 
-    async def _name_of_workflow(self, workflow_id: Any) -> str:
+    async def _name_of_workflow(self, workflow_id: Any) -> str | None:
+        """The task name of a workflow of this namespace; None for another namespace's."""
         for name, wid in self._workflow_ids.items():
             if wid == str(workflow_id):
                 return name
+        if str(workflow_id) in self._foreign_workflows:
+            return None
         with self._sdk("get a workflow"):
             workflow = await self._require().workflows.aio_get(str(workflow_id))
-        name = self._strip(workflow.name) or str(workflow.name)
-        self._workflow_ids[name] = str(workflow_id)
-        return name
+        task_name = self._strip(workflow.name)
+        if task_name is None:
+            self._foreign_workflows.add(str(workflow_id))
+            return None
+        self._workflow_ids[task_name] = str(workflow_id)
+        return task_name
+
+    async def _ours(self, details: Any) -> bool:
+        tasks = list(details.tasks or [])
+        if tasks and self._strip(getattr(tasks[0], "workflow_name", None)) is not None:
+            return True
+        return await self._name_of_workflow(details.run.workflow_id) is not None
 
     # status, cancel, wait
 
