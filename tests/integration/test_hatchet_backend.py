@@ -175,6 +175,24 @@ async def test_other_namespaces_runs_are_invisible(
         assert task_id not in [t.id for t in await other.list_tasks(limit=1000)]
 
 
+async def test_failed_between_retries_is_reported_queued(
+    engine: Any, worker: Any, connect_scheduler: Any
+) -> None:
+    """The engine shows a run FAILED for a moment before each retry."""
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_flaky", {"fail_times": 9})
+        seen = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (info := await scheduler.get_task_status(task_id)).state.is_final:
+            seen.append((info.state, info.attempts))
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        assert info.state is TaskState.FAILED
+        assert info.attempts == 3, seen
+        assert info.error and "planned failure on attempt 3" in info.error
+
+
 async def test_invalid_cron_is_rejected_before_reaching_the_engine(
     engine: Any, connect_scheduler: Any
 ) -> None:

@@ -621,8 +621,12 @@ class HatchetScheduler(BaseScheduler):
         name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id) or "?"
         state = _STATES.get(run.status, TaskState.QUEUED)
         started = _utc(run.started_at)
+        retry_count = int(task.retry_count or 0) if task is not None else 0
+        retrying = self._will_retry(name, state, retry_count)
+        if retrying:
+            state = TaskState.QUEUED
         if task is not None:
-            attempts = int(task.retry_count or 0) + (0 if state is TaskState.QUEUED else 1)
+            attempts = retry_count + (0 if state is TaskState.QUEUED and not retrying else 1)
         else:
             attempts = 0
         if started is None and state in (TaskState.QUEUED, TaskState.CANCELLED):
@@ -632,7 +636,7 @@ class HatchetScheduler(BaseScheduler):
         if state is TaskState.SUCCEEDED:
             result = output.get(RESULT_KEY)
         error: str | None = None
-        if state is TaskState.FAILED and with_error:
+        if (state is TaskState.FAILED or retrying) and with_error:
             error = _error_text(run.error_message) or (
                 _error_text(task.error_message) if task is not None else None
             )
@@ -655,6 +659,12 @@ class HatchetScheduler(BaseScheduler):
             result=json_roundtrip(result, "result"),
             error=error,
         )
+
+    def _will_retry(self, task_name: str, state: TaskState, retry_count: int) -> bool:
+        """The engine reports a run FAILED for a moment between an attempt's
+        failure and its retry; owlclaw calls that QUEUED."""
+        options = self._tasks.get(task_name)
+        return state is TaskState.FAILED and options is not None and retry_count < options.retries
 
     async def _details_error(self, run_id: str, task_name: str) -> str:
         """The engine keeps a timeout's message only on the gRPC side."""
@@ -840,8 +850,12 @@ class HatchetScheduler(BaseScheduler):
         metadata = row.additional_metadata or {}
         state = _STATES.get(row.status, TaskState.QUEUED)
         started = _utc(row.started_at)
+        retry_count = int(row.retry_count or 0)
+        retrying = self._will_retry(name, state, retry_count)
+        if retrying:
+            state = TaskState.QUEUED
         attempts = (
-            0 if started is None else int(row.retry_count or 0) + (0 if state is TaskState.QUEUED else 1)
+            0 if started is None else retry_count + (0 if state is TaskState.QUEUED and not retrying else 1)
         )
         output = row.output if isinstance(row.output, dict) else {}
         due = metadata.get(DUE_KEY)
@@ -857,7 +871,7 @@ class HatchetScheduler(BaseScheduler):
             result=json_roundtrip(output.get(RESULT_KEY), "result") if state is TaskState.SUCCEEDED else None,
             error=(
                 _error_text(row.error_message)
-                if state is TaskState.FAILED
+                if state is TaskState.FAILED or retrying
                 else "cancelled"
                 if state is TaskState.CANCELLED
                 else None
