@@ -267,3 +267,14 @@ async def test_embedded_mode_starts_and_stops_its_own_engine() -> None:
             assert [t.id for t in listed] == [task_id]
             assert await scheduler.cancel_task(task_id) is True
         assert not engine.running
+
+
+async def test_wrong_server_url_names_it(engine: Any) -> None:
+    port = _free_port()
+    scheduler = HatchetScheduler(
+        engine.config(server_url=f"http://127.0.0.1:{port}", connect_timeout_seconds=5)
+    )
+    with pytest.raises(SchedulerConnectionError) as info:
+        await scheduler.connect()
+    assert engine.token not in str(info.value)
+    assert f"http://127.0.0.1:{port}" in str(info.value)

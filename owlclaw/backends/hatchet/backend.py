@@ -8,14 +8,31 @@ run a new id with no link back, so the metadata is the only durable link. A
 cron-triggered run is known by its Hatchet run id. Inside a run,
 ``ctx.task_id`` is the same id the caller got.
 
-Cancelled schedules. The engine forgets a deleted schedule, so "this
-schedule was cancelled" is remembered in this process only: another process
-(or this one after a restart) gets ``TaskNotFoundError`` for it.
-
 Workers. The SDK's worker needs the main thread and an event loop of its own
 (it installs signal handlers and spawns processes), so a worker runs with
 ``run_worker()`` (``owlclaw-scheduler worker APP``); ``start_worker()``
 raises ``NotSupportedError``.
+
+Differences from the in-memory backend, and their reasons:
+
+* A cancelled schedule is remembered in this process only: the engine
+  deletes it and keeps no trace, so another process (or this one after a
+  restart) gets ``TaskNotFoundError`` for its id.
+* Look-ups and ``list_tasks`` search runs of the last 6 days (the engine's
+  run listing is windowed; longer windows are slow).
+* The engine lists every namespace; rows are filtered by the ``<namespace>_``
+  prefix, so a namespace must not equal another one plus ``_suffix``
+  (``prod`` and ``prod_eu`` would see each other's runs in listings).
+* Between a failed attempt and its retry the engine briefly reports the run
+  FAILED; it is reported QUEUED when the task is registered in this process
+  (the retry count is needed to tell), else as the engine says.
+* Hatchet requires an execution timeout: a task without ``timeout`` gets
+  24 hours. ``backoff_max_seconds`` is rounded up to whole seconds.
+* A durable sleep survives a worker crash, but the engine notices a dead
+  worker only after its heartbeat times out, so the run wakes that much late
+  (about 20 s with hatchet-lite v0.105.0) when its worker died.
+* ``embedded`` mode starts the locally built engine in this process (and in
+  ``run_worker()``'s process); it suits one process, not a fleet.
 """
 
 from __future__ import annotations
@@ -34,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import grpc  # type: ignore[import-untyped]
+import urllib3
 from hatchet_sdk import ClientConfig, ClientTLSConfig, Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.clients.rest.exceptions import ApiException, NotFoundException
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
@@ -125,7 +143,7 @@ def map_sdk_errors(host: str, what: str) -> Iterator[None]:
         raise SchedulerConnectionError(
             f"cannot {what} on Hatchet at {host}: gRPC {getattr(code, 'name', code)}; {hint}"
         ) from exc
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, urllib3.exceptions.HTTPError) as exc:
         raise SchedulerConnectionError(
             f"cannot reach Hatchet at {host} to {what}: {type(exc).__name__}: {exc}; "
             "is the engine running and server_url right?"
@@ -239,7 +257,7 @@ class HatchetScheduler(BaseScheduler):
         if server_url is None:
             host = host_port.rpartition(":")[0] or "localhost"
             server_url = f"{'http' if tls == 'none' else 'https'}://{host}"
-        self._host = host_port
+        self._host = f"{host_port} (API {server_url})"
         extra: dict[str, Any] = {}
         if tls != "none" and urlsplit(server_url).hostname:
             extra["server_name"] = host_port.rpartition(":")[0]
