@@ -149,6 +149,15 @@ async def test_cancel_before_and_after_firing(engine: Any, worker: Any, connect_
         before = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=60)
         assert await scheduler.cancel_task(before) is True
         assert (await scheduler.get_task_status(before)).state is TaskState.CANCELLED
+        async with connect_scheduler(engine) as other_process:  # no in-process record there
+            info = await other_process.get_task_status(before)
+            assert info.state is TaskState.CANCELLED
+            assert info.task_name == "conf_echo"
+            assert info.payload == {"value": 1}
+            assert info.attempts == 0 and info.result is None
+            assert await other_process.cancel_task(before) is False
+            assert before in [t.id for t in await other_process.list_tasks(limit=1000)]
+            assert before not in [t.id for t in await other_process.list_scheduled_tasks()]
 
         after = await scheduler.schedule_task("conf_slow", {"seconds": 30}, delay_seconds=1)
         loop = asyncio.get_running_loop()

@@ -15,9 +15,13 @@ raises ``NotSupportedError``.
 
 Differences from the in-memory backend, and their reasons:
 
-* A cancelled schedule is remembered in this process only: the engine
-  deletes it and keeps no trace, so another process (or this one after a
-  restart) gets ``TaskNotFoundError`` for its id.
+* The engine deletes a cancelled schedule and keeps no trace of it, so
+  ``cancel_task`` leaves a tombstone: a run of the ``owlclaw-cancelled``
+  workflow (no worker serves it), cancelled at once, carrying the schedule's
+  id, task name, due time and payload. Any process then reports the schedule
+  CANCELLED. If writing the tombstone fails, only this process remembers.
+  ``list_tasks(task_name=...)`` does not include cancelled schedules (they
+  belong to the tombstone workflow); ``list_tasks()`` does.
 * Look-ups and ``list_tasks`` search runs of the last 6 days (the engine's
   run listing is windowed; longer windows are slow).
 * The engine lists every namespace; rows are filtered by the ``<namespace>_``
@@ -87,6 +91,8 @@ log = logging.getLogger("owlclaw.scheduler.hatchet")
 ID_KEY = "owlclaw_task_id"  # our id, in a schedule's (and its run's) additional metadata
 DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
+TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
+TOMBSTONE = "owlclaw-cancelled"  # a workflow no worker serves: its cancelled runs record cancelled schedules
 DECLARED_CRON_NAME = "owlclaw-declared"  # the name of a cron declared with @task(cron=...)
 DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
 LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
@@ -215,6 +221,7 @@ class HatchetScheduler(BaseScheduler):
         self._standalones: dict[str, Any] = {}
         self._workflow_ids: dict[str, str] = {}
         self._foreign_workflows: set[str] = set()
+        self._tombstone: Any = None
         self._local: dict[str, _Local] = {}
         self._cancelled: dict[str, TaskInfo] = {}
         self._engine: Any = None  # LocalEngine in embedded mode
@@ -278,6 +285,7 @@ class HatchetScheduler(BaseScheduler):
             ) from None
         self._client = client
         self._standalones = {name: self._define(client, o) for name, o in self._tasks.items()}
+        self._tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(_never_runs)
         return client
 
     def _task_added(self, options: TaskOptions) -> None:
@@ -386,7 +394,7 @@ class HatchetScheduler(BaseScheduler):
             raise
 
     async def _register_workflows(self, client: Hatchet) -> None:
-        for name, standalone in self._standalones.items():
+        for name, standalone in [*self._standalones.items(), (TOMBSTONE, self._tombstone)]:
             response = await client._client.admin.aio_put_workflow(standalone.to_proto())
             if getattr(response, "workflow_id", None):
                 self._workflow_ids[name] = str(response.workflow_id)
@@ -637,6 +645,8 @@ class HatchetScheduler(BaseScheduler):
         task = tasks[0] if tasks else None
         workflow_name = getattr(task, "workflow_name", None) if task is not None else None
         name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id) or "?"
+        if name == TOMBSTONE:
+            return _tombstone_info(metadata, run.input, run.created_at)
         state = _STATES.get(run.status, TaskState.QUEUED)
         started = _utc(run.started_at)
         retry_count = int(task.retry_count or 0) if task is not None else 0
@@ -762,6 +772,7 @@ class HatchetScheduler(BaseScheduler):
                         finished_at=datetime.now(UTC),
                         error="cancelled",
                     )
+                    await self._bury(found)
                     return True
                 return await self.cancel_task(task_id)
             if found.state.is_final:
@@ -771,11 +782,25 @@ class HatchetScheduler(BaseScheduler):
                 await client.runs.aio_cancel(task_id)
             return True
         details = found[1]
-        if _STATES.get(details.run.status, TaskState.QUEUED).is_final:
+        if (await self._run_info(details, with_error=False)).state.is_final:
             return False
         with self._sdk("cancel a run"):
             await client.runs.aio_cancel(str(details.run.metadata.id))
         return True
+
+    async def _bury(self, info: TaskInfo) -> None:
+        """Leave a record of a cancelled schedule that other processes can find:
+        a run of the tombstone workflow (which no worker serves), cancelled at once."""
+        assert info.scheduled_at is not None
+        metadata = {ID_KEY: info.id, TASK_KEY: info.task_name, DUE_KEY: info.scheduled_at.isoformat()}
+        try:
+            with self._sdk("record a cancelled schedule"):
+                ref = await self._tombstone.aio_run(
+                    info.payload, wait_for_result=False, additional_metadata=metadata
+                )
+                await self._require().runs.aio_cancel(str(ref.workflow_run_id))
+        except SchedulerError as exc:  # the schedule is gone either way
+            log.warning("cancelled schedule %s is remembered in this process only: %s", info.id, exc)
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
         self._require()
@@ -866,6 +891,8 @@ class HatchetScheduler(BaseScheduler):
 
     def _summary_info(self, row: Any, name: str) -> TaskInfo:
         metadata = row.additional_metadata or {}
+        if name == TOMBSTONE:
+            return _tombstone_info(metadata, row.input, row.created_at)
         state = _STATES.get(row.status, TaskState.QUEUED)
         started = _utc(row.started_at)
         retry_count = int(row.retry_count or 0)
@@ -931,6 +958,23 @@ class HatchetScheduler(BaseScheduler):
             self.namespace,
         )
         worker.start()
+
+
+async def _never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  # pragma: no cover
+    raise RuntimeError("the owlclaw tombstone workflow is never served by a worker")
+
+
+def _tombstone_info(metadata: Any, raw_input: Any, created_at: datetime | None) -> TaskInfo:
+    due = metadata.get(DUE_KEY)
+    return TaskInfo(
+        id=str(metadata.get(ID_KEY)),
+        task_name=str(metadata.get(TASK_KEY)),
+        state=TaskState.CANCELLED,
+        payload=json_roundtrip(_payload_of(raw_input), "payload"),
+        scheduled_at=_utc(datetime.fromisoformat(due)) if isinstance(due, str) else None,
+        finished_at=_utc(created_at),
+        error="cancelled",
+    )
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
