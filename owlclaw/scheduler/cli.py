@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from owlclaw.scheduler.config import BACKEND_ENV
+import yaml
+
+from owlclaw.scheduler.config import BACKEND_ENV, SchedulerConfig
 from owlclaw.scheduler.errors import BackendNotFoundError, SchedulerError
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import available_backends, create_scheduler, load_backend
 
 __all__ = ["main"]
 
+TOKEN_ENV = "HATCHET_CLIENT_TOKEN"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -37,9 +45,65 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.backend:
         os.environ[BACKEND_ENV] = args.backend
-    scheduler = declare_demo_tasks(create_scheduler(args.config))
-    asyncio.run(run_demo(scheduler, seconds=args.seconds))
+    config = SchedulerConfig.load(args.config)
+    with contextlib.ExitStack() as stack:
+        if config.backend == "hatchet" and not config.section("hatchet") and not os.environ.get(TOKEN_ENV):
+            config = stack.enter_context(_local_hatchet())
+        if config.backend == "hatchet":
+            stack.enter_context(_worker_process(config))
+        scheduler = declare_demo_tasks(create_scheduler(config))
+        asyncio.run(run_demo(scheduler, seconds=args.seconds))
     return 0
+
+
+@contextlib.contextmanager
+def _local_hatchet() -> Iterator[SchedulerConfig]:
+    """Start the locally built Hatchet engine on a throw-away PostgreSQL."""
+    from owlclaw.backends.hatchet.engine import LocalEngine, LocalPostgres
+
+    print("starting a local Hatchet engine on a private PostgreSQL...", flush=True)
+    with LocalPostgres() as pg, LocalEngine(pg.database_url("hatchet")) as engine:
+        conn = engine.connection
+        os.environ[TOKEN_ENV] = conn.token  # read by the worker process, never printed
+        yield SchedulerConfig.from_mapping(
+            {
+                "backend": "hatchet",
+                "hatchet": {
+                    "mode": "lite",
+                    "host_port": conn.host_port,
+                    "server_url": conn.server_url,
+                    "tls_strategy": "none",
+                    "namespace": "owlclaw_demo",
+                },
+            },
+            source="<local engine>",
+        )
+
+
+@contextlib.contextmanager
+def _worker_process(config: SchedulerConfig) -> Iterator[None]:
+    """Run the demo's worker in its own process, as Hatchet workers must."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "owlclaw.yaml"
+        section = {"backend": config.backend, config.backend: config.section(config.backend)}
+        path.write_text(yaml.safe_dump({"scheduler": section}))
+        env = dict(os.environ, OWLCLAW_CONFIG=str(path))
+        cmd = [
+            sys.executable,
+            "-m",
+            "owlclaw.scheduler.cli",
+            "worker",
+            "owlclaw.scheduler.demo_app:scheduler",
+        ]
+        worker = subprocess.Popen(cmd, env=env)
+        try:
+            yield
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def load_app(ref: str) -> Scheduler:
@@ -76,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a short real-time tour: delay, cron, cancel, retry, self-scheduling")
     p.add_argument("--backend", help=f"backend (default: from config, else memory; sets {BACKEND_ENV})")
     p.add_argument("--config", help="path of owlclaw.yaml (default: $OWLCLAW_CONFIG or ./owlclaw.yaml)")
-    p.add_argument("--seconds", type=float, default=6.0, help="how long to run (default 6)")
+    p.add_argument(
+        "--seconds", type=float, help="how long to run (default 6; 15 on hatchet, whose worker takes a while)"
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("worker", help="run a worker for APP until SIGTERM (drains, then exits)")

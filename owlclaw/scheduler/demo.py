@@ -41,7 +41,7 @@ def declare_demo_tasks(scheduler: Scheduler) -> Scheduler:
 
 
 async def run_demo(
-    scheduler: Scheduler, seconds: float = 6.0, out: Callable[[str], None] = print
+    scheduler: Scheduler, seconds: float | None = None, out: Callable[[str], None] = print
 ) -> dict[str, TaskInfo]:
     """Run the tour for ``seconds``; print every state change; return the last states."""
     started = time.monotonic()
@@ -74,9 +74,13 @@ async def run_demo(
         await scheduler.run_task("demo_agent", {"step": 1})
         say("run_task demo_agent: schedules itself until step 3")
         cancelled = await scheduler.cancel_task(doomed)
-        say(f"cancel_task {doomed[:8]}: {cancelled}")
+        state = (await scheduler.get_task_status(doomed)).state.value
+        say(f"cancel_task {doomed[:8]}: {cancelled}, now {state}")
+        if seconds is None:
+            seconds = 6.0 if in_process else 15.0
         while time.monotonic() - started < seconds:
-            for info in reversed(await scheduler.list_tasks(limit=1000)):
+            current = await scheduler.list_scheduled_tasks() + await scheduler.list_tasks(limit=1000)
+            for info in reversed(current):
                 before = seen.get(info.id)
                 if before is None or (before.state, before.attempts) != (info.state, info.attempts):
                     seen[info.id] = info

@@ -134,7 +134,8 @@ class Scheduler(Protocol):
         states: Iterable[TaskState] | None = None,
         limit: int = 100,
     ) -> list[TaskInfo]:
-        """Runs of any state (cron runs included), newest first."""
+        """Runs of any state (cron runs included), newest first. A schedule
+        becomes a run when it fires; until then see ``list_scheduled_tasks``."""
         ...
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:

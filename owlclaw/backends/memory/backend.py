@@ -74,6 +74,7 @@ class _Run:
     entry: _Entry | None = None  # pending due/retry entry
     task: asyncio.Task[None] | None = None
     timed_out_attempt: int = 0
+    fired: bool = False  # queued at least once: a run, not only a schedule
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -247,7 +248,9 @@ class MemoryScheduler(BaseScheduler):
         found = [
             r
             for r in reversed(self._runs.values())
-            if (task_name is None or r.options.name == task_name) and (wanted is None or r.state in wanted)
+            if r.fired
+            and (task_name is None or r.options.name == task_name)
+            and (wanted is None or r.state in wanted)
         ]
         return [r.info() for r in found[:limit]]
 
@@ -421,6 +424,7 @@ class MemoryScheduler(BaseScheduler):
             ) from None
 
     def _enqueue(self, run: _Run) -> None:
+        run.fired = True
         # Higher priority first, then first come first served.
         heapq.heappush(self._ready, (-run.options.priority, next(self._seq), run))
         self._start_ready()

@@ -281,6 +281,17 @@ class SchedulerConformance:
             for task_id in (late, soon, other):
                 await scheduler.cancel_task(task_id)
 
+    async def test_list_tasks_shows_runs_not_pending_schedules(self, scheduler: Scheduler) -> None:
+        pending = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=3600)
+        ran = await scheduler.run_task("conf_echo", {"value": 2})
+        await self.finish(scheduler, ran)
+        listed = await scheduler.list_tasks(task_name="conf_echo", limit=1000)
+        assert ran in [t.id for t in listed]
+        assert pending not in [t.id for t in listed]
+        assert [t.id for t in await scheduler.list_tasks(states=[TaskState.SCHEDULED])] == []
+        await scheduler.cancel_task(pending)
+        assert pending not in [t.id for t in await scheduler.list_tasks(limit=1000)]
+
     async def test_task_schedules_itself(self, scheduler: Scheduler) -> None:
         parent = await self.finish(
             scheduler,

@@ -1,0 +1,41 @@
+"""``owlclaw-scheduler demo --backend hatchet`` starts the locally built engine,
+a worker process, and shows every feature on it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_on_the_local_engine() -> None:
+    from owlclaw.backends.hatchet.engine import EngineNotInstalledError, find_engine_binaries
+
+    try:
+        find_engine_binaries()
+    except EngineNotInstalledError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "OWLCLAW_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "owlclaw.scheduler.cli", "demo", "--backend", "hatchet", "--seconds", "25"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend=hatchet worker=external" in out
+    for expected in (
+        "'hello ada'",
+        "'hello later'",
+        "cancelled",
+        "'ok on attempt 3'",
+        "'step 3: done'",
+        "'beat'",
+    ):
+        assert expected in out, out
