@@ -20,8 +20,8 @@ Differences from the in-memory backend, and their reasons:
   workflow (no worker serves it), cancelled at once, carrying the schedule's
   id, task name, due time and payload. Any process then reports the schedule
   CANCELLED. If writing the tombstone fails, only this process remembers.
-  ``list_tasks(task_name=...)`` does not include cancelled schedules (they
-  belong to the tombstone workflow); ``list_tasks()`` does.
+  ``list_tasks()`` skips tombstones: like a pending schedule, a cancelled
+  one never became a run.
 * Look-ups and ``list_tasks`` search runs of the last 6 days (the engine's
   run listing is windowed; longer windows are slow).
 * The engine lists every namespace; rows are filtered by the ``<namespace>_``
@@ -875,16 +875,14 @@ class HatchetScheduler(BaseScheduler):
             kwargs["workflow_ids"] = [wid]
         if wanted is not None:
             kwargs["statuses"] = [_SDK_STATUSES[s] for s in wanted if s in _SDK_STATUSES]
-        found: list[TaskInfo] = []
-        if wanted is None or TaskState.SCHEDULED in wanted:
-            found.extend(await self.list_scheduled_tasks(task_name))
+        found: list[TaskInfo] = []  # runs only: pending schedules are list_scheduled_tasks()
         if wanted is None or kwargs.get("statuses"):
             with self._sdk("list runs"):
                 rows = (await client.runs.aio_list(**kwargs)).rows or []
             for row in rows:
                 name = self._strip(row.workflow_name)
-                if name is None or (task_name is not None and name != task_name):
-                    continue
+                if name is None or name == TOMBSTONE or (task_name is not None and name != task_name):
+                    continue  # a tombstone records a schedule that never became a run
                 found.append(self._summary_info(row, name))
         found.sort(key=lambda t: t.scheduled_at or datetime.min.replace(tzinfo=UTC), reverse=True)
         return found[:limit]
