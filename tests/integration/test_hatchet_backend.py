@@ -156,7 +156,7 @@ async def test_cancel_before_and_after_firing(engine: Any, worker: Any, connect_
             assert info.payload == {"value": 1}
             assert info.attempts == 0 and info.result is None
             assert await other_process.cancel_task(before) is False
-            assert before in [t.id for t in await other_process.list_tasks(limit=1000)]
+            assert before not in [t.id for t in await other_process.list_tasks(limit=1000)]
             assert before not in [t.id for t in await other_process.list_scheduled_tasks()]
 
         after = await scheduler.schedule_task("conf_slow", {"seconds": 30}, delay_seconds=1)
