@@ -97,6 +97,7 @@ DECLARED_CRON_NAME = "owlclaw-declared"  # the name of a cron declared with @tas
 DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
 LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
 POLL_SECONDS = 0.2
+CANCEL_RETRIES = 50  # x POLL_SECONDS / 2: how long cancel_task waits for the engine's listings
 
 _STATES = {
     V1TaskStatus.QUEUED: TaskState.QUEUED,
@@ -610,10 +611,11 @@ class HatchetScheduler(BaseScheduler):
             local = self._local.get(task_id)
             if local is not None:
                 # created here; the engine's read side has not caught up yet
+                pending = local.due is not None and local.due > datetime.now(UTC)
                 return TaskInfo(
                     id=task_id,
                     task_name=local.task_name,
-                    state=TaskState.QUEUED,
+                    state=TaskState.SCHEDULED if pending else TaskState.QUEUED,
                     payload=json_roundtrip(local.payload, "payload"),
                     scheduled_at=local.due or local.created_at,
                 )
@@ -750,43 +752,56 @@ class HatchetScheduler(BaseScheduler):
         client = self._require()
         if task_id in self._cancelled:
             return False
-        found = await self._lookup(task_id)
-        if isinstance(found, TaskInfo):
-            if found.state is TaskState.SCHEDULED:
-                for row in await self._schedule_rows(task_id):
-                    if row.workflow_run_id:
-                        continue
-                    with self._sdk("delete a schedule"):
-                        try:
-                            await client.scheduled.aio_delete(str(row.metadata.id))
-                        except ApiException as exc:
-                            if not _is_not_found(exc):
-                                raise
-                            return await self.cancel_task(task_id)  # it fired meanwhile
-                    self._cancelled[task_id] = TaskInfo(
-                        id=task_id,
-                        task_name=found.task_name,
-                        state=TaskState.CANCELLED,
-                        payload=found.payload,
-                        scheduled_at=found.scheduled_at,
-                        finished_at=datetime.now(UTC),
-                        error="cancelled",
-                    )
-                    await self._bury(found)
-                    return True
-                return await self.cancel_task(task_id)
+        # The engine's listings lag its writes a little: a schedule made a moment
+        # ago may not be listed yet, a fired one's run not yet visible. Retry a while.
+        for _ in range(CANCEL_RETRIES):
+            found = await self._lookup(task_id)
+            if not isinstance(found, TaskInfo):
+                details = found[1]
+                if (await self._run_info(details, with_error=False)).state.is_final:
+                    return False
+                with self._sdk("cancel a run"):
+                    await client.runs.aio_cancel(str(details.run.metadata.id))
+                return True
             if found.state.is_final:
                 return False
-            # queued here but not yet readable: cancel by run id if we have it
-            with self._sdk("cancel a run"):
-                await client.runs.aio_cancel(task_id)
+            if found.state is TaskState.SCHEDULED:
+                if await self._cancel_schedule(found):
+                    return True
+            elif (local := self._local.get(task_id)) is not None and local.due is None:
+                with self._sdk("cancel a run"):  # run_task's id is the run's id
+                    await client.runs.aio_cancel(task_id)
+                return True
+            await asyncio.sleep(POLL_SECONDS / 2)
+        raise SchedulerConnectionError(
+            f"could not cancel task {task_id}: Hatchet at {self._host} did not list its schedule "
+            "or its run; try again"
+        )
+
+    async def _cancel_schedule(self, info: TaskInfo) -> bool:
+        """Delete a pending schedule; False if it is not listed (yet) or just fired."""
+        for row in await self._schedule_rows(info.id):
+            if row.workflow_run_id:
+                continue
+            with self._sdk("delete a schedule"):
+                try:
+                    await self._require().scheduled.aio_delete(str(row.metadata.id))
+                except ApiException as exc:
+                    if not _is_not_found(exc):
+                        raise
+                    return False  # it fired meanwhile: cancel its run instead
+            self._cancelled[info.id] = TaskInfo(
+                id=info.id,
+                task_name=info.task_name,
+                state=TaskState.CANCELLED,
+                payload=info.payload,
+                scheduled_at=info.scheduled_at,
+                finished_at=datetime.now(UTC),
+                error="cancelled",
+            )
+            await self._bury(info)
             return True
-        details = found[1]
-        if (await self._run_info(details, with_error=False)).state.is_final:
-            return False
-        with self._sdk("cancel a run"):
-            await client.runs.aio_cancel(str(details.run.metadata.id))
-        return True
+        return False
 
     async def _bury(self, info: TaskInfo) -> None:
         """Leave a record of a cancelled schedule that other processes can find:
