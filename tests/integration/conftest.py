@@ -41,6 +41,7 @@ from owlclaw.backends.hatchet.config import HatchetConfig
 pytestmark = pytest.mark.integration
 
 WORKER_START_TIMEOUT = 60.0
+APP = "owlclaw.scheduler.testing.app:scheduler"
 _CLIENT_ENV = (
     "HATCHET_CLIENT_TOKEN",
     "HATCHET_CLIENT_HOST_PORT",
@@ -239,7 +240,7 @@ def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | Non
 
 
 class WorkerProcess:
-    """``scheduler.run_worker()`` of the conformance app in a subprocess."""
+    """``owlclaw-scheduler worker`` of the conformance app in a subprocess."""
 
     def __init__(self, engine: HatchetEngine, directory: Path, name: str | None = None) -> None:
         self.engine = engine
@@ -252,13 +253,11 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        code = (
-            "import logging, importlib; logging.basicConfig(level=logging.INFO); "
-            "importlib.import_module('owlclaw.scheduler.testing.app').scheduler.run_worker()"
-        )
+        # exactly what a deployment runs: owlclaw-scheduler worker APP
+        command = [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", code],
+                command,
                 env=self.engine.worker_env(self.config_path),
                 stdout=log,
                 stderr=subprocess.STDOUT,
