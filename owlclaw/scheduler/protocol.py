@@ -147,7 +147,11 @@ class Scheduler(Protocol):
         ...
 
     async def start_worker(self) -> None:
-        """Start running due tasks in this process."""
+        """Start running due tasks in this process.
+
+        :raises NotSupportedError: the backend's workers run only in a process
+            of their own (``run_worker()``, ``owlclaw-scheduler worker APP``).
+        """
         ...
 
     async def stop_worker(self) -> None:

@@ -54,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 import urllib3
 from hatchet_sdk import ClientConfig, ClientTLSConfig, Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.clients.rest.exceptions import ApiException, NotFoundException

@@ -368,6 +368,18 @@ class SchedulerConformance:
         assert info.attempts == 3
         assert info.error and "planned failure on attempt 3" in info.error
 
+    async def test_no_final_state_before_the_last_attempt(self, scheduler: Scheduler) -> None:
+        task_id = await scheduler.run_task("conf_flaky", {"fail_times": 9})
+        deadline = asyncio.get_running_loop().time() + self.wait_timeout
+        while True:
+            info = await scheduler.get_task_status(task_id)
+            if info.state.is_final:
+                break
+            assert asyncio.get_running_loop().time() < deadline, f"still {info.state}"
+            await self.pass_time(scheduler, 0.05)
+        assert info.state is TaskState.FAILED
+        assert info.attempts == 3, f"final after attempt {info.attempts} of 3"
+
     async def test_timed_out_attempt_fails_and_counts(self, scheduler: Scheduler) -> None:
         info = await self.finish(scheduler, await scheduler.run_task("conf_timeout", {"seconds": 10}))
         assert info.state is TaskState.FAILED
