@@ -104,6 +104,23 @@ def _unavailable(reasons: list[str]) -> None:
 
 
 @pytest.fixture(scope="session")
+def local_engine_binaries() -> None:
+    """The locally built engine and PostgreSQL are installed (else fail in CI, skip elsewhere)."""
+    from owlclaw.backends.hatchet.engine import (
+        EngineNotInstalledError,
+        PostgresNotInstalledError,
+        find_engine_binaries,
+        find_postgres_bin_dir,
+    )
+
+    try:
+        find_engine_binaries()
+        find_postgres_bin_dir()
+    except (EngineNotInstalledError, PostgresNotInstalledError) as exc:
+        _unavailable([str(exc)])
+
+
+@pytest.fixture(scope="session")
 def hatchet_engine() -> Iterator[HatchetEngine]:
     namespace = f"owlclaw_test_{uuid.uuid4().hex[:10]}"
     reasons: list[str] = []

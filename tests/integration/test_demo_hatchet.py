@@ -10,15 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_on_the_local_engine() -> None:
-    from owlclaw.backends.hatchet.engine import EngineNotInstalledError, find_engine_binaries
-
-    try:
-        find_engine_binaries()
-    except EngineNotInstalledError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+def test_demo_runs_on_the_local_engine(local_engine_binaries: None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "OWLCLAW_"))}
     result = subprocess.run(
         [sys.executable, "-m", "owlclaw.scheduler.cli", "demo", "--backend", "hatchet", "--seconds", "25"],

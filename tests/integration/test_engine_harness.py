@@ -9,7 +9,6 @@ without running them.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import urllib.error
@@ -26,22 +25,10 @@ from owlclaw.backends.hatchet.engine import (
     EngineStartError,
     LocalEngine,
     LocalPostgres,
-    PostgresNotInstalledError,
     find_engine_binaries,
-    find_postgres_bin_dir,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _require_binaries() -> None:
-    try:
-        find_engine_binaries()
-        find_postgres_bin_dir()
-    except (EngineNotInstalledError, PostgresNotInstalledError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -72,8 +59,7 @@ def _http2_server_settings(port: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[tuple[LocalEngine, EngineConnection]]:
-    _require_binaries()
+def engine(local_engine_binaries: None) -> Iterator[tuple[LocalEngine, EngineConnection]]:
     with LocalPostgres() as pg:
         local = LocalEngine(pg.database_url("hatchet"), startup_timeout=120)
         conn = local.start()
@@ -142,8 +128,7 @@ def test_missing_binaries_explain_how_to_build(tmp_path: Path) -> None:
         find_engine_binaries(tmp_path)
 
 
-def test_start_failure_reports_the_log_tail(tmp_path: Path) -> None:
-    _require_binaries()
+def test_start_failure_reports_the_log_tail(tmp_path: Path, local_engine_binaries: None) -> None:
     closed_port = _closed_port()
     local = LocalEngine(
         f"postgresql://postgres@127.0.0.1:{closed_port}/nope?sslmode=disable",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
 import socket
 import uuid
@@ -247,24 +246,13 @@ async def test_bad_token_names_the_host_not_the_token(engine: Any) -> None:
     assert forged not in message and real not in message
 
 
-async def test_embedded_mode_starts_and_stops_its_own_engine() -> None:
+async def test_embedded_mode_starts_and_stops_its_own_engine(local_engine_binaries: None) -> None:
     from owlclaw.backends.hatchet.config import HatchetConfig
     from owlclaw.backends.hatchet.engine import (
-        EngineNotInstalledError,
         LocalPostgres,
-        PostgresNotInstalledError,
-        find_engine_binaries,
-        find_postgres_bin_dir,
     )
     from owlclaw.scheduler.testing import register_conformance_tasks
 
-    try:
-        find_engine_binaries()
-        find_postgres_bin_dir()
-    except (EngineNotInstalledError, PostgresNotInstalledError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
     with LocalPostgres() as pg:
         config = HatchetConfig(mode="embedded", database_url=pg.database_url("embedded"), namespace="emb")
         scheduler = register_conformance_tasks(HatchetScheduler(config))
