@@ -482,42 +482,20 @@ class LocalPostgres:
                 assert self._bin_dir is not None
                 result = self._run(
                     [
-                        str(self._bin_dir / "psql"),
+                        str(self._bin_dir / "createdb"),
                         "-h",
                         "127.0.0.1",
                         "-p",
                         str(port),
                         "-U",
                         "postgres",
-                        "-d",
-                        "postgres",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-tAc",
-                        f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'",
+                        dbname,
                     ],
                     as_owner=False,
                     timeout=30,
                 )
-                if result.returncode != 0:
-                    raise PostgresError(f"psql failed: {result.stdout}{result.stderr}")
-                if result.stdout.strip() != "1":
-                    result = self._run(
-                        [
-                            str(self._bin_dir / "createdb"),
-                            "-h",
-                            "127.0.0.1",
-                            "-p",
-                            str(port),
-                            "-U",
-                            "postgres",
-                            dbname,
-                        ],
-                        as_owner=False,
-                        timeout=30,
-                    )
-                    if result.returncode != 0:
-                        raise PostgresError(f"createdb {dbname} failed: {result.stdout}{result.stderr}")
+                if result.returncode != 0 and "already exists" not in result.stderr:
+                    raise PostgresError(f"createdb {dbname} failed: {result.stdout}{result.stderr}")
                 self._databases.add(dbname)
         return f"postgresql://postgres@127.0.0.1:{port}/{dbname}?sslmode=disable"
 
