@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import threading
@@ -68,11 +67,13 @@ from owlclaw.scheduler.base import (
     BaseScheduler,
     check_payload,
     describe_error,
+    dump_json,
     execute_attempt,
     json_roundtrip,
     log_attempt_failure,
     resolve_due_time,
 )
+from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
 from owlclaw.scheduler.errors import (
     InvalidCronError,
@@ -434,7 +435,7 @@ class HatchetScheduler(BaseScheduler):
         with self._sdk(f"run task {task_name!r}"):
             ref = await standalone.aio_run(data, wait_for_result=False)
         task_id = str(ref.workflow_run_id)
-        self._local[task_id] = _Local(task_name, data, datetime.now(UTC), None)
+        self._local[task_id] = _Local(task_name, data, utc_now(), None)
         return task_id
 
     async def schedule_task(
@@ -446,7 +447,7 @@ class HatchetScheduler(BaseScheduler):
         at: datetime | None = None,
     ) -> str:
         self._require()
-        due = resolve_due_time(datetime.now(UTC), delay_seconds, at)
+        due = resolve_due_time(utc_now(), delay_seconds, at)
         self._options(task_name)
         data = check_payload(payload)
         task_id = str(uuid.uuid4())
@@ -457,10 +458,10 @@ class HatchetScheduler(BaseScheduler):
             await self._require()._client.admin.aio_schedule_workflow(
                 task_name,
                 [due],
-                json.dumps(data),
+                dump_json(data, "payload"),
                 ScheduleTriggerWorkflowOptions(additional_metadata=metadata),
             )
-        self._local[task_id] = _Local(task_name, data, datetime.now(UTC), due)
+        self._local[task_id] = _Local(task_name, data, utc_now(), due)
         return task_id
 
     # crons
@@ -506,7 +507,7 @@ class HatchetScheduler(BaseScheduler):
             kwargs["workflow_name"] = self._prefix + task_name
         with self._sdk("list crons"):
             rows = (await client.cron.aio_list(**kwargs)).rows or []
-        now = datetime.now(UTC)
+        now = utc_now()
         found = []
         for row in rows:
             name = self._strip(row.workflow_name)
@@ -563,7 +564,7 @@ class HatchetScheduler(BaseScheduler):
         with self._sdk("list runs"):
             rows = (
                 await self._require().runs.aio_list(
-                    since=datetime.now(UTC) - LIST_WINDOW,
+                    since=utc_now() - LIST_WINDOW,
                     additional_metadata={ID_KEY: task_id},
                     limit=10,
                     include_payloads=False,
@@ -611,7 +612,7 @@ class HatchetScheduler(BaseScheduler):
             local = self._local.get(task_id)
             if local is not None:
                 # created here; the engine's read side has not caught up yet
-                pending = local.due is not None and local.due > datetime.now(UTC)
+                pending = local.due is not None and local.due > utc_now()
                 return TaskInfo(
                     id=task_id,
                     task_name=local.task_name,
@@ -796,7 +797,7 @@ class HatchetScheduler(BaseScheduler):
                 state=TaskState.CANCELLED,
                 payload=info.payload,
                 scheduled_at=info.scheduled_at,
-                finished_at=datetime.now(UTC),
+                finished_at=utc_now(),
                 error="cancelled",
             )
             await self._bury(info)
@@ -878,7 +879,7 @@ class HatchetScheduler(BaseScheduler):
         client = self._require()
         wanted = set(states) if states is not None else None
         kwargs: dict[str, Any] = {
-            "since": datetime.now(UTC) - LIST_WINDOW,
+            "since": utc_now() - LIST_WINDOW,
             "limit": max(limit, 1) * 4 if task_name is None else max(limit, 1),
             "only_tasks": False,
         }

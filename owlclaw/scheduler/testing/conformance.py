@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import (
     InvalidCronError,
     InvalidScheduleError,
@@ -89,7 +90,7 @@ class SchedulerConformance:
         if clock is not None:
             now: datetime = clock.now()
             return now
-        return datetime.now(UTC)
+        return utc_now()
 
     async def wait_for_state(
         self, scheduler: Scheduler, task_id: str, states: Iterable[TaskState], timeout: float = 30
