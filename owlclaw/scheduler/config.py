@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from owlclaw.scheduler.errors import ConfigError
 
@@ -43,7 +43,11 @@ class SchedulerConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    backend: str = "memory"
+    backend: str = Field(
+        default="memory",
+        description="Name of the backend plugin to use; "
+        "`owlclaw-scheduler backends` lists the installed ones.",
+    )
     _source: str = PrivateAttr(default="<defaults>")
 
     @property

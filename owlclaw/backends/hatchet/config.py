@@ -56,24 +56,37 @@ class HatchetConfig(BaseModel):
         "(start the locally built hatchet-lite on database_url).",
     )
     server_url: str | None = Field(
-        default=None, description="REST API base URL, e.g. https://hatchet.example.com."
+        default=None,
+        description="REST API base URL, e.g. https://hatchet.example.com "
+        "(default: http(s)://<host of host_port>).",
     )
-    host_port: str | None = Field(default=None, description="gRPC address host:port, e.g. hatchet:7070.")
-    api_token: SecretStr | None = Field(default=None, description="API token (a JWT); never logged.")
+    host_port: str | None = Field(
+        default=None,
+        description="gRPC address host:port, e.g. hatchet:7070; required in production and lite modes.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="API token (a JWT); required in production and lite modes; never logged or shown.",
+    )
     namespace: str = Field(
         default="owlclaw",
-        description="Prefix of workflow names, so several apps or environments share one tenant.",
+        description="Prefix of workflow names (<namespace>_<task>), so several apps or environments "
+        "share one tenant; letters, digits, '_' or '-', lowercased.",
     )
     tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
         default=None, description="tls, mtls or none (default: tls, or none for lite/embedded)."
     )
-    worker_name: str | None = Field(default=None, description="Worker name (default: generated).")
+    worker_name: str | None = Field(
+        default=None, description="Worker name (default: owlclaw-<pid>-<random>)."
+    )
     slots: int = Field(default=10, ge=1, description="Runs one worker executes at once.")
     database_url: str | None = Field(
-        default=None, description="PostgreSQL URL for embedded mode (postgres:// or postgresql://)."
+        default=None, description="PostgreSQL URL (postgres:// or postgresql://); required in embedded mode."
     )
     binary_path: str | None = Field(
-        default=None, description="Directory of the built engine binaries (embedded mode)."
+        default=None,
+        description="Directory of the built engine binaries for embedded mode "
+        "(default: ~/.cache/owlclaw-engine/<version>/bin, or under $OWLCLAW_ENGINE_CACHE).",
     )
     connect_timeout_seconds: float = Field(
         default=15.0, gt=0, description="How long connect() waits for the engine to answer."
