@@ -75,6 +75,7 @@ from owlclaw.scheduler.base import (
 )
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
+from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import (
     InvalidCronError,
     NotSupportedError,
@@ -936,6 +937,13 @@ class HatchetScheduler(BaseScheduler):
                 else None
             ),
         )
+
+    async def diagnose(self) -> list[Finding]:
+        """Checks for ``owlclaw-scheduler doctor``: versions and workers."""
+        from owlclaw.backends.hatchet.doctor import diagnose
+
+        with self._sdk("run the doctor's checks"):
+            return await diagnose(self._require(), self._prefix, self.namespace)
 
     # workers
 

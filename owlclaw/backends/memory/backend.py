@@ -26,6 +26,7 @@ from owlclaw.scheduler.base import (
 )
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
+from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import (
     NotSupportedError,
     SchedulerConnectionError,
@@ -139,6 +140,11 @@ class MemoryScheduler(BaseScheduler):
     # connection
 
     async def connect(self) -> None:
+        if self._worker is None:
+            # bound to this event loop: a module-level scheduler may be
+            # connected again under a new loop (one per test, one per CLI call)
+            self._wakeup = asyncio.Event()
+            self._progress = asyncio.Event()
         self._connected = True
         for options in self._tasks.values():
             if options.cron and options.name not in self._declared_crons:
@@ -320,6 +326,18 @@ class MemoryScheduler(BaseScheduler):
                 f"{what} needs virtual time: MemoryScheduler(clock=VirtualClock(start=...))"
             )
         return self.clock
+
+    async def diagnose(self) -> list[Finding]:
+        """Checks for ``owlclaw-scheduler doctor``."""
+        where = "running" if self._worker is not None else "started by start_worker()"
+        return [
+            Finding(
+                "worker",
+                "ok",
+                f"tasks run inside the process that owns this scheduler (its worker is {where}); "
+                "nothing outlives that process",
+            )
+        ]
 
     # worker
 

@@ -1,0 +1,5 @@
+import sys
+
+from owlclaw.scheduler.cli import main
+
+sys.exit(main())

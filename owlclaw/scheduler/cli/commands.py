@@ -1,0 +1,144 @@
+"""The task commands: run, schedule, cancel, status, list, crons."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from typing import Any
+
+from owlclaw.scheduler.cli.output import cron_row, emit, parse_at, parse_duration, parse_payload, task_row
+from owlclaw.scheduler.cli.session import Session
+from owlclaw.scheduler.errors import InvalidScheduleError, NotSupportedError
+from owlclaw.scheduler.models import TaskInfo, TaskState
+
+__all__ = ["COMMANDS", "EXIT_TASK_FAILED"]
+
+EXIT_TASK_FAILED = 4
+_LIST_COLUMNS = ("id", "task", "state", "scheduled_at", "started_at", "attempts")
+_CRON_COLUMNS = ("id", "task", "expression", "next_run_at", "payload")
+
+
+def _ephemeral_hint(session: Session, what: str) -> None:
+    if session.ephemeral:
+        raise NotSupportedError(
+            f"the {session.scheduler.backend_name} backend keeps {what} in this process, which exits "
+            "when the command returns: add --wait to run it here, or use a backend with its own "
+            "workers (e.g. OWLCLAW_SCHEDULER_BACKEND=hatchet)"
+        )
+
+
+async def _wait(session: Session, task_id: str, timeout: float, progress: bool) -> TaskInfo:
+    """Wait for a final state; on a terminal, show the state as it changes."""
+    scheduler = session.scheduler
+    waiter = asyncio.ensure_future(scheduler.wait_for_task(task_id, timeout=timeout))
+    if progress:
+        started = time.monotonic()
+        while not waiter.done():
+            with contextlib.suppress(Exception):
+                info = await scheduler.get_task_status(task_id)
+                line = f"\rwaiting for {task_id}: {info.state.value}, attempt {info.attempts}"
+                sys.stderr.write(f"{line}, {time.monotonic() - started:.0f}s ")
+                sys.stderr.flush()
+            await asyncio.wait({waiter}, timeout=0.5)
+        sys.stderr.write("\n")
+    return await waiter
+
+
+def _show_final(info: TaskInfo, args: argparse.Namespace) -> int:
+    emit(task_row(info), as_json=args.json)
+    return 0 if info.state is TaskState.SUCCEEDED else EXIT_TASK_FAILED
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stderr.isatty()
+
+
+async def cmd_run(session: Session, args: argparse.Namespace) -> int:
+    task_id = await session.scheduler.run_task(args.task, parse_payload(args.payload))
+    if args.wait or session.ephemeral:
+        if not args.wait:
+            print(
+                f"note: waiting for {task_id}: the {session.scheduler.backend_name} backend runs it in "
+                "this process",
+                file=sys.stderr,
+            )
+        return _show_final(await _wait(session, task_id, args.timeout, _progress(args)), args)
+    emit({"id": task_id, "task": args.task, "state": "queued"}, as_json=args.json)
+    return 0
+
+
+async def cmd_schedule(session: Session, args: argparse.Namespace) -> int:
+    if (args.in_ is None) == (args.at is None):
+        raise InvalidScheduleError("schedule needs one of --in DURATION (e.g. 10m) or --at TIME (ISO 8601)")
+    delay = parse_duration(args.in_) if args.in_ is not None else None
+    at = parse_at(args.at) if args.at is not None else None
+    payload = parse_payload(args.payload)
+    if not args.wait:
+        _ephemeral_hint(session, "schedules")
+    task_id = await session.scheduler.schedule_task(args.task, payload, delay_seconds=delay, at=at)
+    if args.wait:
+        return _show_final(await _wait(session, task_id, args.timeout, _progress(args)), args)
+    emit(task_row(await session.scheduler.get_task_status(task_id)), as_json=args.json)
+    return 0
+
+
+async def cmd_cancel(session: Session, args: argparse.Namespace) -> int:
+    cancelled = await session.scheduler.cancel_task(args.id)
+    info = await session.scheduler.get_task_status(args.id)
+    emit({"id": args.id, "cancelled": cancelled, "state": info.state.value}, as_json=args.json)
+    if not cancelled and not args.json:
+        print(
+            f"note: {args.id} had already finished ({info.state.value}); nothing to cancel", file=sys.stderr
+        )
+    return 0
+
+
+async def cmd_status(session: Session, args: argparse.Namespace) -> int:
+    if args.wait:
+        return _show_final(await _wait(session, args.id, args.timeout, _progress(args)), args)
+    emit(task_row(await session.scheduler.get_task_status(args.id)), as_json=args.json)
+    return 0
+
+
+async def cmd_list(session: Session, args: argparse.Namespace) -> int:
+    scheduler = session.scheduler
+    if args.scheduled:
+        if args.state:
+            raise InvalidScheduleError(
+                "--state filters runs; drop it with --scheduled (those are all scheduled)"
+            )
+        infos = (await scheduler.list_scheduled_tasks(args.task))[: args.limit]
+    else:
+        states = [TaskState(s) for s in args.state] if args.state else None
+        infos = await scheduler.list_tasks(args.task, states=states, limit=args.limit)
+    emit([task_row(i) for i in infos], as_json=args.json, columns=_LIST_COLUMNS)
+    return 0
+
+
+async def cmd_crons(session: Session, args: argparse.Namespace) -> int:
+    scheduler = session.scheduler
+    if args.crons_command == "add":
+        _ephemeral_hint(session, "crons")
+        cron_id = await scheduler.add_cron(args.task, args.expression, parse_payload(args.payload))
+        added = [c for c in await scheduler.list_crons(args.task) if c.id == cron_id]
+        emit(cron_row(added[0]) if added else {"id": cron_id}, as_json=args.json)
+    elif args.crons_command == "remove":
+        await scheduler.remove_cron(args.id)
+        emit({"id": args.id, "removed": True}, as_json=args.json)
+    else:
+        crons = await scheduler.list_crons(args.task)
+        emit([cron_row(c) for c in crons], as_json=args.json, columns=_CRON_COLUMNS)
+    return 0
+
+
+COMMANDS: dict[str, Any] = {
+    "run": cmd_run,
+    "schedule": cmd_schedule,
+    "cancel": cmd_cancel,
+    "status": cmd_status,
+    "list": cmd_list,
+    "crons": cmd_crons,
+}
