@@ -84,7 +84,8 @@ def test_schedule_on_memory_without_wait_refuses_to_lose_it(
 
 def test_unknown_task_without_app_names_the_fix(clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "demo_greet"]) == 3
-    assert "demo_greet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "demo_greet" in err and "--app myapp.tasks:scheduler" in err
 
 
 def test_status_on_memory_explains_where_tasks_live(
@@ -189,3 +190,42 @@ def test_unreachable_engine_exits_6(
     assert main(["status", "some-id", "--config", _hatchet_yaml(tmp_path)]) == 6
     err = capsys.readouterr().err
     assert "127.0.0.1:1" in err and TOKEN not in err
+
+
+def test_worker_on_memory_serves_until_sigterm(clean_env: None) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, OWLCLAW_SCHEDULER_BACKEND="memory")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = ""
+    deadline = time.monotonic() + 30
+    while "worker running" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+    assert "memory worker running 4 tasks" in line
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+async def test_status_wait_shows_progress_on_a_terminal(
+    owlclaw_scheduler: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from owlclaw.scheduler.cli import main_async
+    from owlclaw.scheduler.testing import register_conformance_tasks
+
+    register_conformance_tasks(owlclaw_scheduler)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    task_id = await owlclaw_scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=60)
+    assert await main_async(["status", task_id, "--wait"], owlclaw_scheduler) == 0
+    captured = capsys.readouterr()
+    assert f"waiting for {task_id}: " in captured.err
+    assert "succeeded" in captured.out

@@ -837,8 +837,7 @@ class HatchetScheduler(BaseScheduler):
     async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
         client = self._require()
         kwargs: dict[str, Any] = {"limit": 1000}
-        if task_name is not None:
-            self._options(task_name)
+        if task_name is not None:  # any name: another process may have registered it
             wid = await self._workflow_id(task_name)
             if wid is None:
                 return []
@@ -884,8 +883,7 @@ class HatchetScheduler(BaseScheduler):
             "limit": max(limit, 1) * 4 if task_name is None else max(limit, 1),
             "only_tasks": False,
         }
-        if task_name is not None:
-            self._options(task_name)
+        if task_name is not None:  # any name: another process may have registered it
             wid = await self._workflow_id(task_name)
             if wid is None:
                 return []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -190,6 +191,13 @@ async def _dispatch(args: argparse.Namespace, given: Scheduler | None) -> int:
     async with open_session(args.app, args.config, given) as session:
         try:
             code: int = await commands.COMMANDS[args.command](session, args)
+        except TaskNotRegisteredError as exc:
+            if not (args.app or os.environ.get(APP_ENV)):
+                raise TaskNotRegisteredError(
+                    f"{exc}; on the command line pass --app myapp.tasks:scheduler "
+                    f"(or set {APP_ENV}) so the command knows your tasks"
+                ) from exc
+            raise
         except TaskNotFoundError as exc:
             if session.ephemeral:
                 raise TaskNotFoundError(

@@ -293,6 +293,11 @@ class SchedulerConformance:
         await scheduler.cancel_task(pending)
         assert pending not in [t.id for t in await scheduler.list_tasks(limit=1000)]
 
+    async def test_listing_an_unknown_task_name_is_empty(self, scheduler: Scheduler) -> None:
+        # listings filter; they do not require the task to be registered here
+        assert await scheduler.list_tasks(task_name="conf_never_registered") == []
+        assert await scheduler.list_scheduled_tasks(task_name="conf_never_registered") == []
+
     async def test_task_schedules_itself(self, scheduler: Scheduler) -> None:
         parent = await self.finish(
             scheduler,
