@@ -1,0 +1,78 @@
+"""PNG charts (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["boxes", "cdf", "lines"]
+
+
+def _save(fig: Figure, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def cdf(path: Path, title: str, series: Mapping[str, Sequence[float]], xlabel: str) -> str:
+    """Cumulative distributions, one line per series (values already in display units)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, values in series.items():
+        if not values:
+            continue
+        ordered = sorted(values)
+        ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        ax.step(ordered, ys, where="post", label=f"{label} (n={len(ordered)})")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of samples")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def boxes(path: Path, title: str, groups: Mapping[str, Sequence[float]], ylabel: str) -> str:
+    """Box plots (whiskers at p1/p99), one box per group."""
+    labels = [k for k, v in groups.items() if v]
+    fig, ax = plt.subplots(figsize=(max(6, len(labels) * 0.9), 4))
+    ax.boxplot([groups[k] for k in labels], whis=(1, 99), showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def lines(
+    path: Path,
+    title: str,
+    xs: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    *,
+    logx: bool = False,
+    logy: bool = False,
+) -> str:
+    """One line with markers per series over the same x values."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,219 @@
+"""One real Hatchet engine for the engine benchmarks, and the two ways to call it.
+
+``EngineSession.start()`` starts a private PostgreSQL and the locally built
+hatchet-lite (``owlclaw.backends.hatchet.engine``), then one worker process
+running ``owlclaw-scheduler worker benchmarks.app:scheduler``. ``clients()``
+connects, inside the caller's event loop, an owlclaw ``HatchetScheduler`` and a
+plain ``hatchet_sdk.Hatchet`` client on the same namespace, so both trigger the
+very same workflows (``<namespace>_bench_probe`` ...) on the same engine and
+the same worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.app import PROBE_ENV, declare_bench_tasks
+from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.engine import EngineConnection, LocalEngine, LocalPostgres
+
+__all__ = ["Clients", "EngineSession"]
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "benchmarks.app:scheduler"
+WORKER_SLOTS = 200  # enough for every concurrent run and durable sleep of the benchmarks
+_CLIENT_ENV_PREFIXES = ("HATCHET_CLIENT_", "OWLCLAW_")
+
+
+@dataclass
+class Clients:
+    """The owlclaw scheduler and the raw SDK objects, connected to one engine."""
+
+    owlclaw: Any  # HatchetScheduler with the bench tasks
+    raw: Any  # hatchet_sdk.Hatchet
+    raw_tasks: dict[str, Any]  # task name -> Standalone of the same workflow
+
+
+class EngineSession:
+    """PostgreSQL + hatchet-lite + one worker process; ``stop()`` ends all three."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.namespace = f"bench_{uuid.uuid4().hex[:8]}"
+        self.probe_file = workdir / "probe.jsonl"
+        self._pg: LocalPostgres | None = None
+        self._engine: LocalEngine | None = None
+        self._worker: subprocess.Popen[bytes] | None = None
+        self.conn: EngineConnection | None = None
+        self.startup_seconds = 0.0
+
+    # lifecycle
+
+    def start(self) -> EngineSession:
+        t0 = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._pg = LocalPostgres().start()
+            self._engine = LocalEngine(self._pg.database_url("hatchet"), startup_timeout=180)
+            self.conn = self._engine.start()
+            self._start_worker()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _settings(self) -> dict[str, Any]:
+        assert self.conn is not None
+        return {
+            "mode": "lite",
+            "host_port": self.conn.host_port,
+            "server_url": self.conn.server_url,
+            "tls_strategy": "none",
+            "namespace": self.namespace,
+            "slots": WORKER_SLOTS,
+        }
+
+    def _start_worker(self) -> None:
+        assert self.conn is not None
+        config = self.workdir / "worker.yaml"
+        document = {
+            "scheduler": {"backend": "hatchet", "hatchet": {**self._settings(), "worker_name": "bench"}}
+        }
+        config.write_text(yaml.safe_dump(document), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_CLIENT_ENV_PREFIXES)}
+        env.update(
+            OWLCLAW_CONFIG=str(config),
+            OWLCLAW_SCHEDULER_BACKEND="hatchet",
+            HATCHET_CLIENT_TOKEN=self.conn.token,
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+            PYTHONUNBUFFERED="1",
+        )
+        env[PROBE_ENV] = str(self.probe_file)
+        with (self.workdir / "worker.log").open("ab") as log:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        asyncio.run(self._wait_worker_active())
+
+    async def _wait_worker_active(self, timeout: float = 90.0) -> None:
+        assert self._worker is not None
+        raw = self._raw_client()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._worker.poll() is not None:
+                raise RuntimeError(
+                    f"the bench worker exited with {self._worker.returncode}: {self.worker_log()}"
+                )
+            rows = (await raw.workers.aio_list()).rows or []
+            if any(w.name.endswith("bench") and w.status == "ACTIVE" for w in rows):
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the bench worker was not ACTIVE after {timeout:g}s: {self.worker_log()}")
+
+    def worker_log(self, lines: int = 30) -> str:
+        try:
+            text = (self.workdir / "worker.log").read_text(errors="replace")
+        except OSError:
+            return "<no worker log>"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            if self._worker.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._worker.pid, signal.SIGTERM)
+                try:
+                    self._worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self._worker.pid, signal.SIGKILL)
+                    self._worker.wait(timeout=10)
+            self._worker = None
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None
+        if self._pg is not None:
+            self._pg.stop()
+            self._pg = None
+
+    # clients
+
+    def _raw_client(self) -> Any:
+        from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
+
+        assert self.conn is not None
+        return Hatchet(
+            config=ClientConfig(
+                token=self.conn.token,
+                host_port=self.conn.host_port,
+                server_url=self.conn.server_url,
+                namespace=self.namespace,
+                tls_config=ClientTLSConfig(strategy="none"),
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def clients(self) -> AsyncIterator[Clients]:
+        """Connected clients for the running event loop (gRPC channels are per loop)."""
+        from owlclaw.backends.hatchet.backend import HatchetScheduler
+
+        assert self.conn is not None
+        config = HatchetConfig.model_validate({"api_token": self.conn.token, **self._settings()})
+        owlclaw = declare_bench_tasks(HatchetScheduler(config))
+        raw = self._raw_client()
+        # the same workflow names as owlclaw's; only triggered from here, never registered
+        raw_tasks = {name: raw.task(name=name, input_validator=dict[str, Any])(_unused) for name in _TASKS}
+        async with owlclaw:
+            yield Clients(owlclaw, raw, raw_tasks)
+
+    # what the worker's tasks recorded
+
+    def probes(self) -> list[dict[str, Any]]:
+        try:
+            text = self.probe_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    async def wait_probes(self, keys: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
+        """Probe records for ``keys`` once every key has one, or at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found: dict[str, list[dict[str, Any]]] = {}
+            for record in self.probes():
+                if record.get("key") in keys:
+                    found.setdefault(record["key"], []).append(record)
+            if len(found) >= len(keys) or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.25)
+
+    def executions(self, keys: set[str]) -> Counter[str]:
+        return Counter(r["key"] for r in self.probes() if r.get("key") in keys)
+
+
+_TASKS = ("bench_probe", "bench_hold", "bench_sleep")
+
+
+async def _unused(payload: dict[str, Any], ctx: Any) -> None:  # pragma: no cover - the worker runs owlclaw's
+    raise RuntimeError("only owlclaw's definitions run, in the worker process")

@@ -1,0 +1,71 @@
+"""Benchmark 7: wall time of the conformance suite and of the unit tests, on memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.env import Env
+from benchmarks.report import Result, Table
+
+NAME = "suites"
+TITLE = "Unit and conformance suites on the memory backend"
+NEEDS_ENGINE = False
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = "tests/unit/test_benchmarks_smoke.py"  # it runs the benchmarks: skip it, no recursion
+
+
+@dataclass(frozen=True)
+class Sizes:
+    # (label, pytest arguments)
+    suites: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("conformance suite (memory)", ("tests/unit/test_memory_conformance.py",)),
+        ("all unit tests", ("tests/unit", f"--ignore={SMOKE}")),
+    )
+
+
+DEFAULT = Sizes()
+QUICK = Sizes()
+
+
+def _pytest(args: tuple[str, ...]) -> tuple[float, str, int]:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800, check=False
+    )
+    wall = time.perf_counter() - t0
+    lines = done.stdout.strip().splitlines()
+    summary = lines[-1] if lines else done.stderr.strip()[-200:]
+    return wall, re.sub(r"=+", "", summary).strip(), done.returncode
+
+
+def run(sizes: Sizes, env: Env) -> Result:
+    result = Result(
+        NAME,
+        TITLE,
+        method=(
+            "`python -m pytest -q -m 'not integration'` in a subprocess, wall time including "
+            f"interpreter start and collection. The benchmarks' own smoke test (`{SMOKE}`) is left out."
+        ),
+    )
+    rows = []
+    for label, args in sizes.suites:
+        wall, summary, code = _pytest(args)
+        rows.append(
+            [label, " ".join(args), f"{wall:.1f} s", summary + ("" if code == 0 else f" (exit {code})")]
+        )
+        result.headlines.append(f"{label}: {wall:.1f} s ({summary})")
+        result.data[label] = {"exit": code, "summary": summary}
+        if code != 0:
+            result.error = f"pytest {' '.join(args)} exited {code}: {summary}"
+    result.tables.append(
+        Table("Suite wall time", ["suite", "pytest arguments", "wall time", "pytest says"], rows)
+    )
+    return result
