@@ -1,10 +1,11 @@
 """A durable timer: a heartbeat that sleeps, then checks on its agent.
 
 ``ctx.sleep()`` in a ``@scheduler.task(durable=True)`` task is a durable
-sleep: on Hatchet the engine keeps the timer, so the run wakes on time even if
-its worker restarts during the sleep (if the worker died, the run wakes late by
-the engine's heartbeat timeout, about 20 s). In production the heartbeat sleeps
-30 minutes (``sleep_seconds=1800``); the example sleeps 3 seconds.
+sleep: on Hatchet the engine keeps the timer, so the run completes even if its
+worker dies during the sleep and another one starts. It wakes on time unless the
+worker died in the last ~20 s of the sleep (the engine's heartbeat timeout); then
+it wakes up to that much late. In production the heartbeat sleeps 30 minutes
+(``sleep_seconds=1800``); the example sleeps 3 seconds.
 
 On the memory backend (the default), from the repository root::
 
