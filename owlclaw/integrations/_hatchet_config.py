@@ -1,0 +1,196 @@
+"""``HatchetConfig``: the ``hatchet:`` section of owlclaw.yaml, as OwlClaw writes it."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from owlclaw.scheduler.config import BACKEND_ENV
+from owlclaw.scheduler.errors import ConfigError
+
+__all__ = ["ENV_FALLBACKS", "HatchetConfig"]
+
+SECTION = "hatchet"
+
+#: field -> environment variable read when the field is unset or empty.
+ENV_FALLBACKS: dict[str, str] = {
+    "server_url": "HATCHET_SERVER_URL",
+    "grpc_tls_strategy": "HATCHET_GRPC_TLS_STRATEGY",
+    "grpc_host_port": "HATCHET_GRPC_HOST_PORT",
+    "api_token": "HATCHET_API_TOKEN",
+}
+DEFAULT_GRPC_PORT = 7077
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_OPTIONAL = ("server_url", "api_token", "grpc_host_port", "grpc_tls_strategy", "worker_name")
+
+
+class HatchetConfig(BaseModel):
+    """How OwlClaw's ``HatchetClient`` reaches Hatchet, or runs on the memory backend.
+
+    ``backend`` is ``hatchet`` (default) or ``memory``; ``OWLCLAW_SCHEDULER_BACKEND``
+    overrides it, so a test run can switch an unchanged owlclaw.yaml to memory.
+
+    The ``postgres_*`` fields describe the database *the Hatchet server* uses.
+    The client never connects to PostgreSQL (it talks to the server over gRPC
+    and HTTP); they are accepted so OwlClaw's owlclaw.yaml loads unchanged, and
+    ``postgres_url()`` builds the DSN for deployment tooling (e.g. hatchet-lite's
+    ``DATABASE_URL``).
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    backend: Literal["hatchet", "memory"] = "hatchet"
+    server_url: str | None = Field(default=None, description="REST API URL, http(s)://host[:port].")
+    api_token: SecretStr | None = Field(default=None, description="Hatchet API token; never logged.")
+    grpc_host_port: str | None = Field(
+        default=None, description="gRPC host:port (default: server_url's host, port 7077)."
+    )
+    grpc_tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
+        default=None, description="tls, mtls or none (default: tls in production, none in lite)."
+    )
+    connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    namespace: str = "owlclaw"
+    mode: Literal["production", "lite"] = "production"
+    postgres_host: str = "localhost"
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_db: str = "hatchet"
+    postgres_user: str = "hatchet"
+    postgres_password: SecretStr = SecretStr("")
+    max_concurrent_tasks: int = Field(default=10, ge=1, description="Runs one worker executes at once.")
+    worker_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fallbacks(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in _OPTIONAL:
+            if data.get(name) == "":
+                data[name] = None  # ``${UNSET}`` in YAML means "not set"
+        for name, env in ENV_FALLBACKS.items():
+            if data.get(name) is None and os.environ.get(env):
+                data[name] = os.environ[env]
+        if os.environ.get(BACKEND_ENV):
+            data["backend"] = os.environ[BACKEND_ENV]
+        return data
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"server_url must start with http:// or https://, e.g. http://localhost:8080, got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("grpc_host_port")
+    @classmethod
+    def _check_host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"grpc_host_port must look like host:port, e.g. localhost:7077, got {value!r}")
+        return value
+
+    @property
+    def effective_grpc_host_port(self) -> str | None:
+        """``grpc_host_port``, else ``server_url``'s host with its port (or 7077)."""
+        if self.grpc_host_port is not None:
+            return self.grpc_host_port
+        if self.server_url is None:
+            return None
+        parts = urlsplit(self.server_url)
+        return f"{parts.hostname}:{parts.port or DEFAULT_GRPC_PORT}"
+
+    def postgres_url(self) -> str:
+        """``postgresql://user:password@host:port/db``: it holds the password, do not log it."""
+        password = self.postgres_password.get_secret_value()
+        auth = quote(self.postgres_user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> HatchetConfig:
+        """Read the top-level ``hatchet:`` section of an owlclaw.yaml.
+
+        ``${VAR}`` and ``${VAR:-default}`` come from the environment. Unlike the
+        ``scheduler:`` section, an unset ``${VAR}`` reads as empty (then the
+        field's environment fallback applies), as OwlClaw's own loader did: an
+        owlclaw.yaml with ``api_token: ${HATCHET_API_TOKEN}`` still loads for the
+        memory backend, and ``connect()`` names the missing token.
+
+        :raises ConfigError: unreadable file, bad YAML or invalid values.
+        """
+        p = Path(path)
+        try:
+            document = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}; check the path") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if document is None:
+            document = {}
+        if not isinstance(document, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping with a '{SECTION}:' key")
+        section = document.get(SECTION) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  namespace: owlclaw")
+        return cls.from_mapping(_substitute(section), source=str(p))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "<dict>") -> HatchetConfig:
+        """Validate a ``hatchet:`` mapping.
+
+        :raises ConfigError: one line per bad key, naming ``source``.
+        """
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                key = ".".join([SECTION, *(str(p) for p in err["loc"])])
+                msg = err["msg"]
+                if err["type"] == "extra_forbidden":
+                    msg = "unknown setting; remove it or check its spelling"
+                lines.append(f"{source}: {key}: {msg}")
+            raise ConfigError("\n".join(lines)) from None
+
+    def __repr__(self) -> str:
+        token = "'**********'" if self.api_token is not None else "None"
+        return (
+            f"HatchetConfig(backend={self.backend!r}, mode={self.mode!r}, server_url={self.server_url!r}, "
+            f"grpc_host_port={self.effective_grpc_host_port!r}, namespace={self.namespace!r}, "
+            f"api_token={token}, max_concurrent_tasks={self.max_concurrent_tasks})"
+        )
+
+    __str__ = __repr__
+
+
+def _substitute(value: Any) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", value)
+    if isinstance(value, Mapping):
+        return {k: _substitute(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v) for v in value]
+    return value

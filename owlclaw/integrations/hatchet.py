@@ -1,0 +1,596 @@
+"""OwlClaw's Hatchet client API as a thin adapter over the ``Scheduler`` protocol.
+
+OwlClaw adopts owlclaw-scheduler by changing one import::
+
+    from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+
+    client = HatchetClient(HatchetConfig.from_yaml("owlclaw.yaml"))
+    client.connect()
+
+    @client.task(name="agent_scheduled_run", retries=3)
+    async def agent_scheduled_run(input: dict, ctx) -> dict: ...
+
+    run_id = await client.schedule_task("agent_scheduled_run", 300, agent_id="bot")
+
+``hatchet.backend: memory`` (or ``OWLCLAW_SCHEDULER_BACKEND=memory``) runs the same
+code in-process, which is what OwlClaw's tests want.
+
+Sync ``connect()`` and the async calls. ``connect()``/``disconnect()`` are
+synchronous, but every backend is async and its connections belong to the
+event loop they were made in. So nothing async is made in a throw-away loop
+and then reused:
+
+* On Hatchet, ``connect()`` checks the settings (``ValueError`` without a
+  token) and then, in a thread of its own with its own loop, connects a
+  separate scheduler once: engine version, token, task registration, crons
+  declared so far. It raises ``ConnectionError`` on failure or after
+  ``connect_timeout_seconds``. That scheduler is then dropped.
+* The scheduler your ``await`` calls use connects lazily, on the first awaited
+  call, in *your* loop. It is rebuilt when tasks were declared since (so they
+  are registered) or when a call comes from another event loop.
+* On memory, runs live in this process: ``connect()`` connects it inline and
+  the first awaited call starts an in-process worker in your loop, so handlers
+  run without ``start_worker()``. Its runs belong to that one loop.
+
+Ids. Task ids are the ids the backend gives (one id per run or schedule, valid
+before and after it fires). Cron ids are ``cron-<backend cron id>``, so the two
+id spaces never meet: ``cancel_task`` on a cron id and ``cancel_cron`` on a task
+id return False at once, as does either on an unknown id.
+
+Pausing. Hatchet has no paused cron, so ``pause_task(name)`` removes the
+task's crons from the engine and this client remembers them; ``resume_task``
+adds them back (under new engine ids; this client still maps the old
+``cron-...`` ids). The memory is this process's: if it exits while paused,
+the ``schedule_cron`` crons stay removed, and a cron declared with
+``task(cron=...)`` comes back at the next ``connect()`` of any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
+from owlclaw.integrations._hatchet_context import HatchetTaskContext, wrap_handler
+from owlclaw.scheduler.base import BaseScheduler
+from owlclaw.scheduler.config import SchedulerConfig
+from owlclaw.scheduler.errors import (
+    ConfigError,
+    InvalidCronError,
+    NotSupportedError,
+    PayloadError,
+    SchedulerConnectionError,
+    TaskNotFoundError,
+    TaskNotRegisteredError,
+)
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.registry import create_scheduler
+
+__all__ = ["ENV_FALLBACKS", "HatchetClient", "HatchetConfig", "HatchetTaskContext"]
+
+log = logging.getLogger("owlclaw.integrations.hatchet")
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+CRON_PREFIX = "cron-"
+IN_PROCESS = frozenset({"memory"})  # backends whose runs live in this process's event loop
+_STATUS = {
+    TaskState.SCHEDULED: "scheduled",
+    TaskState.QUEUED: "queued",
+    TaskState.RUNNING: "running",
+    TaskState.SUCCEEDED: "completed",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+}
+_SOURCE = "hatchet: (owlclaw.integrations.hatchet)"
+
+
+class HatchetClient:
+    """OwlClaw's Hatchet client, on any owlclaw-scheduler backend.
+
+    ``scheduler`` (optional) is a ready-made scheduler to use instead of
+    building one from ``config``, e.g. ``MemoryScheduler(clock=VirtualClock())``
+    in a test that drives time with ``advance()``.
+    """
+
+    def __init__(self, config: HatchetConfig | None = None, *, scheduler: Scheduler | None = None) -> None:
+        self.config = config or HatchetConfig()
+        self._declared = BaseScheduler()  # validates declarations before any backend exists
+        self._generation = 0  # bumped by every declaration
+        self._given = scheduler
+        self._scheduler: Scheduler | None = scheduler
+        self._built_generation = -1
+        self._connected = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where self._scheduler is connected
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._paused: dict[str, list[CronInfo]] = {}
+        self._cron_alias: dict[str, str] = {}  # backend cron id before a resume -> after
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"HatchetClient(config={self.config!r}, connected={self._connected})"
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler the awaited calls use (after ``connect()``).
+
+        :raises SchedulerConnectionError: not connected yet.
+        """
+        return self._require()
+
+    # connection
+
+    def connect(self) -> None:
+        """Check the settings and reach the engine; synchronous.
+
+        :raises ValueError: (``ConfigError``) no API token on the Hatchet backend, or bad settings.
+        :raises ConnectionError: (``SchedulerConnectionError``) the engine cannot be
+            reached, refuses the token, or does not answer within ``connect_timeout_seconds``.
+        """
+        if self._connected:
+            return
+        if self._given is not None:
+            scheduler = self._given
+        elif self._scheduler is not None and self._scheduler.backend_name in IN_PROCESS:
+            scheduler = self._scheduler  # keep the runs of an earlier connect()
+        else:
+            scheduler = self._build(lambda name: name not in self._paused)
+        if scheduler.backend_name in IN_PROCESS:
+            self._add_declared(scheduler)
+            _drive(scheduler.connect(), "connect")
+        else:
+            self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
+        self._scheduler = scheduler
+        self._built_generation = -1 if scheduler.backend_name not in IN_PROCESS else self._generation
+        self._connected = True
+        log.info("connected: %r", self.config)
+
+    def disconnect(self) -> None:
+        """Stop using the engine; synchronous. On memory the in-process worker
+        stops taking runs and lets the running ones finish."""
+        if not self._connected:
+            return
+        self._connected = False
+        scheduler, loop, self._loop = self._scheduler, self._loop, None
+        if scheduler is None:
+            return
+        if loop is None:
+            _drive(scheduler.disconnect(), "disconnect")
+        elif not loop.is_closed():
+            if _running_loop() is loop:
+                task = loop.create_task(scheduler.disconnect())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(scheduler.disconnect(), loop).result(60)
+        # a closed loop took its connections and runs with it
+
+    # declarations
+
+    def task(
+        self,
+        name: str | None = None,
+        cron: str | None = None,
+        retries: int = 3,
+        timeout: float | None = None,
+        priority: int = 1,
+    ) -> Callable[[F], F]:
+        """Declare ``handler(input, ctx)`` as a task; returns it unchanged.
+
+        ``cron`` (UTC) is registered with the engine on connect. ``priority`` is 1..3 (3 first).
+
+        :raises TaskDefinitionError: bad name, retries, timeout or priority.
+        :raises InvalidCronError: ``cron`` is not a valid expression.
+        """
+        return self._declare(name, cron, retries, timeout, priority, durable=False)
+
+    def durable_task(
+        self,
+        name: str | None = None,
+        cron: str | None = None,
+        retries: int = 3,
+        timeout: float | None = None,
+        priority: int = 1,
+    ) -> Callable[[F], F]:
+        """Like ``task``; inside it ``await ctx.aio_sleep_for(timedelta)`` is a durable sleep."""
+        return self._declare(name, cron, retries, timeout, priority, durable=True)
+
+    def _declare(
+        self,
+        name: str | None,
+        cron: str | None,
+        retries: int,
+        timeout: float | None,
+        priority: int,
+        *,
+        durable: bool,
+    ) -> Callable[[F], F]:
+        def decorate(func: F) -> F:
+            task_name = name if name is not None else getattr(func, "__name__", "")
+            self._declared.task(
+                task_name, cron=cron, retries=retries, timeout=timeout, priority=priority, durable=durable
+            )(wrap_handler(func, durable=durable))
+            self._generation += 1
+            if self._scheduler is not None and self._scheduler.backend_name in IN_PROCESS:
+                self._add_declared(self._scheduler)
+            return func
+
+        return decorate
+
+    # running and scheduling
+
+    async def run_task_now(self, task_name: str, /, **kwargs: Any) -> str:
+        """Run now with ``kwargs`` as the input; returns the run id.
+
+        :raises TaskNotRegisteredError: no task of that name.
+        :raises PayloadError: a value is not JSON.
+        """
+        scheduler = await self._ready()
+        return await scheduler.run_task(task_name, kwargs)
+
+    async def schedule_task(self, task_name: str, /, delay_seconds: float, **kwargs: Any) -> str:
+        """Run once after ``delay_seconds`` with ``kwargs`` as the input; returns its id,
+        which status and cancel accept before and after it fires.
+
+        :raises InvalidScheduleError: ``delay_seconds`` is not > 0.
+        :raises TaskNotRegisteredError: no task of that name.
+        """
+        scheduler = await self._ready()
+        return await scheduler.schedule_task(task_name, kwargs, delay_seconds=delay_seconds)
+
+    async def schedule_cron(
+        self,
+        workflow_name: str,
+        cron_name: str,
+        expression: str,
+        input_data: Mapping[str, Any] | None,
+        *,
+        additional_metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Run ``workflow_name`` on a UTC cron with ``input_data``; returns ``cron-<id>``.
+
+        ``cron_name`` and ``additional_metadata`` are checked and accepted so call
+        sites stay unchanged, but not stored: the engine's cron gets a generated
+        name and no metadata. Keep the returned id to cancel it.
+
+        :raises InvalidCronError: bad expression or empty ``cron_name``.
+        :raises TaskNotRegisteredError: no task of that name.
+        """
+        if not isinstance(cron_name, str) or not cron_name.strip():
+            raise InvalidCronError(f"cron_name must be a non-empty string, got {cron_name!r}")
+        if additional_metadata is not None and not isinstance(additional_metadata, Mapping):
+            raise PayloadError(
+                f"additional_metadata must be a dict or None, got {type(additional_metadata).__name__}"
+            )
+        scheduler = await self._ready()
+        return CRON_PREFIX + await scheduler.add_cron(workflow_name, expression, input_data)
+
+    # cancel, status, listings
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Cancel a scheduled, queued or running task. False if it had finished,
+        or the id is unknown or a cron's."""
+        scheduler = await self._ready()
+        if not isinstance(task_id, str) or not task_id or task_id.startswith(CRON_PREFIX):
+            return False
+        try:
+            return await scheduler.cancel_task(task_id)
+        except TaskNotFoundError:
+            return False
+
+    async def cancel_cron(self, cron_id: str) -> bool:
+        """Stop a cron from ``schedule_cron``. False if the id is unknown or a task's."""
+        scheduler = await self._ready()
+        if not isinstance(cron_id, str) or not cron_id.startswith(CRON_PREFIX):
+            return False
+        backend_id = cron_id[len(CRON_PREFIX) :]
+        backend_id = self._cron_alias.pop(backend_id, backend_id)
+        for crons in self._paused.values():
+            for cron in crons:
+                if cron.id == backend_id:  # paused: it is only in this client
+                    crons.remove(cron)
+                    return True
+        try:
+            await scheduler.remove_cron(backend_id)
+        except TaskNotFoundError:
+            return False
+        return True
+
+    async def get_task_status(self, task_id: str) -> dict[str, Any]:
+        """``{"id", "status", "result", "error", "workflow", "scheduled_at",
+        "started_at", "finished_at", "attempts"}``; ``status`` is one of scheduled,
+        queued, running, completed, failed, cancelled. Times are aware UTC datetimes.
+
+        :raises TaskNotFoundError: no task has that id (crons have no status).
+        """
+        scheduler = await self._ready()
+        if isinstance(task_id, str) and task_id.startswith(CRON_PREFIX):
+            raise TaskNotFoundError(
+                f"{task_id!r} is a cron id (from schedule_cron): crons have no status; cancel_cron() stops it"
+            )
+        return _status(await scheduler.get_task_status(task_id))
+
+    async def list_scheduled_tasks(self, **filters: Any) -> list[dict[str, Any]]:
+        """Schedules waiting for their due time, soonest first: ``{"id", "workflow",
+        "scheduled_at" (the due time), "input"}``. ``filters`` match input fields,
+        e.g. ``agent_id="bot-1"``."""
+        scheduler = await self._ready()
+        found = []
+        for info in await scheduler.list_scheduled_tasks():
+            payload = info.payload if isinstance(info.payload, dict) else {}
+            if all(k in payload and payload[k] == v for k, v in filters.items()):
+                found.append(
+                    {
+                        "id": info.id,
+                        "workflow": info.task_name,
+                        "scheduled_at": info.scheduled_at,
+                        "input": payload,
+                    }
+                )
+        return found
+
+    # pausing crons
+
+    def pause_task(self, name: str) -> bool:
+        """Remove task ``name``'s crons from the engine, remembered here for
+        ``resume_task``; synchronous. True if it had crons to pause.
+
+        :raises TaskNotRegisteredError: no task of that name.
+        """
+        self._require()
+        self._check_declared(name)
+        if name in self._paused:
+            return False
+
+        async def pause(scheduler: Scheduler) -> list[CronInfo]:
+            crons = await scheduler.list_crons(name)
+            for cron in crons:
+                await scheduler.remove_cron(cron.id)
+            return crons
+
+        crons = self._sync(pause, keep_cron=None)
+        self._paused[name] = crons
+        self._generation += 1  # rebuild: the live scheduler must not re-declare its cron
+        return bool(crons)
+
+    def resume_task(self, name: str) -> bool:
+        """Add back the crons ``pause_task`` removed; synchronous. False if not paused here."""
+        self._require()
+        self._check_declared(name)
+        crons = self._paused.pop(name, None)
+        self._generation += 1
+        if crons is None:
+            return False
+        declared = self._declared.tasks[name].cron
+        remote = self._require().backend_name not in IN_PROCESS
+
+        async def resume(scheduler: Scheduler) -> dict[str, str]:
+            new_ids: dict[str, str] = {}
+            redeclared = False
+            for cron in crons:
+                if remote and not redeclared and cron.expression == declared and cron.payload == {}:
+                    redeclared = True  # the helper's connect() registered it again
+                    continue
+                new_ids[cron.id] = await scheduler.add_cron(name, cron.expression, cron.payload)
+            return new_ids
+
+        for old, new in self._sync(resume, keep_cron=name).items():
+            self._cron_alias[old] = new
+        return bool(crons)
+
+    # workers
+
+    def start_worker(self) -> None:
+        """Run a worker for the declared tasks until SIGTERM/SIGINT; blocks.
+
+        On Hatchet it registers the tasks and declared crons, then runs the
+        SDK's worker (``max_concurrent_tasks`` slots), which needs the main
+        thread. On memory it runs the in-process worker in a loop of its own;
+        when your event loop already uses this client, that loop runs the tasks
+        instead, and this raises ``NotSupportedError``.
+        """
+        scheduler = self._require()
+        if not self._declared.tasks:
+            raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
+        if scheduler.backend_name in IN_PROCESS:
+            if self._loop is not None:
+                raise NotSupportedError(
+                    "the memory backend already runs this client's tasks in your event loop "
+                    "(started by the first awaited call); start_worker() is for a worker process"
+                )
+            scheduler.run_worker()
+            return
+        self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
+        self._build(lambda name: False).run_worker()
+
+    # internals
+
+    def _require(self) -> Scheduler:
+        if not self._connected or self._scheduler is None:
+            raise SchedulerConnectionError("the HatchetClient is not connected: call client.connect() first")
+        return self._scheduler
+
+    def _check_declared(self, name: str) -> None:
+        if name not in self._declared.tasks:
+            known = ", ".join(sorted(self._declared.tasks)) or "none yet"
+            raise TaskNotRegisteredError(f"no task named {name!r} is declared (declared: {known})")
+
+    def _build(self, keep_cron: Callable[[str], bool]) -> Scheduler:
+        """A scheduler for ``self.config`` with the declared tasks; a declared cron
+        only where ``keep_cron(name)`` (connecting a scheduler registers its crons)."""
+        cfg = self.config
+        if cfg.backend == "memory":
+            settings: dict[str, Any] = {"slots": cfg.max_concurrent_tasks}
+        else:
+            settings = _hatchet_settings(cfg)
+        scheduler = create_scheduler(
+            SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
+        )
+        self._add_declared(scheduler, keep_cron)
+        return scheduler
+
+    def _add_declared(self, scheduler: Scheduler, keep_cron: Callable[[str], bool] = lambda _: True) -> None:
+        new: list[TaskOptions] = [
+            o if keep_cron(o.name) else dataclasses.replace(o, cron=None)
+            for o in self._declared.tasks.values()
+            if o.name not in scheduler.tasks
+        ]
+        scheduler.add_tasks(new)
+
+    def _with_helper(
+        self, keep_cron: Callable[[str], bool], work: Callable[[Scheduler], Awaitable[T]]
+    ) -> Callable[[], Coroutine[Any, Any, T]]:
+        """A coroutine factory: connect a fresh scheduler, do ``work``, disconnect."""
+        scheduler = self._build(keep_cron)
+
+        async def run() -> T:
+            await scheduler.connect()
+            try:
+                return await work(scheduler)
+            finally:
+                await scheduler.disconnect()
+
+        return run
+
+    def _sync(self, work: Callable[[Scheduler], Awaitable[T]], *, keep_cron: str | None) -> T:
+        scheduler = self._require()
+        if scheduler.backend_name in IN_PROCESS:
+            self._add_declared(scheduler)
+            _drive(scheduler.connect(), "connect")
+
+            async def inline() -> T:
+                return await work(scheduler)
+
+            return _drive(inline(), "pause_task/resume_task")
+        return self._in_thread(self._with_helper(lambda name: name == keep_cron, work))
+
+    def _in_thread(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``make()`` to completion in a new thread with its own event loop
+        (callable from sync code and from inside a running loop alike)."""
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = asyncio.run(make())
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name="owlclaw-hatchet-connect", daemon=True)
+        thread.start()
+        limit = self.config.connect_timeout_seconds * 4 + 10  # every step has its own timeout
+        thread.join(limit)
+        if thread.is_alive():
+            raise SchedulerConnectionError(
+                f"Hatchet at {self.config.effective_grpc_host_port} did not answer within {limit:g}s; "
+                "is the engine running, and are server_url / grpc_host_port right?"
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        value: T = outcome["value"]
+        return value
+
+    async def _ready(self) -> Scheduler:
+        """The scheduler connected in the running loop, (re)built when needed."""
+        self._require()
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        async with self._lock[1]:
+            scheduler = self._require()
+            if self._loop is loop and self._built_generation == self._generation:
+                return scheduler
+            if scheduler.backend_name in IN_PROCESS:
+                if self._loop is not None and self._loop is not loop:
+                    raise NotSupportedError(
+                        "this HatchetClient's memory backend runs in another event loop; its runs live "
+                        "there. Create the client (and connect it) in the loop that uses it"
+                    )
+                self._add_declared(scheduler)
+                await scheduler.connect()  # registers crons declared since
+                await scheduler.start_worker()
+            else:
+                if self._loop is not None:
+                    await scheduler.disconnect()
+                scheduler = self._given or self._build(lambda name: name not in self._paused)
+                await scheduler.connect()
+                self._scheduler = scheduler
+            self._loop = loop
+            self._built_generation = self._generation
+            return scheduler
+
+
+def _hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
+    """The ``scheduler.hatchet`` settings for the adapter's fields.
+
+    :raises ConfigError: no token or no address, saying which key or variable to set.
+    """
+    if cfg.api_token is None:
+        raise ConfigError(
+            "no Hatchet API token: set hatchet.api_token in owlclaw.yaml "
+            "(e.g. api_token: ${HATCHET_API_TOKEN}) or export HATCHET_API_TOKEN"
+        )
+    host_port = cfg.effective_grpc_host_port
+    if host_port is None:
+        raise ConfigError(
+            "no Hatchet address: set hatchet.server_url (and hatchet.grpc_host_port if gRPC is on "
+            "another port) in owlclaw.yaml, or export HATCHET_SERVER_URL / HATCHET_GRPC_HOST_PORT"
+        )
+    if cfg.mode == "production" and cfg.grpc_tls_strategy == "none":
+        raise ConfigError(
+            "hatchet.mode 'production' requires TLS: set grpc_tls_strategy to tls or mtls, "
+            "or mode: lite for a server without TLS"
+        )
+    settings: dict[str, Any] = {
+        "mode": cfg.mode,
+        "server_url": cfg.server_url,
+        "host_port": host_port,
+        "api_token": cfg.api_token.get_secret_value(),
+        "namespace": cfg.namespace,
+        "tls_strategy": cfg.grpc_tls_strategy,
+        "worker_name": cfg.worker_name,
+        "slots": cfg.max_concurrent_tasks,
+        "connect_timeout_seconds": cfg.connect_timeout_seconds,
+    }
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+def _status(info: TaskInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "status": _STATUS[info.state],
+        "result": info.result,
+        "error": info.error,
+        "workflow": info.task_name,
+        "scheduled_at": info.scheduled_at,
+        "started_at": info.started_at,
+        "finished_at": info.finished_at,
+        "attempts": info.attempts,
+    }
+
+
+def _drive(coro: Coroutine[Any, Any, T], what: str) -> T:
+    """Run a coroutine that never waits (the memory backend's bookkeeping) without a loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    coro.close()
+    raise NotSupportedError(f"{what} had to wait for the event loop; call it from outside a running task")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _nothing(scheduler: Scheduler) -> None:
+    return None
