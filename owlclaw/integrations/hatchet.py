@@ -30,7 +30,9 @@ and then reused:
   are registered) or when a call comes from another event loop.
 * On memory, runs live in this process: ``connect()`` connects it inline and
   the first awaited call starts an in-process worker in your loop, so handlers
-  run without ``start_worker()``. Its runs belong to that one loop.
+  run without ``start_worker()``. Its runs belong to that loop: a call from
+  another live loop raises ``NotSupportedError``; once that loop is closed, a
+  new loop starts with a fresh in-memory scheduler.
 
 Ids. Task ids are the ids the backend gives (one id per run or schedule, valid
 before and after it fires). Cron ids are ``cron-<backend cron id>``, so the two
@@ -107,7 +109,8 @@ class HatchetClient:
         self._scheduler: Scheduler | None = scheduler
         self._built_generation = -1
         self._connected = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # where self._scheduler is connected
+        # where self._scheduler is connected; memory keeps it across disconnect (its runs live there)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._paused: dict[str, list[CronInfo]] = {}
         self._cron_alias: dict[str, str] = {}  # backend cron id before a resume -> after
@@ -157,9 +160,11 @@ class HatchetClient:
         if not self._connected:
             return
         self._connected = False
-        scheduler, loop, self._loop = self._scheduler, self._loop, None
+        scheduler, loop = self._scheduler, self._loop
         if scheduler is None:
             return
+        if scheduler.backend_name not in IN_PROCESS:
+            self._loop = None
         if loop is None:
             _drive(scheduler.disconnect(), "disconnect")
         elif not loop.is_closed():
@@ -400,10 +405,12 @@ class HatchetClient:
             raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
         if scheduler.backend_name in IN_PROCESS:
             if self._loop is not None:
-                raise NotSupportedError(
-                    "the memory backend already runs this client's tasks in your event loop "
-                    "(started by the first awaited call); start_worker() is for a worker process"
-                )
+                if not self._loop.is_closed():
+                    raise NotSupportedError(
+                        "the memory backend already runs this client's tasks in your event loop "
+                        "(started by the first awaited call); start_worker() is for a worker process"
+                    )
+                scheduler = self._renew_memory()
             scheduler.run_worker()
             return
         self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
@@ -495,6 +502,21 @@ class HatchetClient:
         value: T = outcome["value"]
         return value
 
+    def _renew_memory(self) -> Scheduler:
+        """A fresh memory scheduler: the runs of a closed event loop ended with it.
+
+        :raises NotSupportedError: the scheduler was given to the client, not built by it.
+        """
+        if self._given is not None:
+            raise NotSupportedError(
+                "the memory scheduler given to this HatchetClient ran in an event loop that is now "
+                "closed; give the client a new scheduler for the new loop"
+            )
+        scheduler = self._build(lambda name: name not in self._paused)
+        _drive(scheduler.connect(), "connect")
+        self._scheduler, self._loop = scheduler, None
+        return scheduler
+
     async def _ready(self) -> Scheduler:
         """The scheduler connected in the running loop, (re)built when needed."""
         self._require()
@@ -507,17 +529,23 @@ class HatchetClient:
                 return scheduler
             if scheduler.backend_name in IN_PROCESS:
                 if self._loop is not None and self._loop is not loop:
-                    raise NotSupportedError(
-                        "this HatchetClient's memory backend runs in another event loop; its runs live "
-                        "there. Create the client (and connect it) in the loop that uses it"
-                    )
+                    if not self._loop.is_closed():
+                        raise NotSupportedError(
+                            "this HatchetClient's memory backend runs in another event loop, which "
+                            "holds its runs: use the client from that loop"
+                        )
+                    scheduler = self._renew_memory()
                 self._add_declared(scheduler)
                 await scheduler.connect()  # registers crons declared since
                 await scheduler.start_worker()
             else:
                 if self._loop is not None:
                     await scheduler.disconnect()
-                scheduler = self._given or self._build(lambda name: name not in self._paused)
+                if self._given is not None:
+                    scheduler = self._given
+                    self._add_declared(scheduler)
+                else:
+                    scheduler = self._build(lambda name: name not in self._paused)
                 await scheduler.connect()
                 self._scheduler = scheduler
             self._loop = loop

@@ -396,7 +396,7 @@ async def test_cancel_cron_while_paused_keeps_it_from_coming_back(agent: Agent) 
     assert [c.payload for c in await agent.memory.list_crons("cron_daily")] == [{}]
 
 
-def test_memory_runs_belong_to_one_event_loop() -> None:
+def test_memory_runs_belong_to_the_event_loop_that_started_them() -> None:
     client = HatchetClient(HatchetConfig(backend="memory"))
 
     @client.task(name="echo")
@@ -404,9 +404,27 @@ def test_memory_runs_belong_to_one_event_loop() -> None:
         return input
 
     client.connect()
-    asyncio.run(client.run_task_now("echo"))
-    with pytest.raises(NotSupportedError, match="another event loop"):
-        asyncio.run(client.run_task_now("echo"))
+
+    async def run_and_wait(**payload: Any) -> dict[str, Any]:
+        run_id = await client.run_task_now("echo", **payload)
+        await client.scheduler.wait_for_task(run_id, timeout=5)
+        return await client.get_task_status(run_id)
+
+    async def from_another_live_loop() -> None:
+        await asyncio.to_thread(asyncio.run, client.run_task_now("echo"))
+
+    async def first_loop() -> str:
+        status = await run_and_wait(n=1)
+        with pytest.raises(NotSupportedError, match="another event loop"):
+            await from_another_live_loop()
+        return str(status["id"])
+
+    first = asyncio.run(first_loop())
+    # that loop is closed and its runs ended with it: a new loop starts afresh
+    assert asyncio.run(run_and_wait(n=2))["result"] == {"n": 2}
+    with pytest.raises(TaskNotFoundError):
+        asyncio.run(client.get_task_status(first))
+    client.disconnect()
 
 
 # --------------------------------------------------------------------------
