@@ -150,7 +150,7 @@ class HatchetClient:
         else:
             self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
         self._scheduler = scheduler
-        self._built_generation = -1 if scheduler.backend_name not in IN_PROCESS else self._generation
+        self._built_generation = -1  # the first awaited call (re)connects it in its loop
         self._connected = True
         log.info("connected: %r", self.config)
 
@@ -535,6 +535,8 @@ class HatchetClient:
                             "holds its runs: use the client from that loop"
                         )
                     scheduler = self._renew_memory()
+                if self._closing:  # a disconnect() still stopping the worker
+                    await asyncio.gather(*self._closing, return_exceptions=True)
                 self._add_declared(scheduler)
                 await scheduler.connect()  # registers crons declared since
                 await scheduler.start_worker()

@@ -370,6 +370,19 @@ async def test_tasks_declared_before_or_after_connect_run_on_the_real_clock() ->
     await asyncio.sleep(0)
 
 
+async def test_reconnect_in_the_same_loop_runs_tasks_again(agent: Agent) -> None:
+    await agent.client.run_task_now("agent_scheduled_run")  # starts the in-process worker
+    agent.client.disconnect()  # stops it
+    for _ in range(5):
+        await asyncio.sleep(0)
+    with pytest.raises(SchedulerConnectionError):
+        await agent.client.run_task_now("agent_scheduled_run")
+    agent.client.connect()
+    run_id = await agent.client.run_task_now("agent_scheduled_run", again=True)
+    await agent.memory.run_until_idle(max_seconds=0)
+    assert (await agent.client.get_task_status(run_id))["status"] == "completed"
+
+
 async def test_pause_removes_a_tasks_crons_and_resume_restores_them(agent: Agent) -> None:
     weekday = await agent.client.schedule_cron("cron_daily", "extra", "30 9 * * *", {"extra": True})
     assert agent.client.pause_task("cron_daily") is True
