@@ -32,6 +32,9 @@ B = TypeVar("B", bound="BaseScheduler")
 
 log = logging.getLogger("owlclaw.scheduler.runs")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+#: Largest payload, as compact UTF-8 JSON: well under the 4 MiB gRPC message
+#: limit of Hatchet's SDK and engine, so every backend refuses the same ones.
+MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
 def dump_json(value: Any, what: str) -> str:
@@ -59,7 +62,14 @@ def check_payload(payload: Any) -> dict[str, Any]:
             f"payload must be a JSON object (a dict), got {type(payload).__name__}; "
             'wrap it, e.g. {"value": ...}'
         )
-    result: dict[str, Any] = json_roundtrip(dict(payload), "payload")
+    text = dump_json(dict(payload), "payload")
+    size = len(text.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            f"payload is {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit; "
+            "store large data elsewhere (a file, a database row) and pass its key"
+        )
+    result: dict[str, Any] = json.loads(text)
     return result
 
 

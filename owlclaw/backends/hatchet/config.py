@@ -14,7 +14,8 @@ unset::
 ``mode``:
 
 * ``production``: a Hatchet server reached over TLS (``tls`` or ``mtls``);
-  ``api_token`` is required.
+  ``api_token`` is required. Plain-text gRPC (``tls_strategy: none``) is
+  allowed to a loopback host only, unless ``allow_insecure_grpc: true``.
 * ``lite``: a ``hatchet-lite`` server (e.g. in Docker); TLS optional.
 * ``embedded``: this process starts the locally built hatchet-lite engine
   (``bash .ci/install-engine.sh``, see ``owlclaw.backends.hatchet.engine``)
@@ -26,6 +27,7 @@ unset::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import uuid
 from typing import Any, Literal
@@ -75,6 +77,12 @@ class HatchetConfig(BaseModel):
     )
     tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
         default=None, description="tls, mtls or none (default: tls, or none for lite/embedded)."
+    )
+    allow_insecure_grpc: bool = Field(
+        default=False,
+        description="In production mode, allow tls_strategy none to a host that is not loopback "
+        "(the token then crosses the network in clear text); leave false unless a trusted "
+        "network or a TLS-terminating sidecar protects the link.",
     )
     worker_name: str | None = Field(
         default=None, description="Worker name (default: owlclaw-<pid>-<random>)."
@@ -149,10 +157,14 @@ class HatchetConfig(BaseModel):
     @model_validator(mode="after")
     def _check_mode(self) -> HatchetConfig:
         if self.mode == "production":
-            if self.tls_strategy == "none":
+            host = (self.host_port or "").rpartition(":")[0]
+            plain = self.tls_strategy == "none" and self.host_port is not None
+            if plain and not self.allow_insecure_grpc and not _is_loopback(host):
                 raise ValueError(
-                    "mode 'production' requires TLS: set tls_strategy to 'tls' or 'mtls', "
-                    "or use mode 'lite' for a server without TLS"
+                    f"mode 'production' refuses plain-text gRPC (tls_strategy none) to {host!r}, "
+                    "which is not a loopback host: the token would cross the network unencrypted; "
+                    "set tls_strategy to 'tls' or 'mtls', set allow_insecure_grpc: true if the "
+                    "link is protected another way, or use mode 'lite' for a hatchet-lite server"
                 )
             if self.api_token is None:
                 raise ValueError(
@@ -201,3 +213,14 @@ class HatchetConfig(BaseModel):
         )
 
     __str__ = __repr__
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP (``127.0.0.0/8``, ``::1``); no DNS look-up."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

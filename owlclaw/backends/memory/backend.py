@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from owlclaw.backends.memory.config import MemoryConfig
+from owlclaw.backends.memory.faults import Faults
 from owlclaw.scheduler.base import (
     BaseScheduler,
     check_payload,
@@ -129,6 +130,7 @@ class MemoryScheduler(BaseScheduler):
         self._busy = 0  # running attempts not parked in a durable sleep
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
+        self.faults = Faults(self)  # injected faults: see owlclaw.backends.memory.faults
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -140,6 +142,7 @@ class MemoryScheduler(BaseScheduler):
     # connection
 
     async def connect(self) -> None:
+        self.faults.before_call("connect")
         if self._worker is None:
             # bound to this event loop: a module-level scheduler may be
             # connected again under a new loop (one per test, one per CLI call)
@@ -156,17 +159,18 @@ class MemoryScheduler(BaseScheduler):
             await self.stop_worker()
         self._connected = False
 
-    def _require_connected(self) -> None:
+    def _require_connected(self, operation: str = "call the engine") -> None:
         if not self._connected:
             raise SchedulerConnectionError(
                 "the scheduler is not connected: use `async with scheduler:` "
                 "or `await scheduler.connect()` first"
             )
+        self.faults.before_call(operation)
 
     # scheduling
 
     async def run_task(self, task_name: str, payload: Any = None) -> str:
-        self._require_connected()
+        self._require_connected("run_task")
         options = self._options(task_name)
         run = self._new_run(options, check_payload(payload), self.clock.now(), TaskState.QUEUED)
         self._enqueue(run)
@@ -180,7 +184,7 @@ class MemoryScheduler(BaseScheduler):
         delay_seconds: float | None = None,
         at: datetime | None = None,
     ) -> str:
-        self._require_connected()
+        self._require_connected("schedule_task")
         due = resolve_due_time(self.clock.now(), delay_seconds, at)
         options = self._options(task_name)
         run = self._new_run(options, check_payload(payload), due, TaskState.SCHEDULED)
@@ -188,20 +192,20 @@ class MemoryScheduler(BaseScheduler):
         return run.id
 
     async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
-        self._require_connected()
+        self._require_connected("add_cron")
         expression = normalize_cron(expression)
         self._options(task_name)
         return self._add_cron(task_name, expression, check_payload(payload))
 
     async def remove_cron(self, cron_id: str) -> None:
-        self._require_connected()
+        self._require_connected("remove_cron")
         cron = self._crons.pop(cron_id, None)
         if cron is None:
             raise TaskNotFoundError(f"no cron with id {cron_id!r}; list them with list_crons()")
         cron.entry.dead = True
 
     async def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
-        self._require_connected()
+        self._require_connected("list_crons")
         return [
             CronInfo(
                 id=c.id,
@@ -215,7 +219,7 @@ class MemoryScheduler(BaseScheduler):
         ]
 
     async def cancel_task(self, task_id: str) -> bool:
-        self._require_connected()
+        self._require_connected("cancel_task")
         run = self._run(task_id)
         if run.state.is_final:
             return False
@@ -229,11 +233,11 @@ class MemoryScheduler(BaseScheduler):
         return True
 
     async def get_task_status(self, task_id: str) -> TaskInfo:
-        self._require_connected()
+        self._require_connected("get_task_status")
         return self._run(task_id).info()
 
     async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
-        self._require_connected()
+        self._require_connected("list_scheduled_tasks")
         pending = [
             r
             for r in self._runs.values()
@@ -249,7 +253,7 @@ class MemoryScheduler(BaseScheduler):
         states: Iterable[TaskState] | None = None,
         limit: int = 100,
     ) -> list[TaskInfo]:
-        self._require_connected()
+        self._require_connected("list_tasks")
         wanted = set(states) if states is not None else None
         found = [
             r
@@ -261,7 +265,7 @@ class MemoryScheduler(BaseScheduler):
         return [r.info() for r in found[:limit]]
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
-        self._require_connected()
+        self._require_connected("wait_for_task")
         run = self._run(task_id)
         if isinstance(self.clock, VirtualClock):
             deadline = self.clock.now() + timedelta(seconds=timeout)
@@ -342,7 +346,7 @@ class MemoryScheduler(BaseScheduler):
     # worker
 
     async def start_worker(self) -> None:
-        self._require_connected()
+        self._require_connected("start_worker")
         if self._worker is not None:
             return
         self._accepting = True
@@ -401,12 +405,14 @@ class MemoryScheduler(BaseScheduler):
         while self._heap and self._heap[0].dead:
             heapq.heappop(self._heap)
         if not skip_crons:
-            return self._heap[0].due if self._heap else None
+            return self.faults.defer(self._heap[0].due) if self._heap else None
         live = [e.due for e in self._heap if not e.dead and e.kind != _CRON]
-        return min(live) if live else None
+        return self.faults.defer(min(live)) if live else None
 
     def _fire_due(self) -> None:
         now = self.clock.now()
+        if self.faults.engine_down(now):
+            return
         while self._heap and self._heap[0].due <= now:
             entry = heapq.heappop(self._heap)
             if entry.dead:
@@ -491,7 +497,7 @@ class MemoryScheduler(BaseScheduler):
                 )
         error: str | None = None
         try:
-            result = await execute_attempt(options, run.payload, ctx)
+            result = await self.faults.execute(run, execute_attempt(options, run.payload, ctx))
         except asyncio.CancelledError:
             if run.timed_out_attempt != attempt:
                 raise
@@ -567,4 +573,5 @@ class MemoryScheduler(BaseScheduler):
         if options is not None:
             run = self._new_run(options, dict(cron.payload), entry.due, TaskState.QUEUED)
             self._enqueue(run)
-        cron.entry = self._push(next_fire_time(cron.expression, entry.due), _CRON, cron.id)
+        # ticks missed during an outage fire once, at its end
+        cron.entry = self._push(next_fire_time(cron.expression, self.faults.defer(entry.due)), _CRON, cron.id)

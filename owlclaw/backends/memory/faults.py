@@ -1,0 +1,203 @@
+"""Faults the in-memory backend injects on demand, so agent code can be
+tested against what a real engine does to it.
+
+Every ``MemoryScheduler`` has one ``Faults`` at ``scheduler.faults``::
+
+    scheduler.faults.crash_during("charge_card")      # next attempt lost mid-task
+    scheduler.faults.duplicate_delivery("charge_card")  # next run executes twice
+    scheduler.faults.drop_connection()                # next call: SchedulerConnectionError
+    scheduler.faults.outage(seconds=600)              # engine down for 10 (virtual) minutes
+    await scheduler.faults.crash_worker()             # the worker dies now
+
+Each fault mirrors what the Hatchet backend does (docs/hatchet.md): a lost
+attempt is delivered again from the start, even with ``retries=0``, after the
+engine notices the dead worker (``redelivery_seconds``), and ``ctx.attempt``
+and ``attempts`` count it; calls during a lost connection or an outage raise
+``SchedulerConnectionError``; what falls due during an outage runs when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from owlclaw.scheduler.errors import SchedulerConnectionError
+from owlclaw.scheduler.models import TaskState
+
+if TYPE_CHECKING:
+    from owlclaw.backends.memory.backend import MemoryScheduler, _Run
+
+__all__ = ["Faults"]
+
+#: How long the engine takes to notice a dead worker and hand its runs to
+#: another (about 30 s measured with hatchet-lite v0.105.0).
+REDELIVERY_SECONDS = 30.0
+
+
+@dataclass
+class _Plan:
+    task_name: str | None  # None: any task
+    times: int
+
+
+class Faults:
+    """Faults to inject into one ``MemoryScheduler``; see the module docstring."""
+
+    def __init__(self, scheduler: MemoryScheduler) -> None:
+        self._scheduler = scheduler
+        #: Seconds between a lost attempt and its redelivery (clock time).
+        self.redelivery_seconds = REDELIVERY_SECONDS
+        self._crashes: list[_Plan] = []
+        self._duplicates: list[_Plan] = []
+        self._drops: list[tuple[frozenset[str] | None, int]] = []
+        self._outages: list[tuple[datetime, datetime]] = []
+        #: Runs that lost an attempt to a fault, in order (a run id per loss).
+        self.lost_attempts: list[str] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"Faults(crashes={len(self._crashes)}, duplicates={len(self._duplicates)}, "
+            f"drops={len(self._drops)}, outages={len(self._outages)})"
+        )
+
+    # planning
+
+    def crash_during(self, task_name: str | None = None, *, times: int = 1) -> None:
+        """The next ``times`` attempts of ``task_name`` (any task if None) are
+        lost mid-task: the function runs until it first waits (an ``await``
+        that yields, a durable sleep, a sync function's thread) and the worker
+        dies there; if it never waits, it dies after the function returns and
+        before the result is reported. The run is delivered again from the
+        start after ``redelivery_seconds``, as attempt + 1."""
+        self._crashes.append(_Plan(task_name, _positive(times)))
+
+    def duplicate_delivery(self, task_name: str | None = None, *, times: int = 1) -> None:
+        """The next ``times`` runs of ``task_name`` that succeed execute twice:
+        the first result is lost as if the worker died before acknowledging it,
+        and the run is delivered again at once (``ctx.attempt == 2``, same
+        ``ctx.task_id``); the second result is the one recorded."""
+        self._duplicates.append(_Plan(task_name, _positive(times)))
+
+    def drop_connection(self, *, times: int = 1, operations: Iterable[str] | None = None) -> None:
+        """The next ``times`` calls (of ``operations`` only, e.g. ``["run_task"]``,
+        if given) raise ``SchedulerConnectionError`` and do nothing, like a
+        network blip on the way to the engine."""
+        names = frozenset(operations) if operations is not None else None
+        self._drops.append((names, _positive(times)))
+
+    def outage(self, seconds: float, *, start_in: float = 0.0) -> None:
+        """The engine is down from ``start_in`` seconds from now for ``seconds``
+        (clock time, so virtual on a ``VirtualClock``): every call and
+        ``connect()`` raise ``SchedulerConnectionError``, and nothing fires or
+        wakes. Schedules, retries and durable sleeps that fell due run when it
+        ends; a cron fires once then and goes on from there. Running attempts
+        go on."""
+        if not seconds > 0 or start_in < 0:
+            raise ValueError(f"outage() needs seconds > 0 and start_in >= 0, got {seconds!r}, {start_in!r}")
+        start = self._scheduler.clock.now() + timedelta(seconds=start_in)
+        self._outages.append((start, start + timedelta(seconds=seconds)))
+        self._scheduler._wakeup.set()
+
+    def clear(self) -> None:
+        """Cancel every planned fault and end any outage now."""
+        self._crashes.clear()
+        self._duplicates.clear()
+        self._drops.clear()
+        self._outages.clear()
+        self._scheduler._wakeup.set()
+
+    async def crash_worker(self) -> int:
+        """The worker dies now: every running attempt, including durable tasks
+        parked in a sleep, is lost and delivered again after
+        ``redelivery_seconds``. Returns how many attempts were lost."""
+        lost = [
+            run
+            for run in list(self._scheduler._runs.values())
+            if run.state is TaskState.RUNNING and run.task is not None and not run.task.done()
+        ]
+        for run in lost:
+            self._lose(run, self.redelivery_seconds)
+            assert run.task is not None
+            run.task.cancel()
+        if lost:
+            await asyncio.gather(*(r.task for r in lost if r.task is not None), return_exceptions=True)
+        return len(lost)
+
+    # hooks called by MemoryScheduler
+
+    def before_call(self, operation: str) -> None:
+        """Raise for a dropped connection or an outage."""
+        now = self._scheduler.clock.now()
+        for start, end in self._outages:
+            if start <= now < end:
+                raise SchedulerConnectionError(
+                    f"cannot {operation}: the engine is unreachable (an outage injected by "
+                    f"scheduler.faults.outage() until {end.isoformat()}); retry later, "
+                    "or let the call fail and be retried by your caller"
+                )
+        for i, (names, times) in enumerate(self._drops):
+            if names is None or operation in names:
+                self._drops[i] = (names, times - 1)
+                if times == 1:
+                    del self._drops[i]
+                raise SchedulerConnectionError(
+                    f"cannot {operation}: the connection to the engine was lost (injected by "
+                    "scheduler.faults.drop_connection()); the call had no effect, retry it"
+                )
+
+    def engine_down(self, now: datetime) -> bool:
+        return any(start <= now < end for start, end in self._outages)
+
+    def defer(self, due: datetime) -> datetime:
+        """When something due at ``due`` can fire, given the outages."""
+        for start, end in sorted(self._outages):
+            if start <= due < end:
+                due = end
+        return due
+
+    async def execute(self, run: _Run, attempt: Awaitable[Any]) -> Any:
+        """Run one attempt, losing it when a crash or duplicate is planned."""
+        name = run.options.name
+        if _take(self._crashes, name):
+            inner = asyncio.ensure_future(attempt)
+            await asyncio.sleep(0)  # let it run to its first wait
+            inner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await inner
+            self._lose(run, self.redelivery_seconds)
+            raise asyncio.CancelledError
+        result = await attempt
+        if self._duplicates and _take(self._duplicates, name):
+            self._lose(run, 0.0)
+            raise asyncio.CancelledError
+        return result
+
+    def _lose(self, run: _Run, delay: float) -> None:
+        from owlclaw.backends.memory.backend import _DUE
+
+        scheduler = self._scheduler
+        self.lost_attempts.append(run.id)
+        run.state = TaskState.QUEUED
+        if run.entry is not None:
+            run.entry.dead = True
+        run.entry = scheduler._push(scheduler.clock.now() + timedelta(seconds=delay), _DUE, run)
+
+
+def _take(plans: list[_Plan], task_name: str) -> bool:
+    for i, plan in enumerate(plans):
+        if plan.task_name is None or plan.task_name == task_name:
+            plan.times -= 1
+            if plan.times == 0:
+                del plans[i]
+            return True
+    return False
+
+
+def _positive(times: int) -> int:
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ValueError(f"times must be an int >= 1, got {times!r}")
+    return times
