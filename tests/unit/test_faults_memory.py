@@ -1,7 +1,7 @@
 """Faults the memory backend injects (scheduler.faults), and what agent code sees."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +11,9 @@ from owlclaw.backends.memory import MemoryScheduler, VirtualClock
 from owlclaw.backends.memory.faults import REDELIVERY_SECONDS
 from owlclaw.scheduler import TaskContext, TaskState
 from owlclaw.scheduler.errors import SchedulerConnectionError
+from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.testing import register_conformance_tasks
+from owlclaw.scheduler.testing.conformance import SchedulerFaultConformance
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -218,3 +221,27 @@ def test_fault_arguments_are_checked() -> None:
         s.faults.crash_during("x", times=0)
     with pytest.raises(ValueError, match="seconds > 0"):
         s.faults.outage(seconds=0)
+
+
+class TestMemoryFaultConformance(SchedulerFaultConformance):
+    """The fault conformance suite, with the faults injected."""
+
+    @pytest.fixture
+    async def unreachable(self) -> AsyncIterator[Scheduler]:
+        scheduler = register_conformance_tasks(MemoryScheduler(clock=VirtualClock(start=START)))
+        assert isinstance(scheduler, MemoryScheduler)
+        scheduler.faults.outage(seconds=3600)
+        yield scheduler
+
+    @pytest.fixture
+    async def engine_loss(self) -> AsyncIterator[tuple[Scheduler, Callable[[], Awaitable[None]]]]:
+        scheduler = register_conformance_tasks(MemoryScheduler(clock=VirtualClock(start=START)))
+        assert isinstance(scheduler, MemoryScheduler)
+
+        async def lose_engine() -> None:
+            scheduler.faults.outage(seconds=10 * 365 * 86400)
+
+        async with scheduler:
+            await scheduler.start_worker()
+            yield scheduler, lose_engine
+            scheduler.faults.clear()

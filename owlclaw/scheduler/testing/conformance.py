@@ -24,17 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import pytest
 
+from owlclaw.scheduler.base import MAX_PAYLOAD_BYTES
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import (
     InvalidCronError,
     InvalidScheduleError,
     PayloadError,
+    SchedulerConnectionError,
+    SchedulerError,
     TaskDefinitionError,
     TaskNotFoundError,
     TaskNotRegisteredError,
@@ -44,7 +48,7 @@ from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON
 
-__all__ = ["SchedulerConformance"]
+__all__ = ["BAD_CALLS", "BadCall", "SchedulerConformance", "SchedulerFaultConformance"]
 
 JSON_VALUES: list[Any] = [
     {"nested": {"list": [1, 2.5, "x", None, True]}},
@@ -55,6 +59,203 @@ JSON_VALUES: list[Any] = [
     True,
     None,
 ]
+
+
+@dataclass(frozen=True)
+class BadCall:
+    """A call with bad input, the error every backend raises, and a phrase of
+    its message that tells the user what to write instead."""
+
+    id: str
+    call: Callable[[Scheduler], Any]  # returns a coroutine, or raises at once
+    error: type[SchedulerError]
+    fix: str
+
+
+async def _noop(payload: Any, ctx: Any) -> None: ...
+
+
+_SOON = {"delay_seconds": 5}
+_BIG = {"blob": "x" * MAX_PAYLOAD_BYTES}
+
+#: Every bad argument the scheduling API accepts from users.
+BAD_CALLS: list[BadCall] = [
+    BadCall(
+        "run-unknown-task", lambda s: s.run_task("no_such_task"), TaskNotRegisteredError, "@scheduler.task"
+    ),
+    BadCall(
+        "schedule-unknown-task",
+        lambda s: s.schedule_task("no_such_task", **_SOON),
+        TaskNotRegisteredError,
+        "@scheduler.task",
+    ),
+    BadCall(
+        "cron-unknown-task",
+        lambda s: s.add_cron("no_such_task", "* * * * *"),
+        TaskNotRegisteredError,
+        "declare",
+    ),
+    BadCall("payload-list", lambda s: s.run_task("conf_echo", [1, 2]), PayloadError, "wrap it"),
+    BadCall("payload-str", lambda s: s.run_task("conf_echo", "text"), PayloadError, "a dict"),
+    BadCall(
+        "payload-datetime",
+        lambda s: s.run_task("conf_echo", {"at": datetime(2030, 1, 1, tzinfo=UTC)}),
+        PayloadError,
+        "isoformat",
+    ),
+    BadCall("payload-object", lambda s: s.run_task("conf_echo", {"x": object()}), PayloadError, "use dicts"),
+    BadCall("payload-nan", lambda s: s.run_task("conf_echo", {"x": float("nan")}), PayloadError, "finite"),
+    BadCall(
+        "payload-set", lambda s: s.schedule_task("conf_echo", {"x": {1}}, **_SOON), PayloadError, "lists"
+    ),
+    BadCall("payload-too-big", lambda s: s.run_task("conf_echo", _BIG), PayloadError, "store large data"),
+    BadCall(
+        "schedule-payload-too-big",
+        lambda s: s.schedule_task("conf_echo", _BIG, **_SOON),
+        PayloadError,
+        "store large data",
+    ),
+    BadCall("cron-payload", lambda s: s.add_cron("conf_cron_target", "@daily", [1]), PayloadError, "wrap it"),
+    BadCall("schedule-neither", lambda s: s.schedule_task("conf_echo"), InvalidScheduleError, "exactly one"),
+    BadCall(
+        "schedule-both",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=5, at=datetime(2030, 1, 1, tzinfo=UTC)),
+        InvalidScheduleError,
+        "exactly one",
+    ),
+    BadCall(
+        "delay-zero", lambda s: s.schedule_task("conf_echo", delay_seconds=0), InvalidScheduleError, "> 0"
+    ),
+    BadCall(
+        "delay-negative",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=-1),
+        InvalidScheduleError,
+        "> 0",
+    ),
+    BadCall(
+        "delay-nan",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=float("nan")),
+        InvalidScheduleError,
+        "> 0",
+    ),
+    BadCall(
+        "delay-inf",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=float("inf")),
+        InvalidScheduleError,
+        "> 0",
+    ),
+    BadCall(
+        "delay-text",
+        lambda s: s.schedule_task("conf_echo", delay_seconds="5"),
+        InvalidScheduleError,
+        "number of seconds",
+    ),
+    BadCall(
+        "delay-bool",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=True),
+        InvalidScheduleError,
+        "number of seconds",
+    ),
+    BadCall(
+        "at-naive",
+        lambda s: s.schedule_task("conf_echo", at=datetime(2030, 1, 1)),
+        InvalidScheduleError,
+        "timezone-aware",
+    ),
+    BadCall(
+        "at-text", lambda s: s.schedule_task("conf_echo", at="2030-01-01"), InvalidScheduleError, "a datetime"
+    ),
+    *[
+        BadCall(
+            f"cron-{name}", lambda s, e=expr: s.add_cron("conf_cron_target", e), InvalidCronError, "fields"
+        )
+        for name, expr in [
+            ("empty", ""),
+            ("blank", "   "),
+            ("three-fields", "* * *"),
+            ("seven-fields", "* * * * * * *"),
+            ("minute-61", "61 * * * *"),
+            ("hour-24", "0 24 * * *"),
+            ("month-13", "0 0 1 13 *"),
+            ("words", "every day at noon"),
+            ("unknown-alias", "@sometimes"),
+            ("not-a-string", 5),
+        ]
+    ],
+    BadCall(
+        "status-unknown-id", lambda s: s.get_task_status(str(uuid.uuid4())), TaskNotFoundError, "no task"
+    ),
+    BadCall("status-malformed-id", lambda s: s.get_task_status("not-an-id"), TaskNotFoundError, "no task"),
+    BadCall("cancel-unknown-id", lambda s: s.cancel_task(str(uuid.uuid4())), TaskNotFoundError, "no task"),
+    BadCall(
+        "wait-unknown-id",
+        lambda s: s.wait_for_task(str(uuid.uuid4()), timeout=1),
+        TaskNotFoundError,
+        "no task",
+    ),
+    BadCall(
+        "remove-unknown-cron", lambda s: s.remove_cron(str(uuid.uuid4())), TaskNotFoundError, "list_crons"
+    ),
+    BadCall(
+        "task-priority-0",
+        lambda s: s.task(name="conf_bad", priority=0)(_noop),
+        TaskDefinitionError,
+        "1, 2 or 3",
+    ),
+    BadCall(
+        "task-priority-4",
+        lambda s: s.task(name="conf_bad", priority=4)(_noop),
+        TaskDefinitionError,
+        "1, 2 or 3",
+    ),
+    BadCall(
+        "task-priority-text",
+        lambda s: s.task(name="conf_bad", priority="3")(_noop),
+        TaskDefinitionError,
+        "1, 2 or 3",
+    ),
+    BadCall(
+        "task-retries-negative",
+        lambda s: s.task(name="conf_bad", retries=-1)(_noop),
+        TaskDefinitionError,
+        ">= 0",
+    ),
+    BadCall(
+        "task-retries-float",
+        lambda s: s.task(name="conf_bad", retries=1.5)(_noop),
+        TaskDefinitionError,
+        "an int",
+    ),
+    BadCall(
+        "task-timeout-zero", lambda s: s.task(name="conf_bad", timeout=0)(_noop), TaskDefinitionError, "> 0"
+    ),
+    BadCall(
+        "task-timeout-inf",
+        lambda s: s.task(name="conf_bad", timeout=float("inf"))(_noop),
+        TaskDefinitionError,
+        "> 0",
+    ),
+    BadCall(
+        "task-name-space", lambda s: s.task(name="bad name")(_noop), TaskDefinitionError, "letters, digits"
+    ),
+    BadCall("task-name-empty", lambda s: s.task(name="")(_noop), TaskDefinitionError, "letters, digits"),
+    BadCall("task-name-long", lambda s: s.task(name="n" * 129)(_noop), TaskDefinitionError, "1-128"),
+    BadCall("task-not-callable", lambda s: s.task(name="conf_bad")(42), TaskDefinitionError, "a function"),
+    BadCall("task-duplicate", lambda s: s.task(name="conf_echo")(_noop), TaskDefinitionError, "another name"),
+    BadCall(
+        "task-bad-cron", lambda s: s.task(name="conf_bad", cron="often")(_noop), InvalidCronError, "fields"
+    ),
+]
+
+
+async def check_bad_call(scheduler: Scheduler, case: BadCall) -> None:
+    """Assert ``case`` raises its error with its fix, and registers nothing."""
+    with pytest.raises(case.error) as caught:
+        result = case.call(scheduler)
+        if asyncio.iscoroutine(result):
+            await result
+    assert case.fix in str(caught.value), f"{case.id}: the message does not say {case.fix!r}: {caught.value}"
+    assert "conf_bad" not in scheduler.tasks
 
 
 class SchedulerConformance:
@@ -222,6 +423,14 @@ class SchedulerConformance:
         with pytest.raises(TaskDefinitionError, match="already registered"):
             scheduler.task(name="conf_echo")(f)
         assert "conf_never" not in scheduler.tasks
+
+    @pytest.mark.parametrize("case", BAD_CALLS, ids=lambda c: c.id)
+    async def test_bad_input_is_refused_with_the_same_error(
+        self, scheduler: Scheduler, case: BadCall
+    ) -> None:
+        """Every backend refuses the same bad input, with the same error type and fix."""
+        await check_bad_call(scheduler, case)
+        assert await scheduler.list_scheduled_tasks(task_name="conf_echo") == []
 
     async def test_unknown_ids_raise_task_not_found(self, scheduler: Scheduler) -> None:
         missing = str(uuid.uuid4())
@@ -468,3 +677,69 @@ class SchedulerConformance:
         assert all(i.state is TaskState.SUCCEEDED for i in infos)
         starts = [i.started_at for i in infos]
         assert starts[1] < starts[2] < starts[0]  # type: ignore[operator]
+
+
+class SchedulerFaultConformance:
+    """What callers see when the engine cannot be reached or goes away.
+
+    The memory backend injects these faults (``scheduler.faults``); a real
+    backend produces them for real (an address nothing listens on, an engine
+    stopped under a connected scheduler). Both must raise
+    ``SchedulerConnectionError`` for them, never hang or raise something else.
+    """
+
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+
+    #: Operations checked after the engine is gone (all take the same arguments on every backend).
+    CALLS_WITHOUT_ENGINE: ClassVar[dict[str, Callable[[Scheduler, str], Awaitable[Any]]]] = {
+        "run_task": lambda s, i: s.run_task("conf_echo", {"value": 1}),
+        "schedule_task": lambda s, i: s.schedule_task("conf_echo", {}, delay_seconds=60),
+        "add_cron": lambda s, i: s.add_cron("conf_cron_target", "@daily"),
+        "list_crons": lambda s, i: s.list_crons(),
+        "get_task_status": lambda s, i: s.get_task_status(i),
+        "cancel_task": lambda s, i: s.cancel_task(i),
+        "list_tasks": lambda s, i: s.list_tasks(),
+        "list_scheduled_tasks": lambda s, i: s.list_scheduled_tasks(),
+    }
+
+    @pytest.fixture
+    async def unreachable(self) -> AsyncIterator[Scheduler]:
+        """A scheduler with the conformance tasks, not connected, whose engine
+        cannot be reached. Backends must override this."""
+        raise NotImplementedError("provide an `unreachable` fixture for your backend")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    async def engine_loss(self) -> AsyncIterator[tuple[Scheduler, Callable[[], Awaitable[None]]]]:
+        """A connected scheduler with the conformance tasks, and an async
+        function that takes its engine away. Backends must override this."""
+        raise NotImplementedError("provide an `engine_loss` fixture for your backend")
+        yield  # pragma: no cover
+
+    async def test_connect_to_an_unreachable_engine_raises_connection_error(
+        self, unreachable: Scheduler
+    ) -> None:
+        """connect() to an engine that cannot be reached raises SchedulerConnectionError naming it."""
+        with pytest.raises(SchedulerConnectionError) as caught:
+            await unreachable.connect()
+        assert "engine" in str(caught.value)
+        with pytest.raises(SchedulerConnectionError, match="connect"):
+            await unreachable.run_task("conf_echo")
+
+    async def test_calls_after_the_engine_is_gone_raise_connection_error(
+        self, engine_loss: tuple[Scheduler, Callable[[], Awaitable[None]]]
+    ) -> None:
+        """Once the engine is gone every operation raises SchedulerConnectionError."""
+        scheduler, lose_engine = engine_loss
+        task_id = await scheduler.schedule_task("conf_echo", {}, delay_seconds=3600)
+        await lose_engine()
+        for name, call in self.CALLS_WITHOUT_ENGINE.items():
+            try:
+                await call(scheduler, task_id)
+            except SchedulerConnectionError:
+                continue
+            except Exception as exc:
+                raise AssertionError(
+                    f"{name} raised {type(exc).__name__}, not SchedulerConnectionError"
+                ) from exc
+            raise AssertionError(f"{name} succeeded without an engine")
