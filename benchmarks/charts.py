@@ -61,11 +61,16 @@ def lines(
     *,
     logx: bool = False,
     logy: bool = False,
+    style: Mapping[str, tuple[int, str]] | None = None,
 ) -> str:
-    """One line with markers per series over the same x values."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, ys in series.items():
-        ax.plot(xs, ys, marker="o", label=label)
+    """One line with markers per series over the same x values.
+
+    ``style`` maps a label to (colour index, line style), e.g. to pair series.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for n, (label, ys) in enumerate(series.items()):
+        colour, dash = (style or {}).get(label, (n, "-"))
+        ax.plot(xs, ys, marker="o", linestyle=dash, color=f"C{colour}", label=label)
     if logx:
         ax.set_xscale("log")
     if logy:

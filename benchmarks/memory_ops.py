@@ -197,6 +197,11 @@ def run(sizes: Sizes, env: Env) -> Result:
             "microseconds per operation",
             logx=True,
             logy=True,
+            style={
+                f"{who} {op}": (n, "-" if who == "owlclaw" else "--")
+                for n, op in enumerate(OPS)
+                for who in ("owlclaw", "apscheduler")
+            },
         )
     )
     result.data = {"medians_us": series, "pending": xs}

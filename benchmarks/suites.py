@@ -27,19 +27,33 @@ class Sizes:
         ("conformance suite (memory)", ("tests/unit/test_memory_conformance.py",)),
         ("all unit tests", ("tests/unit", f"--ignore={SMOKE}")),
     )
+    timeout: float = 600.0  # per suite: a hung test must not hang the whole run
 
 
 DEFAULT = Sizes()
 QUICK = Sizes()
 
 
-def _pytest(args: tuple[str, ...]) -> tuple[float, str, int]:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", *args]
+def _pytest(args: tuple[str, ...], timeout: float) -> tuple[float, str, int]:
+    # -v names each test before it runs, so a timeout can say which one hung
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", "not integration", *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     t0 = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800, check=False
-    )
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        last = out.strip().splitlines()[-1:] or ["<no output>"]
+        return time.perf_counter() - t0, f"timed out after {timeout:g} s, at: {last[0][:200]}", -1
     wall = time.perf_counter() - t0
     lines = done.stdout.strip().splitlines()
     summary = lines[-1] if lines else done.stderr.strip()[-200:]
@@ -51,13 +65,13 @@ def run(sizes: Sizes, env: Env) -> Result:
         NAME,
         TITLE,
         method=(
-            "`python -m pytest -q -m 'not integration'` in a subprocess, wall time including "
+            "`python -m pytest -v -m 'not integration'` in a subprocess, wall time including "
             f"interpreter start and collection. The benchmarks' own smoke test (`{SMOKE}`) is left out."
         ),
     )
     rows = []
     for label, args in sizes.suites:
-        wall, summary, code = _pytest(args)
+        wall, summary, code = _pytest(args, sizes.timeout)
         rows.append(
             [label, " ".join(args), f"{wall:.1f} s", summary + ("" if code == 0 else f" (exit {code})")]
         )

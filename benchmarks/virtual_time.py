@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -76,20 +75,22 @@ def _cron_next_cost(calls: int = 500) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    """A size from /proc/self/status (VmRSS: now, VmHWM: peak of this process image)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
 def _child(days: int, delayed: int) -> None:
     """Run one simulation in this (fresh) process and print what it measured as JSON."""
-    before = _rss_kib()
+    before = _status_kib("VmRSS")
     t0 = time.perf_counter()
     counts = asyncio.run(_simulate(Sizes(days=days, delayed=delayed)))
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # not ru_maxrss: Linux carries the parent's peak over fork + exec
+    peak = _status_kib("VmHWM")
     print(json.dumps({"counts": counts, "wall": wall, "rss_before_kib": before, "rss_peak_kib": peak}))
 
 
@@ -120,7 +121,7 @@ def run(sizes: Sizes, env: Env) -> Result:
             f"{sizes.delayed:,} tasks delayed at random over the window; one `advance({sizes.days} days)` "
             f"runs everything in due order. Expected: {expected_cron:,} cron runs and {sizes.delayed:,} "
             "delayed runs, all succeeded. It runs in a fresh Python process; peak memory is that process's "
-            "peak resident set size (`ru_maxrss`), next to its size before the simulation started "
+            "peak resident set size (`VmHWM`), next to its size before the simulation started "
             "(interpreter and imports). The scheduler keeps every finished run's record, so memory "
             "grows with the number of runs."
         ),
