@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "worker_app", metavar="APP", help="your scheduler as module:attribute, e.g. myapp.tasks:scheduler"
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus metrics on http://127.0.0.1:N/metrics "
+        "(address: $OWLCLAW_METRICS_ADDR; needs the 'metrics' extra)",
+    )
 
     p = add("run", "run a task now")
     p.add_argument("task", metavar="TASK")

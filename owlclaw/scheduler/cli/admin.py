@@ -85,7 +85,12 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    load_app(args.worker_app).run_worker()
+    scheduler = load_app(args.worker_app)
+    if getattr(args, "metrics_port", None) is not None:
+        from owlclaw.scheduler.observability import serve_metrics
+
+        serve_metrics(args.metrics_port, scheduler)
+    scheduler.run_worker()
     return 0
 
 
