@@ -499,6 +499,27 @@ class LocalPostgres:
                 self._databases.add(dbname)
         return f"postgresql://postgres@127.0.0.1:{port}/{dbname}?sslmode=disable"
 
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop the server (fast mode), wait ``downtime`` seconds, start it again
+        on the same port with the same data: a database outage for fault tests."""
+        with self._lock:
+            if self._port is None or self._bin_dir is None:
+                raise RuntimeError("LocalPostgres is not started")
+            pg_ctl = str(self._bin_dir / "pg_ctl")
+            stop = [pg_ctl, "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop"]
+            result = self._run(stop, as_owner=True, timeout=40)
+            if result.returncode != 0:
+                raise PostgresError(f"pg_ctl stop failed: {result.stdout}{result.stderr}")
+            time.sleep(downtime)
+            start = [pg_ctl, "-D", str(self.data_dir), "-l", str(self.log_path)]
+            start += ["-o", f"-p {self._port}", "-w", "-t", str(int(self._start_timeout)), "start"]
+            result = self._run(start, as_owner=True, timeout=self._start_timeout + 10)
+            if result.returncode != 0:
+                raise PostgresError(
+                    f"pg_ctl start on port {self._port} failed: {result.stdout}{result.stderr}\n"
+                    f"--- {self.log_path} ---\n{_tail(self.log_path)}"
+                )
+
     def stop(self) -> None:
         """Stop the server (immediate mode) and delete the cluster. Idempotent."""
         with self._lock:
@@ -629,6 +650,7 @@ class LocalEngine:
         self._failed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._connection: EngineConnection | None = None
+        self._lite_command: list[str] = []
         self.ports: dict[str, int] = {}
         """Every port hatchet-lite listens on: grpc, api, health, frontend, proxy."""
         self.timings: dict[str, float] = {}
@@ -865,15 +887,8 @@ class LocalEngine:
 
                     self._log_header(log, "start hatchet-lite")
                     t0 = time.monotonic()
-                    self._proc = subprocess.Popen(
-                        [str(bin_dir / "hatchet-lite"), "--config", str(config_dir)],
-                        cwd=str(self.workdir),
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                    self._lite_command = [str(bin_dir / "hatchet-lite"), "--config", str(config_dir)]
+                    self._proc = self._spawn_lite(env, log)
                 self._wait_ready(deadline)
                 self.timings["ready"] = time.monotonic() - t0
             except BaseException:
@@ -887,6 +902,40 @@ class LocalEngine:
                 server_url=f"http://127.0.0.1:{self.ports['api']}",
                 tenant_id=tenant_id,
             )
+            return self._connection
+
+    def _spawn_lite(self, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self._lite_command,
+            cwd=str(self.workdir),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def restart(self, downtime: float = 0.0) -> EngineConnection:
+        """Stop hatchet-lite (SIGTERM, then SIGKILL), wait ``downtime`` seconds,
+        and start it again on the same ports, config and database, so clients
+        keep their address and token: an engine outage for fault tests.
+        Returns the same :class:`EngineConnection`.
+
+        :raises EngineStartError: it did not come back within the startup timeout.
+        """
+        with self._lock:
+            if self._connection is None or not self._lite_command:
+                raise RuntimeError("LocalEngine is not started")
+            self._terminate()
+            time.sleep(downtime)
+            with self.log_path.open("ab") as log:
+                self._log_header(log, "restart hatchet-lite")
+                self._proc = self._spawn_lite(self._env(), log)
+            try:
+                self._wait_ready(time.monotonic() + self._startup_timeout)
+            except BaseException:
+                self._terminate()
+                raise
             return self._connection
 
     def _wait_ready(self, deadline: float) -> None:
