@@ -22,15 +22,31 @@ def _save(fig: Figure, path: Path) -> str:
     return path.name
 
 
-def cdf(path: Path, title: str, series: Mapping[str, Sequence[float]], xlabel: str) -> str:
-    """Cumulative distributions, one line per series (values already in display units)."""
+def cdf(
+    path: Path,
+    title: str,
+    series: Mapping[str, Sequence[float]],
+    xlabel: str,
+    *,
+    logx: bool = False,
+    style: Mapping[str, tuple[int, str]] | None = None,
+) -> str:
+    """Cumulative distributions, one line per series (values already in display units).
+
+    With ``logx`` values below 0.1 are drawn at 0.1. ``style`` as in :func:`lines`.
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, values in series.items():
+    for n, (label, values) in enumerate(series.items()):
         if not values:
             continue
-        ordered = sorted(values)
+        ordered = sorted(max(v, 0.1) for v in values) if logx else sorted(values)
         ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        ax.step(ordered, ys, where="post", label=f"{label} (n={len(ordered)})")
+        colour, dash = (style or {}).get(label, (n, "-"))
+        ax.step(
+            ordered, ys, where="post", color=f"C{colour}", linestyle=dash, label=f"{label} (n={len(ordered)})"
+        )
+    if logx:
+        ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of samples")

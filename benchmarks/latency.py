@@ -168,6 +168,17 @@ def run(sizes: Sizes, env: Env) -> Result:
         )
     )
     result.charts.append(
-        charts.cdf(env.chart_dir / "latency.png", "Enqueue-to-start latency", series, "milliseconds")
+        charts.cdf(
+            env.chart_dir / "latency.png",
+            "Enqueue-to-start latency (dashed: raw SDK)",
+            series,
+            "milliseconds (log scale)",
+            logx=True,
+            style={
+                f"{rate}/s {side}": (n, "-" if side == "owlclaw" else "--")
+                for n, rate in enumerate(found)
+                for side in SIDES
+            },
+        )
     )
     return result

@@ -56,8 +56,11 @@ def _pytest(args: tuple[str, ...], timeout: float) -> tuple[float, str, int]:
         return time.perf_counter() - t0, f"timed out after {timeout:g} s, at: {last[0][:200]}", -1
     wall = time.perf_counter() - t0
     lines = done.stdout.strip().splitlines()
-    summary = lines[-1] if lines else done.stderr.strip()[-200:]
-    return wall, re.sub(r"=+", "", summary).strip(), done.returncode
+    summary = re.sub(r"=+", "", lines[-1] if lines else done.stderr.strip()[-200:]).strip()
+    failed = [line.removeprefix("FAILED ").split(" - ")[0] for line in lines if line.startswith("FAILED ")]
+    if failed:
+        summary += "; failed: " + ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+    return wall, summary, done.returncode
 
 
 def run(sizes: Sizes, env: Env) -> Result:
