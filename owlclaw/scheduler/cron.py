@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from owlclaw.scheduler.errors import InvalidCronError
 
@@ -47,6 +47,17 @@ def normalize_cron(expression: str) -> str:
         croniter(_croniter_form(fields))
     except (ValueError, KeyError) as exc:
         raise InvalidCronError(f"invalid cron expression {expression!r} ({exc}): {_HELP}") from exc
+    if _has_day_seven(fields[-1]):
+        raise InvalidCronError(
+            f"cron expression {expression!r} uses day-of-week 7; write 0 for Sunday "
+            f"(the engine reads days 0-6 and silently drops such a cron): {_HELP}"
+        )
+    try:
+        croniter(_croniter_form(fields), datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidCronError(
+            f"cron expression {expression!r} never fires (a day the month does not have?): {_HELP}"
+        ) from None
     return text
 
 
@@ -63,3 +74,11 @@ def _croniter_form(fields: list[str]) -> str:
     if len(fields) == 6:
         fields = fields[1:] + fields[:1]
     return " ".join(fields)
+
+
+def _has_day_seven(day_of_week: str) -> bool:
+    for part in day_of_week.split(","):
+        base = part.split("/")[0]
+        if "7" in base.split("-"):
+            return True
+    return False

@@ -156,6 +156,20 @@ def test_any_text_is_a_cron_or_an_invalid_cron_error(text: str) -> None:
         return
     assert normalize_cron(normalized) == normalized
     assert len(normalized.split(" ")) in (5, 6)
+    assert next_fire_time(normalized, datetime(2030, 1, 1, tzinfo=UTC)) > datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@FAST
+@given(FIVE, st.sampled_from(["30", "31", "30-31", "30,31"]), st.sampled_from(["2", "4", "6", "9", "11"]))
+def test_a_cron_that_never_fires_is_refused(five: str, day: str, month: str) -> None:
+    """An expression with no date to fire on (February 30) is an InvalidCronError, not a crash later."""
+    minute, hour = five.split(" ")[:2]
+    month = (
+        "2" if day == "30" or "," in day or "-" in day else month
+    )  # only "31" can use the months without a 31st
+    expression = f"{minute} {hour} {day} {month} *"
+    with pytest.raises(InvalidCronError, match="never fires"):
+        normalize_cron(expression)
 
 
 # --------------------------------------------------------------------------

@@ -177,6 +177,8 @@ BAD_CALLS: list[BadCall] = [
             ("minute-61", "61 * * * *"),
             ("hour-24", "0 24 * * *"),
             ("month-13", "0 0 1 13 *"),
+            ("february-31", "0 0 31 2 *"),
+            ("sunday-as-7", "0 0 * * 7"),
             ("words", "every day at noon"),
             ("unknown-alias", "@sometimes"),
             ("not-a-string", 5),
