@@ -100,6 +100,9 @@ DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is
 LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
 POLL_SECONDS = 0.2
 CANCEL_RETRIES = 50  # x POLL_SECONDS / 2: how long cancel_task waits for the engine's listings
+CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
+FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
+FIRED_WATCH_SECONDS = 3.0  # how long a deleted schedule's run may take to be listed
 
 _STATES = {
     V1TaskStatus.QUEUED: TaskState.QUEUED,
@@ -180,7 +183,7 @@ def _payload_of(raw: Any) -> dict[str, Any]:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
+    if value is None or value.year == 1:  # the engine's "never" is Go's zero time
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -314,6 +317,8 @@ class HatchetScheduler(BaseScheduler):
                 timedelta(seconds=options.timeout) if options.timeout is not None else DEFAULT_TIMEOUT
             ),
             "default_priority": Priority(options.priority),
+            # the SDK's 5 minutes would fail runs queued through a longer worker outage
+            "schedule_timeout": timedelta(seconds=self.config.schedule_timeout_seconds),
             "backoff_factor": options.backoff_factor,
             "backoff_max_seconds": backoff_max,
         }
@@ -661,7 +666,7 @@ class HatchetScheduler(BaseScheduler):
             attempts = retry_count + (0 if state is TaskState.QUEUED and not retrying else 1)
         else:
             attempts = 0
-        if started is None and state in (TaskState.QUEUED, TaskState.CANCELLED):
+        if started is None:  # never taken by a worker (a FAILED one: the schedule timeout)
             attempts = 0
         result = None
         output = run.output if isinstance(run.output, dict) else {}
@@ -672,6 +677,12 @@ class HatchetScheduler(BaseScheduler):
             error = _error_text(run.error_message) or (
                 _error_text(task.error_message) if task is not None else None
             )
+            if not error and started is None:
+                error = (
+                    "TimeoutError: no worker started the run within the schedule timeout "
+                    "(scheduler.hatchet.schedule_timeout_seconds); keep a worker running for "
+                    f"task {name!r}"
+                )
             if not error:
                 error = await self._details_error(str(run.metadata.id), name)
         elif state is TaskState.CANCELLED:
@@ -764,7 +775,7 @@ class HatchetScheduler(BaseScheduler):
                     return False
                 with self._sdk("cancel a run"):
                     await client.runs.aio_cancel(str(details.run.metadata.id))
-                return True
+                return await self._run_cancelled(task_id)
             if found.state.is_final:
                 return False
             if found.state is TaskState.SCHEDULED:
@@ -773,12 +784,36 @@ class HatchetScheduler(BaseScheduler):
             elif (local := self._local.get(task_id)) is not None and local.due is None:
                 with self._sdk("cancel a run"):  # run_task's id is the run's id
                     await client.runs.aio_cancel(task_id)
-                return True
+                return await self._run_cancelled(task_id)
             await asyncio.sleep(POLL_SECONDS / 2)
         raise SchedulerConnectionError(
             f"could not cancel task {task_id}: Hatchet at {self._host} did not list its schedule "
             "or its run; try again"
         )
+
+    async def _run_cancelled(self, task_id: str) -> bool:
+        """After asking the engine to cancel a run: False if the run finished
+        first (the cancel came too late), so the answer matches its final state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_CONFIRM_SECONDS
+        while True:
+            info = await self.get_task_status(task_id)
+            if info.state.is_final:
+                return info.state is TaskState.CANCELLED
+            if loop.time() >= deadline:
+                return True  # the engine has the cancel; the run is still stopping
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _fired(self, task_id: str) -> bool:
+        """Whether a run of this schedule shows up: the engine may have fired
+        it just before it was deleted."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FIRED_WATCH_SECONDS
+        while loop.time() < deadline:
+            if await self._run_by_metadata(task_id) is not None:
+                return True
+            await asyncio.sleep(POLL_SECONDS)
+        return False
 
     async def _cancel_schedule(self, info: TaskInfo) -> bool:
         """Delete a pending schedule; False if it is not listed (yet) or just fired."""
@@ -792,6 +827,9 @@ class HatchetScheduler(BaseScheduler):
                     if not _is_not_found(exc):
                         raise
                     return False  # it fired meanwhile: cancel its run instead
+            due_soon = info.scheduled_at is None or info.scheduled_at - utc_now() < FIRE_WINDOW
+            if due_soon and await self._fired(info.id):
+                return False  # deleted as it fired: cancel its run instead
             self._cancelled[info.id] = TaskInfo(
                 id=info.id,
                 task_name=info.task_name,

@@ -96,6 +96,12 @@ class HatchetConfig(BaseModel):
         description="Directory of the built engine binaries for embedded mode "
         "(default: ~/.cache/owlclaw-engine/<version>/bin, or under $OWLCLAW_ENGINE_CACHE).",
     )
+    schedule_timeout_seconds: int = Field(
+        default=86400,
+        ge=1,
+        description="How long a due run may wait for a free worker before the engine fails it "
+        "(the SDK's default is 5 minutes); cover your longest worker outage.",
+    )
     connect_timeout_seconds: float = Field(
         default=15.0, gt=0, description="How long connect() waits for the engine to answer."
     )
