@@ -67,7 +67,7 @@ class BadCall:
     its message that tells the user what to write instead."""
 
     id: str
-    call: Callable[[Scheduler], Any]  # returns a coroutine, or raises at once
+    call: Callable[[Any], Any]  # takes the scheduler; returns a coroutine, or raises at once
     error: type[SchedulerError]
     fix: str
 
@@ -75,7 +75,11 @@ class BadCall:
 async def _noop(payload: Any, ctx: Any) -> None: ...
 
 
-_SOON = {"delay_seconds": 5}
+def _add_cron(expression: Any) -> Callable[[Any], Any]:
+    return lambda s: s.add_cron("conf_cron_target", expression)
+
+
+_SOON: dict[str, Any] = {"delay_seconds": 5}
 _BIG = {"blob": "x" * MAX_PAYLOAD_BYTES}
 
 #: Every bad argument the scheduling API accepts from users.
@@ -166,9 +170,7 @@ BAD_CALLS: list[BadCall] = [
         "at-text", lambda s: s.schedule_task("conf_echo", at="2030-01-01"), InvalidScheduleError, "a datetime"
     ),
     *[
-        BadCall(
-            f"cron-{name}", lambda s, e=expr: s.add_cron("conf_cron_target", e), InvalidCronError, "fields"
-        )
+        BadCall(f"cron-{name}", _add_cron(expr), InvalidCronError, "fields")
         for name, expr in [
             ("empty", ""),
             ("blank", "   "),
