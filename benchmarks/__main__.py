@@ -20,7 +20,7 @@ INTRO = (
     "engine through owlclaw and through `hatchet-sdk` directly, interleaved, so drift and noise hit "
     "both sides alike. Compare numbers within a table (ratios and differences taken side by side); "
     "absolute times depend on this machine and on what else ran on it. "
-    "Regenerate with `python -m benchmarks` (about 15 minutes; `--quick` for a smaller run)."
+    "Regenerate with `python -m benchmarks` (under 15 minutes on 2 cores; `--quick` for a smaller run)."
 )
 
 

@@ -164,7 +164,7 @@ def write_markdown(
         if result.method:
             parts += [result.method, ""]
         if result.error:
-            parts += [f"**This benchmark failed:** `{result.error}`", ""]
+            parts += ["**This benchmark failed:**", "", "```", result.error, "```", ""]
         for table in result.tables:
             parts += [table.markdown(), ""]
         for chart in result.charts:

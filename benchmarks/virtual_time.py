@@ -29,7 +29,7 @@ START = datetime(2030, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Sizes:
-    days: int = 30
+    days: float = 30  # a fraction works too (the smoke test simulates hours)
     delayed: int = 10_000
 
 
@@ -83,7 +83,7 @@ def _status_kib(field: str) -> int:
     return 0
 
 
-def _child(days: int, delayed: int) -> None:
+def _child(days: float, delayed: int) -> None:
     """Run one simulation in this (fresh) process and print what it measured as JSON."""
     before = _status_kib("VmRSS")
     t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def _child(days: int, delayed: int) -> None:
 
 
 def run(sizes: Sizes, env: Env) -> Result:
-    expected_cron = sizes.days * 24 * 60
+    expected_cron = round(sizes.days * 24 * 60)
     # a fresh process, so the peak RSS is this simulation's and nothing else's
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.virtual_time", str(sizes.days), str(sizes.delayed)],
@@ -118,7 +118,7 @@ def run(sizes: Sizes, env: Env) -> Result:
         TITLE,
         method=(
             f"A `MemoryScheduler` on a `VirtualClock` with its worker running, a `* * * * *` cron and "
-            f"{sizes.delayed:,} tasks delayed at random over the window; one `advance({sizes.days} days)` "
+            f"{sizes.delayed:,} tasks delayed at random over the window; one `advance({sizes.days:g} days)` "
             f"runs everything in due order. Expected: {expected_cron:,} cron runs and {sizes.delayed:,} "
             "delayed runs, all succeeded. It runs in a fresh Python process; peak memory is that process's "
             "peak resident set size (`VmHWM`), next to its size before the simulation started "
@@ -140,7 +140,7 @@ def run(sizes: Sizes, env: Env) -> Result:
             ],
             [
                 [
-                    f"{sizes.days} days",
+                    f"{sizes.days:g} days",
                     f"{counts['cron runs']:,} of {expected_cron:,}",
                     f"{counts['delayed runs']:,} of {sizes.delayed:,}",
                     str(counts["still pending"]),
@@ -153,7 +153,7 @@ def run(sizes: Sizes, env: Env) -> Result:
     )
     speedup = sizes.days * 86400 / wall
     result.headlines.append(
-        f"virtual time: {sizes.days} simulated days ({runs:,} runs) in {wall:.1f} s of wall time, "
+        f"virtual time: {sizes.days:g} simulated days ({runs:,} runs) in {wall:.1f} s of wall time, "
         f"{speedup:,.0f}x faster than real time; peak RSS {peak / 2**20:.0f} MiB "
         f"({(peak - base) / 2**20:.0f} MiB above the bare interpreter)"
     )
@@ -175,7 +175,7 @@ def run(sizes: Sizes, env: Env) -> Result:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="one virtual-time simulation; prints JSON")
-    parser.add_argument("days", type=int)
+    parser.add_argument("days", type=float)
     parser.add_argument("delayed", type=int)
     cli = parser.parse_args()
     _child(cli.days, cli.delayed)
