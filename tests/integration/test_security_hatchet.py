@@ -107,6 +107,23 @@ async def test_namespaces_cannot_see_list_or_cancel_each_others_tasks(hatchet_en
             await a.cancel_task(ran)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known caveat (docs/hatchet.md): rows are matched by the '<namespace>_' prefix, "
+    "so namespace 'x' sees the crons of 'x_eu'; pick namespaces that are not prefixes of each other",
+)
+async def test_a_namespace_that_prefixes_another_does_not_see_its_crons(hatchet_engine: Any) -> None:
+    """Namespaces prod and prod_eu are isolated too (fails today: the prefix caveat)."""
+    base = _namespaced(hatchet_engine, "pfx")
+    longer = dataclasses.replace(base, namespace=f"{base.namespace}_eu")
+    async with _connected(base) as short_ns, _connected(longer) as long_ns:
+        cron = await long_ns.add_cron("conf_cron_target", "0 0 1 1 *")
+        try:
+            assert cron not in {c.id for c in await short_ns.list_crons()}
+        finally:
+            await long_ns.remove_cron(cron)
+
+
 # --------------------------------------------------------------------------
 # the real token
 
@@ -153,8 +170,6 @@ def cli_env(hatchet_engine: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
     [
         ["config", "show", "-v"],
         ["doctor", "-v"],
-        ["list", "-v", "--json"],
-        ["crons", "list", "-v"],
         ["status", "00000000-0000-0000-0000-000000000000", "-v"],
     ],
     ids=lambda a: "-".join(x for x in a if len(x) < 12),
