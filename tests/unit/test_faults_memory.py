@@ -120,6 +120,27 @@ async def test_crash_worker_loses_every_running_attempt(s: MemoryScheduler) -> N
     assert (nap.state, nap.attempts, nap.result) == (TaskState.SUCCEEDED, 2, "woke")
 
 
+async def test_a_durable_sleep_keeps_its_wake_up_time_across_a_crash(s: MemoryScheduler) -> None:
+    """A durable task whose worker dies mid-sleep runs again from the top and wakes at the
+    sleep's first planned time (or at redelivery, if that is later), once."""
+    task_id = await s.run_task("napper")  # sleeps 3600 s
+    await s.advance(100)
+    await s.faults.crash_worker()
+    await s.advance(3500)
+    info = await s.get_task_status(task_id)
+    assert (info.state, info.attempts) == (TaskState.SUCCEEDED, 2)
+    assert info.finished_at == START + timedelta(seconds=3600)
+    assert calls_of(s) == [1, 2]
+
+    late = await s.run_task("napper")
+    await s.advance(3590)
+    await s.faults.crash_worker()  # the wake-up passes while no worker has the run
+    await s.advance(REDELIVERY_SECONDS)
+    info = await s.get_task_status(late)
+    assert (info.state, info.attempts) == (TaskState.SUCCEEDED, 2)
+    assert info.finished_at == START + timedelta(seconds=3600 + 3590 + REDELIVERY_SECONDS)
+
+
 async def test_cancelling_a_run_waiting_for_redelivery_stops_it(s: MemoryScheduler) -> None:
     """A run lost to a crash can still be cancelled before it is delivered again."""
     s.faults.crash_during("charge")

@@ -548,7 +548,8 @@ class MemoryScheduler(BaseScheduler):
 
     async def _durable_sleep(self, run: _Run, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = self._push(self.clock.now() + timedelta(seconds=max(seconds, 0.0)), _WAKE, future)
+        due = self.faults.wake_time(run, self.clock.now() + timedelta(seconds=max(seconds, 0.0)))
+        entry = self._push(due, _WAKE, future)
         self._busy -= 1
         self._progress.set()
         try:

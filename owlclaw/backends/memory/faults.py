@@ -12,7 +12,8 @@ Every ``MemoryScheduler`` has one ``Faults`` at ``scheduler.faults``::
 Each fault mirrors what the Hatchet backend does (docs/hatchet.md): a lost
 attempt is delivered again from the start, even with ``retries=0``, after the
 engine notices the dead worker (``redelivery_seconds``), and ``ctx.attempt``
-and ``attempts`` count it; calls during a lost connection or an outage raise
+and ``attempts`` count it, and a replayed durable sleep keeps its first
+wake-up time; calls during a lost connection or an outage raise
 ``SchedulerConnectionError``; what falls due during an outage runs when it ends.
 """
 
@@ -57,6 +58,8 @@ class Faults:
         self._outages: list[tuple[datetime, datetime]] = []
         #: Runs that lost an attempt to a fault, in order (a run id per loss).
         self.lost_attempts: list[str] = []
+        self._wakes: dict[str, list[datetime]] = {}  # run id -> planned wake-ups, in order
+        self._sleeps: dict[tuple[str, int], int] = {}  # (run id, attempt) -> sleeps so far
 
     def __repr__(self) -> str:
         return (
@@ -175,6 +178,28 @@ class Faults:
             self._lose(run, 0.0)
             raise asyncio.CancelledError
         return result
+
+    def wake_time(self, run: _Run, due: datetime) -> datetime:
+        """When the durable sleep that would end at ``due`` ends: a run that lost
+        an attempt replays its sleeps, and each keeps its first wake-up time
+        (Hatchet's durable event log), or ends now if that time has passed."""
+        if len(self._wakes) > 1000:
+            self._forget_finished()
+        key = (run.id, run.attempts)
+        index = self._sleeps.get(key, 0)
+        self._sleeps[key] = index + 1
+        planned = self._wakes.setdefault(run.id, [])
+        if run.id in self.lost_attempts and index < len(planned):
+            return planned[index]
+        del planned[index:]
+        planned.append(due)
+        return due
+
+    def _forget_finished(self) -> None:
+        runs = self._scheduler._runs
+        done = {i for i in self._wakes if i not in runs or runs[i].state.is_final}
+        self._wakes = {i: w for i, w in self._wakes.items() if i not in done}
+        self._sleeps = {k: n for k, n in self._sleeps.items() if k[0] not in done}
 
     def _lose(self, run: _Run, delay: float) -> None:
         from owlclaw.backends.memory.backend import _DUE
