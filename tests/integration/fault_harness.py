@@ -1,0 +1,196 @@
+"""Helpers of the fault tests: an engine target, workers of ``fault_app`` in
+subprocesses, and the events those workers record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from owlclaw.backends.hatchet.backend import HatchetScheduler
+from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.scheduler.models import TaskState
+
+HERE = Path(__file__).parent
+APP = "fault_app:scheduler"
+WORKER_START_TIMEOUT = 90.0
+
+
+@dataclass
+class Target:
+    """An engine and a namespace of one test."""
+
+    token: str = field(repr=False)
+    host_port: str
+    server_url: str
+    namespace: str = field(default_factory=lambda: f"owlclaw_fault_{uuid.uuid4().hex[:10]}")
+
+    @classmethod
+    def of(cls, engine: Any) -> Target:
+        """From the session's ``hatchet_engine`` or an ``EngineConnection``."""
+        return cls(engine.token, engine.host_port, engine.server_url)
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        section = {
+            "mode": "lite",
+            "host_port": self.host_port,
+            "server_url": self.server_url,
+            "tls_strategy": "none",
+            "namespace": self.namespace,
+        }
+        section.update(overrides)
+        return section
+
+    def scheduler(self, **overrides: Any) -> HatchetScheduler:
+        """A client that knows the fault app's tasks."""
+        from fault_app import register
+
+        config = HatchetConfig.model_validate({"api_token": self.token, **self.settings(**overrides)})
+        scheduler = HatchetScheduler(config)
+        register(scheduler)
+        return scheduler
+
+
+class FaultWorker:
+    """``owlclaw-scheduler worker fault_app:scheduler`` in a subprocess."""
+
+    def __init__(self, target: Target, directory: Path, **settings: Any) -> None:
+        self.target = target
+        self.directory = directory
+        self.name = f"fw{uuid.uuid4().hex[:8]}"
+        self.config_path = directory / f"{self.name}.yaml"
+        self.log_path = directory / f"{self.name}.log"
+        section = target.settings(worker_name=self.name, **settings)
+        document = {"scheduler": {"backend": "hatchet", "hatchet": section}}
+        self.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, client: HatchetScheduler) -> FaultWorker:
+        """Start the process and wait until the engine lists it ACTIVE."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_CLIENT_", "OWLCLAW_"))}
+        env.update(
+            OWLCLAW_CONFIG=str(self.config_path),
+            OWLCLAW_SCHEDULER_BACKEND="hatchet",
+            OWLCLAW_FAULT_DIR=str(self.directory),
+            HATCHET_CLIENT_TOKEN=self.target.token,
+            PYTHONUNBUFFERED="1",
+        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP],
+                cwd=HERE,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
+            rows = (await client._require().workers.aio_list()).rows or []
+            if any(w.name.endswith(self.name) and w.status == "ACTIVE" for w in rows):
+                return self
+            await asyncio.sleep(0.3)
+        raise RuntimeError(
+            f"worker {self.name} not ACTIVE after {WORKER_START_TIMEOUT:g}s: {self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing drains."""
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    task_id: str
+    attempt: int
+    pid: int
+    at: float
+
+
+def read_events(directory: Path) -> list[Event]:
+    path = directory / "events.log"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        kind, task_id, attempt, pid, at = line.split()
+        events.append(Event(kind, task_id, int(attempt), int(pid), float(at)))
+    return events
+
+
+def count(events: list[Event], kind: str) -> Counter[str]:
+    return Counter(e.task_id for e in events if e.kind == kind)
+
+
+async def wait_for_event(directory: Path, kind: str, task_id: str, timeout: float = 60.0) -> Event:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(directory):
+            if event.kind == kind and event.task_id == task_id:
+                return event
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {kind!r} event for task {task_id} within {timeout:g}s")
+
+
+async def wait_final(scheduler: HatchetScheduler, task_ids: list[str], timeout: float) -> dict[str, Any]:
+    """Final TaskInfo of every id, polling a few at a time."""
+    infos: dict[str, Any] = {}
+    semaphore = asyncio.Semaphore(8)
+
+    async def one(task_id: str) -> None:
+        async with semaphore:
+            infos[task_id] = await scheduler.wait_for_task(task_id, timeout=timeout)
+
+    await asyncio.gather(*(one(t) for t in task_ids))
+    return infos
+
+
+__all__ = [
+    "Event",
+    "FaultWorker",
+    "Target",
+    "TaskState",
+    "count",
+    "read_events",
+    "wait_final",
+    "wait_for_event",
+]
