@@ -221,7 +221,7 @@ async def test_6_heartbeat_lists_one_agents_pending_schedules_with_their_due_tim
 
 async def test_7_durable_sleep_completes(agent: Agent) -> None:
     """Killing and restarting a worker mid-sleep is a Hatchet-only scenario
-    (tests/integration/test_integration_hatchet.py): memory runs die with the
+    (tests/integration/test_owlclaw_adapter_hatchet.py): memory runs die with the
     process. Here: the durable sleep itself, and the error outside durable_task."""
     run_id = await agent.client.run_task_now("agent_heartbeat")
     await agent.memory.advance(29 * 60)
