@@ -10,15 +10,18 @@ async def remind(payload: dict, ctx: TaskContext) -> dict: ...
 
 from owlclaw.scheduler import errors
 from owlclaw.scheduler.config import SchedulerConfig
-from owlclaw.scheduler.models import CronInfo, TaskContext, TaskInfo, TaskState
+from owlclaw.scheduler.errors import NonRetryableError
+from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import available_backends, create_scheduler
 
 __all__ = [
     "CronInfo",
+    "NonRetryableError",
     "Scheduler",
     "SchedulerConfig",
     "TaskContext",
+    "TaskFailure",
     "TaskInfo",
     "TaskState",
     "available_backends",

@@ -23,7 +23,7 @@ from owlclaw.scheduler.errors import (
     TaskDefinitionError,
     TaskNotRegisteredError,
 )
-from owlclaw.scheduler.models import TaskContext, TaskOptions
+from owlclaw.scheduler.models import OnFailure, TaskContext, TaskFailure, TaskOptions
 
 __all__ = ["BaseScheduler", "dump_json", "json_roundtrip", "resolve_due_time"]
 
@@ -35,6 +35,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 #: Largest payload, as compact UTF-8 JSON: well under the 4 MiB gRPC message
 #: limit of Hatchet's SDK and engine, so every backend refuses the same ones.
 MAX_PAYLOAD_BYTES = 1024 * 1024
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def dump_json(value: Any, what: str) -> str:
@@ -97,6 +98,15 @@ def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | 
     return now + timedelta(seconds=delay_seconds)
 
 
+def run_priority(options: TaskOptions, priority: Any) -> int:
+    """A run's priority: the task's unless the call gives one."""
+    if priority is None:
+        return options.priority
+    if isinstance(priority, bool) or priority not in (1, 2, 3):
+        raise InvalidScheduleError(f"priority must be 1, 2 or 3 (3 runs first), got {priority!r}")
+    return int(priority)
+
+
 def _check_number(name: str, value: Any, *, minimum: float, allow_equal: bool) -> None:
     ok = (
         isinstance(value, (int, float))
@@ -118,8 +128,15 @@ def make_options(
     timeout: float | None,
     priority: int,
     durable: bool,
-    backoff_factor: float | None,
-    backoff_max_seconds: float | None,
+    backoff_factor: float | None = None,
+    backoff_max_seconds: float | None = None,
+    backoff: str | None = None,
+    backoff_base: float | None = None,
+    retry_on: Any = (),
+    no_retry_on: Any = (),
+    on_failure: Any = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
 ) -> TaskOptions:
     if not callable(func):
         raise TaskDefinitionError(f"@task must decorate a function, got {func!r}")
@@ -136,10 +153,25 @@ def make_options(
         raise TaskDefinitionError(
             f"priority must be 1, 2 or 3 (Hatchet's range, 3 runs first), got {priority!r}"
         )
-    if backoff_factor is not None:
-        _check_number("backoff_factor", backoff_factor, minimum=1, allow_equal=True)
-    if backoff_max_seconds is not None:
-        _check_number("backoff_max_seconds", backoff_max_seconds, minimum=0, allow_equal=False)
+    backoff, backoff_base = _check_backoff(backoff, backoff_base, backoff_factor, backoff_max_seconds)
+    if on_failure is not None and not callable(on_failure):
+        raise TaskDefinitionError(
+            f"on_failure must be a function taking a TaskFailure (sync or async), got {on_failure!r}"
+        )
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise TaskDefinitionError(f"concurrency must be an int >= 1 (most runs at once), got {concurrency!r}")
+    if concurrency_key is not None:
+        if concurrency is None:
+            raise TaskDefinitionError(
+                f"concurrency_key={concurrency_key!r} needs a limit: add concurrency=N (runs per key)"
+            )
+        if not isinstance(concurrency_key, str) or not _FIELD.match(concurrency_key):
+            raise TaskDefinitionError(
+                f"concurrency_key must name a top-level payload field (letters, digits, '_'), "
+                f"got {concurrency_key!r}"
+            )
     return TaskOptions(
         name=task_name,
         func=func,
@@ -148,9 +180,81 @@ def make_options(
         priority=priority,
         durable=bool(durable),
         cron=normalize_cron(cron) if cron is not None else None,
-        backoff_factor=backoff_factor,
+        backoff=backoff,
+        backoff_base=backoff_base,
         backoff_max_seconds=backoff_max_seconds,
+        retry_on=_exception_types("retry_on", retry_on),
+        no_retry_on=_exception_types("no_retry_on", no_retry_on),
+        on_failure=on_failure,
+        concurrency=concurrency,
+        concurrency_key=concurrency_key,
     )
+
+
+def _check_backoff(
+    backoff: str | None,
+    base: float | None,
+    factor: float | None,
+    max_seconds: float | None,
+) -> tuple[str | None, float | None]:
+    """Validate the backoff arguments; returns (backoff, base)."""
+    if factor is not None:
+        if backoff is not None or base is not None:
+            raise TaskDefinitionError(
+                "give either backoff_factor=F or backoff='exponential', backoff_base=F, not both"
+            )
+        _check_number("backoff_factor", factor, minimum=1, allow_equal=True)
+        backoff, base = "exponential", factor
+    if max_seconds is not None:
+        _check_number("backoff_max_seconds", max_seconds, minimum=0, allow_equal=False)
+    if backoff is None:
+        if base is not None or max_seconds is not None:
+            raise TaskDefinitionError(
+                "backoff_base/backoff_max_seconds need backoff='fixed' or backoff='exponential'"
+            )
+        return None, None
+    if backoff == "exponential":
+        base = 2.0 if base is None else base
+        _check_number("backoff_base", base, minimum=1, allow_equal=True)
+        return backoff, base
+    if backoff == "fixed":
+        # Hatchet waits whole seconds: only whole seconds wait the same everywhere
+        if not isinstance(base, (int, float)) or isinstance(base, bool) or base < 1 or base != int(base):
+            raise TaskDefinitionError(
+                f"backoff='fixed' needs backoff_base=<whole seconds >= 1> (the wait before each "
+                f"retry; the engine counts whole seconds), got {base!r}"
+            )
+        if max_seconds is not None:
+            raise TaskDefinitionError(
+                "backoff='fixed' waits backoff_base each time: drop backoff_max_seconds"
+            )
+        return backoff, float(base)
+    raise TaskDefinitionError(f"backoff must be 'fixed' or 'exponential', got {backoff!r}")
+
+
+def _exception_types(name: str, value: Any) -> tuple[type[BaseException], ...]:
+    types = value if isinstance(value, (tuple, list)) else (value,)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, Exception)):
+            raise TaskDefinitionError(
+                f"{name} takes exception classes, e.g. {name}=(TimeoutError, ConnectionError), got {t!r}"
+            )
+    return tuple(types)
+
+
+async def run_on_failure(options: TaskOptions, failure: TaskFailure) -> None:
+    """Call the task's ``on_failure``; its own errors are logged, never raised."""
+    if options.on_failure is None:
+        return
+    try:
+        if inspect.iscoroutinefunction(options.on_failure):
+            await options.on_failure(failure)
+        else:
+            result = await asyncio.to_thread(options.on_failure, failure)
+            if inspect.isawaitable(result):
+                await result
+    except Exception as exc:  # noqa: BLE001 - a failing callback must not change the run
+        log.error("on_failure of task %s (%s) raised %s", options.name, failure.task_id, describe_error(exc))
 
 
 async def execute_attempt(options: TaskOptions, payload: Any, ctx: TaskContext) -> Any:
@@ -168,8 +272,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def log_attempt_failure(options: TaskOptions, task_id: str, attempt: int, error: str) -> None:
-    retries_left = max(options.retries + 1 - attempt, 0)
+def log_attempt_failure(
+    options: TaskOptions, task_id: str, attempt: int, error: str, *, final: bool = False
+) -> None:
+    retries_left = 0 if final else max(options.retries + 1 - attempt, 0)
     if retries_left:
         log.warning(
             "task %s (%s) attempt %d failed, %d retries left: %s",
@@ -206,6 +312,13 @@ class BaseScheduler:
         durable: bool = False,
         backoff_factor: float | None = None,
         backoff_max_seconds: float | None = None,
+        backoff: str | None = None,
+        backoff_base: float | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        no_retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        on_failure: OnFailure | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Callable[[F], F]:
         def decorate(func: F) -> F:
             options = make_options(
@@ -218,6 +331,13 @@ class BaseScheduler:
                 durable=durable,
                 backoff_factor=backoff_factor,
                 backoff_max_seconds=backoff_max_seconds,
+                backoff=backoff,
+                backoff_base=backoff_base,
+                retry_on=retry_on,
+                no_retry_on=no_retry_on,
+                on_failure=on_failure,
+                concurrency=concurrency,
+                concurrency_key=concurrency_key,
             )
             self.add_tasks([options])
             return func

@@ -16,6 +16,7 @@ would naturally catch, so ``except ValueError`` keeps working::
     ├── TaskNotFoundError (LookupError)     unknown task or cron id
     ├── PayloadError (TypeError)            payload or result that is not JSON
     ├── NotSupportedError                   operation this backend or task cannot do
+    ├── NonRetryableError                   raised by a task: fail now, skip the retries left
     └── WaitTimeoutError (TimeoutError)     wait_for_task gave up
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "InvalidCronError",
     "InvalidScheduleError",
+    "NonRetryableError",
     "NotSupportedError",
     "PayloadError",
     "SchedulerConnectionError",
@@ -79,6 +81,10 @@ class PayloadError(SchedulerError, TypeError):
 
 class NotSupportedError(SchedulerError):
     """The backend, or this kind of task, cannot do what was asked."""
+
+
+class NonRetryableError(SchedulerError):
+    """Raise it in a task to fail the run at once, whatever retries are left."""
 
 
 class WaitTimeoutError(SchedulerError, TimeoutError):

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import enum
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from owlclaw.scheduler.errors import NotSupportedError
+from owlclaw.scheduler.errors import InvalidScheduleError, NonRetryableError, NotSupportedError
 
 if TYPE_CHECKING:
     from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["CronInfo", "TaskContext", "TaskInfo", "TaskOptions", "TaskState"]
+__all__ = ["CronInfo", "TaskContext", "TaskFailure", "TaskInfo", "TaskOptions", "TaskState"]
 
 JSON = Any
 TaskFunc = Callable[[Any, "TaskContext"], Any]
@@ -66,8 +67,22 @@ class CronInfo:
 
 
 @dataclass(frozen=True)
+class TaskFailure:
+    """What ``on_failure`` receives once the last attempt of a run has failed."""
+
+    task_name: str
+    task_id: str
+    payload: JSON
+    error: str  # "ExceptionType: message"
+    attempts: int
+
+
+OnFailure = Callable[[TaskFailure], Any]
+
+
+@dataclass(frozen=True)
 class TaskOptions:
-    """What ``@scheduler.task(...)`` declared; validated by ``define_task``."""
+    """What ``@scheduler.task(...)`` declared; validated by ``make_options``."""
 
     name: str
     func: TaskFunc = field(repr=False)
@@ -76,17 +91,47 @@ class TaskOptions:
     priority: int = 1
     durable: bool = False
     cron: str | None = None
-    backoff_factor: float | None = None
+    backoff: str | None = None  # "fixed" | "exponential"; None retries at once
+    backoff_base: float | None = None
     backoff_max_seconds: float | None = None
+    retry_on: tuple[type[BaseException], ...] = ()
+    no_retry_on: tuple[type[BaseException], ...] = ()
+    on_failure: OnFailure | None = field(default=None, repr=False)
+    concurrency: int | None = None
+    concurrency_key: str | None = None
+
+    @property
+    def backoff_factor(self) -> float | None:
+        """The exponential base, as Hatchet calls it (None unless exponential)."""
+        return self.backoff_base if self.backoff == "exponential" else None
 
     def retry_delay(self, failed_attempt: int) -> float:
         """Seconds to wait before the attempt after ``failed_attempt`` (1-based)."""
-        if not self.backoff_factor:
+        if self.backoff is None or self.backoff_base is None:
             return 0.0
-        delay = float(self.backoff_factor**failed_attempt)
+        if self.backoff == "fixed":
+            return float(self.backoff_base)
+        delay = float(self.backoff_base**failed_attempt)
         if self.backoff_max_seconds is not None:
             delay = min(delay, self.backoff_max_seconds)
         return delay
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether this error may be retried (retries left aside)."""
+        if isinstance(exc, NonRetryableError):
+            return False
+        if self.no_retry_on and isinstance(exc, self.no_retry_on):
+            return False
+        return not self.retry_on or isinstance(exc, self.retry_on)
+
+    def concurrency_group(self, payload: Any) -> str | None:
+        """The group a run's concurrency is counted in; None when unlimited."""
+        if self.concurrency is None:
+            return None
+        if self.concurrency_key is None:
+            return ""
+        value = payload.get(self.concurrency_key) if isinstance(payload, dict) else None
+        return "" if value is None else str(value)
 
 
 class TaskContext:
@@ -117,8 +162,12 @@ class TaskContext:
     async def sleep(self, seconds: float) -> None:
         """Sleep durably: the wait survives a worker restart.
 
+        :raises InvalidScheduleError: ``seconds`` is not a number > 0.
         :raises NotSupportedError: the task was not declared ``durable=True``.
         """
+        ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        if not ok or not math.isfinite(seconds) or seconds <= 0:
+            raise InvalidScheduleError(f"ctx.sleep() takes seconds > 0, got {seconds!r}")
         if self._durable_sleep is None:
             raise NotSupportedError(
                 f"ctx.sleep() needs a durable task: declare "

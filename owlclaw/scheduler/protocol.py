@@ -7,7 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, OnFailure, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["Scheduler"]
 
@@ -40,10 +40,31 @@ class Scheduler(Protocol):
         durable: bool = False,
         backoff_factor: float | None = None,
         backoff_max_seconds: float | None = None,
+        backoff: str | None = None,
+        backoff_base: float | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        no_retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        on_failure: OnFailure | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Callable[[F], F]:
         """Register ``func(payload, ctx)`` as a task; returns it unchanged.
 
-        :raises TaskDefinitionError: bad name, retries, timeout, priority or backoff.
+        Retries: a failed attempt is retried while ``retries`` remain, unless the
+        error is a ``NonRetryableError``, matches ``no_retry_on``, or
+        ``retry_on`` is given and it does not match. Between attempts the run
+        waits ``backoff_base`` seconds (``backoff="fixed"``, whole seconds) or
+        ``backoff_base ** n`` seconds after the n-th failure, capped at
+        ``backoff_max_seconds`` (``backoff="exponential"``; base 2 by default;
+        ``backoff_factor=F`` is short for it). Without ``backoff`` it retries at once.
+
+        ``on_failure(TaskFailure)`` (sync or async) runs once, in the worker,
+        after the last attempt failed. ``concurrency=N`` runs at most N at once
+        (per value of the payload field ``concurrency_key`` if given); the rest
+        wait queued.
+
+        :raises TaskDefinitionError: bad name, retries, timeout, priority,
+            backoff, retry rules, on_failure or concurrency.
         :raises InvalidCronError: ``cron`` is not a valid expression.
         """
         ...
@@ -73,11 +94,13 @@ class Scheduler(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def run_task(self, task_name: str, payload: Any = None) -> str:
-        """Queue a run now; returns its id.
+    async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
+        """Queue a run now; returns its id. ``priority`` (1-3) overrides the
+        task's for this run: when slots are full, higher runs first.
 
         :raises TaskNotRegisteredError: no task of that name.
         :raises PayloadError: the payload is not a JSON object.
+        :raises InvalidScheduleError: ``priority`` is not 1, 2 or 3.
         """
         ...
 
@@ -88,11 +111,13 @@ class Scheduler(Protocol):
         *,
         delay_seconds: float | None = None,
         at: datetime | None = None,
+        priority: int | None = None,
     ) -> str:
         """Run once after ``delay_seconds`` or at ``at``; returns an id that
         ``get_task_status`` and ``cancel_task`` accept before and after it fires.
 
-        :raises InvalidScheduleError: neither or both given, delay <= 0, naive ``at``.
+        :raises InvalidScheduleError: neither or both given, delay <= 0, naive ``at``,
+            ``priority`` not 1, 2 or 3.
         :raises TaskNotRegisteredError: no task of that name.
         :raises PayloadError: the payload is not a JSON object.
         """

@@ -58,7 +58,8 @@ import urllib3
 from hatchet_sdk import ClientConfig, ClientTLSConfig, Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.clients.rest.exceptions import ApiException, NotFoundException
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from hatchet_sdk.exceptions import TaskRunError
+from hatchet_sdk.exceptions import NonRetryableException, TaskRunError
+from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimitStrategy
 from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 from pydantic import ValidationError
 
@@ -72,6 +73,8 @@ from owlclaw.scheduler.base import (
     json_roundtrip,
     log_attempt_failure,
     resolve_due_time,
+    run_on_failure,
+    run_priority,
 )
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
@@ -84,7 +87,7 @@ from owlclaw.scheduler.errors import (
     TaskNotFoundError,
     WaitTimeoutError,
 )
-from owlclaw.scheduler.models import CronInfo, TaskContext, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["HatchetScheduler", "map_sdk_errors"]
 
@@ -167,6 +170,8 @@ def _error_text(serialized: str | None) -> str | None:
     if not serialized:
         return None
     err = TaskRunError.deserialize(serialized)
+    if err.exc_type == NonRetryableException.__name__:  # owlclaw's wrapper put "Type: message" in it
+        return err.exc or serialized
     if err.exc_type and err.exc_type != "HatchetError":
         return f"{err.exc_type}: {err.exc}"
     return err.exc or serialized
@@ -304,11 +309,6 @@ class HatchetScheduler(BaseScheduler):
         async def owlclaw_task(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
             return await scheduler._execute(options, payload, ctx)
 
-        backoff_max = (
-            max(1, math.ceil(options.backoff_max_seconds))
-            if options.backoff_max_seconds is not None
-            else None
-        )
         kwargs: dict[str, Any] = {
             "name": options.name,
             "input_validator": dict[str, Any],
@@ -319,8 +319,8 @@ class HatchetScheduler(BaseScheduler):
             "default_priority": Priority(options.priority),
             # the SDK's 5 minutes would fail runs queued through a longer worker outage
             "schedule_timeout": timedelta(seconds=self.config.schedule_timeout_seconds),
-            "backoff_factor": options.backoff_factor,
-            "backoff_max_seconds": backoff_max,
+            **_backoff(options),
+            "concurrency": _concurrency(options),
         }
         # the SDK's overloads cannot be matched through **kwargs
         decorate: Any = client.durable_task(**kwargs) if options.durable else client.task(**kwargs)
@@ -350,7 +350,19 @@ class HatchetScheduler(BaseScheduler):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log_attempt_failure(options, task_id, attempt, describe_error(exc))
+            error = describe_error(exc)
+            retryable = options.should_retry(exc)
+            final = attempt > options.retries or not retryable
+            log_attempt_failure(options, task_id, attempt, error, final=final)
+            if final:
+                # in the worker, before the engine records the failure: a run is
+                # reported FAILED only once its on_failure has returned
+                failure = TaskFailure(
+                    options.name, task_id, json_roundtrip(payload or {}, "payload"), error, attempt
+                )
+                await run_on_failure(options, failure)
+            if not retryable and attempt <= options.retries:
+                raise NonRetryableException(error) from exc
             raise
         return {RESULT_KEY: result}
 
@@ -434,12 +446,13 @@ class HatchetScheduler(BaseScheduler):
 
     # scheduling
 
-    async def run_task(self, task_name: str, payload: Any = None) -> str:
+    async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
         self._require()
         standalone = self._standalone(task_name)
         data = check_payload(payload)
+        run_prio = run_priority(self._options(task_name), priority)
         with self._sdk(f"run task {task_name!r}"):
-            ref = await standalone.aio_run(data, wait_for_result=False)
+            ref = await standalone.aio_run(data, wait_for_result=False, priority=run_prio)
         task_id = str(ref.workflow_run_id)
         self._local[task_id] = _Local(task_name, data, utc_now(), None)
         return task_id
@@ -451,10 +464,11 @@ class HatchetScheduler(BaseScheduler):
         *,
         delay_seconds: float | None = None,
         at: datetime | None = None,
+        priority: int | None = None,
     ) -> str:
         self._require()
         due = resolve_due_time(utc_now(), delay_seconds, at)
-        self._options(task_name)
+        run_prio = run_priority(self._options(task_name), priority)
         data = check_payload(payload)
         task_id = str(uuid.uuid4())
         metadata = {ID_KEY: task_id, DUE_KEY: due.isoformat()}
@@ -465,7 +479,7 @@ class HatchetScheduler(BaseScheduler):
                 task_name,
                 [due],
                 dump_json(data, "payload"),
-                ScheduleTriggerWorkflowOptions(additional_metadata=metadata),
+                ScheduleTriggerWorkflowOptions(additional_metadata=metadata, priority=run_prio),
             )
         self._local[task_id] = _Local(task_name, data, utc_now(), due)
         return task_id
@@ -659,7 +673,8 @@ class HatchetScheduler(BaseScheduler):
         state = _STATES.get(run.status, TaskState.QUEUED)
         started = _utc(run.started_at)
         retry_count = int(task.retry_count or 0) if task is not None else 0
-        retrying = self._will_retry(name, state, retry_count)
+        raw_error = run.error_message or (task.error_message if task is not None else None)
+        retrying = self._will_retry(name, state, retry_count, raw_error)
         if retrying:
             state = TaskState.QUEUED
         if task is not None:
@@ -703,11 +718,13 @@ class HatchetScheduler(BaseScheduler):
             error=error,
         )
 
-    def _will_retry(self, task_name: str, state: TaskState, retry_count: int) -> bool:
+    def _will_retry(self, task_name: str, state: TaskState, retry_count: int, error: str | None) -> bool:
         """The engine reports a run FAILED for a moment between an attempt's
         failure and its retry; owlclaw calls that QUEUED."""
         options = self._tasks.get(task_name)
-        return state is TaskState.FAILED and options is not None and retry_count < options.retries
+        if state is not TaskState.FAILED or options is None or retry_count >= options.retries:
+            return False
+        return not (error and TaskRunError.deserialize(error).exc_type == NonRetryableException.__name__)
 
     async def _details_error(self, run_id: str, task_name: str) -> str:
         """The engine keeps a timeout's message only on the gRPC side."""
@@ -947,7 +964,7 @@ class HatchetScheduler(BaseScheduler):
         state = _STATES.get(row.status, TaskState.QUEUED)
         started = _utc(row.started_at)
         retry_count = int(row.retry_count or 0)
-        retrying = self._will_retry(name, state, retry_count)
+        retrying = self._will_retry(name, state, retry_count, row.error_message)
         if retrying:
             state = TaskState.QUEUED
         attempts = (
@@ -1016,6 +1033,35 @@ class HatchetScheduler(BaseScheduler):
             self.namespace,
         )
         worker.start()
+
+
+def _backoff(options: TaskOptions) -> dict[str, Any]:
+    """Hatchet waits ``factor ** retry`` seconds, capped at a whole ``max``.
+    A fixed wait D (whole seconds >= 1) is factor=D, max=D."""
+    if options.backoff is None or options.backoff_base is None:
+        return {"backoff_factor": None, "backoff_max_seconds": None}
+    if options.backoff == "fixed":
+        seconds = int(options.backoff_base)
+        return {"backoff_factor": float(seconds), "backoff_max_seconds": seconds}
+    cap = options.backoff_max_seconds
+    return {
+        "backoff_factor": options.backoff_base,
+        "backoff_max_seconds": max(1, math.ceil(cap)) if cap is not None else None,
+    }
+
+
+def _concurrency(options: TaskOptions) -> ConcurrencyExpression | None:
+    """``concurrency=N``: N runs at once per group; the group is the payload
+    field ``concurrency_key`` (runs without it share one group)."""
+    if options.concurrency is None:
+        return None
+    key = options.concurrency_key
+    expression = f"has(input.{key}) ? string(input.{key}) : ''" if key else "'all'"
+    return ConcurrencyExpression(
+        expression=expression,
+        max_runs=options.concurrency,
+        limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+    )
 
 
 async def _never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  # pragma: no cover

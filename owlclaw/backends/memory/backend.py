@@ -24,6 +24,8 @@ from owlclaw.scheduler.base import (
     json_roundtrip,
     log_attempt_failure,
     resolve_due_time,
+    run_on_failure,
+    run_priority,
 )
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
@@ -34,7 +36,7 @@ from owlclaw.scheduler.errors import (
     TaskNotFoundError,
     WaitTimeoutError,
 )
-from owlclaw.scheduler.models import CronInfo, TaskContext, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["MemoryScheduler"]
 
@@ -68,6 +70,7 @@ class _Run:
     payload: dict[str, Any]
     state: TaskState
     scheduled_at: datetime
+    priority: int = 1
     started_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
@@ -127,6 +130,8 @@ class MemoryScheduler(BaseScheduler):
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
         self._running: set[asyncio.Task[None]] = set()  # attempts in flight
+        self._in_group: dict[tuple[str, str], int] = {}  # attempts in flight per concurrency group
+        self._group_of: dict[asyncio.Task[None], tuple[str, str]] = {}
         self._busy = 0  # running attempts not parked in a durable sleep
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
@@ -169,10 +174,12 @@ class MemoryScheduler(BaseScheduler):
 
     # scheduling
 
-    async def run_task(self, task_name: str, payload: Any = None) -> str:
+    async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
         self._require_connected("run_task")
         options = self._options(task_name)
+        prio = run_priority(options, priority)
         run = self._new_run(options, check_payload(payload), self.clock.now(), TaskState.QUEUED)
+        run.priority = prio
         self._enqueue(run)
         return run.id
 
@@ -183,11 +190,14 @@ class MemoryScheduler(BaseScheduler):
         *,
         delay_seconds: float | None = None,
         at: datetime | None = None,
+        priority: int | None = None,
     ) -> str:
         self._require_connected("schedule_task")
         due = resolve_due_time(self.clock.now(), delay_seconds, at)
         options = self._options(task_name)
+        prio = run_priority(options, priority)
         run = self._new_run(options, check_payload(payload), due, TaskState.SCHEDULED)
+        run.priority = prio
         run.entry = self._push(due, _DUE, run)
         return run.id
 
@@ -386,7 +396,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             nxt = self._next_due()
             due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and self._ready and len(self._running) < self.config.slots
+            startable = self._accepting and len(self._running) < self.config.slots and self._startable()
             if self._busy == 0 and not due_now and not startable:
                 return
             if self._busy == 0:
@@ -435,7 +445,14 @@ class MemoryScheduler(BaseScheduler):
     # runs
 
     def _new_run(self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState) -> _Run:
-        run = _Run(id=str(uuid.uuid4()), options=options, payload=payload, state=state, scheduled_at=at)
+        run = _Run(
+            id=str(uuid.uuid4()),
+            options=options,
+            payload=payload,
+            state=state,
+            scheduled_at=at,
+            priority=options.priority,
+        )
         self._runs[run.id] = run
         return run
 
@@ -450,14 +467,31 @@ class MemoryScheduler(BaseScheduler):
     def _enqueue(self, run: _Run) -> None:
         run.fired = True
         # Higher priority first, then first come first served.
-        heapq.heappush(self._ready, (-run.options.priority, next(self._seq), run))
+        heapq.heappush(self._ready, (-run.priority, next(self._seq), run))
         self._start_ready()
         self._wakeup.set()
 
+    def _group(self, run: _Run) -> tuple[str, str] | None:
+        group = run.options.concurrency_group(run.payload)
+        return None if group is None else (run.options.name, group)
+
+    def _at_limit(self, run: _Run) -> bool:
+        group = self._group(run)
+        limit = run.options.concurrency
+        return group is not None and limit is not None and self._in_group.get(group, 0) >= limit
+
+    def _startable(self) -> bool:
+        return any(r.state is TaskState.QUEUED and not self._at_limit(r) for _, _, r in self._ready)
+
     def _start_ready(self) -> None:
+        held: list[tuple[int, int, _Run]] = []  # over their concurrency limit: they keep their place
         while self._accepting and self._ready and len(self._running) < self.config.slots:
-            _, _, run = heapq.heappop(self._ready)
+            item = heapq.heappop(self._ready)
+            run = item[2]
             if run.state is not TaskState.QUEUED:
+                continue
+            if self._at_limit(run):
+                held.append(item)
                 continue
             run.state = TaskState.RUNNING
             run.attempts += 1
@@ -466,11 +500,18 @@ class MemoryScheduler(BaseScheduler):
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
             self._running.add(run.task)
+            if (group := self._group(run)) is not None:
+                self._in_group[group] = self._in_group.get(group, 0) + 1
+                self._group_of[run.task] = group
             # A callback, not a finally: a task cancelled before it starts runs no finally.
             run.task.add_done_callback(self._attempt_done)
+        for item in held:
+            heapq.heappush(self._ready, item)
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        if (group := self._group_of.pop(task, None)) is not None:
+            self._in_group[group] -= 1
         self._busy -= 1
         self._progress.set()
         self._start_ready()
@@ -496,6 +537,7 @@ class MemoryScheduler(BaseScheduler):
                     options.timeout, self._time_out, run, attempt
                 )
         error: str | None = None
+        retryable = True
         try:
             result = await self.faults.execute(run, execute_attempt(options, run.payload, ctx))
         except asyncio.CancelledError:
@@ -504,6 +546,7 @@ class MemoryScheduler(BaseScheduler):
             error = f"TimeoutError: task {options.name!r} exceeded its timeout of {options.timeout:g}s"
         except Exception as exc:  # noqa: BLE001 - a task's failure is data
             error = describe_error(exc)
+            retryable = options.should_retry(exc)
         finally:
             if timeout_entry is not None:
                 timeout_entry.dead = True
@@ -514,27 +557,34 @@ class MemoryScheduler(BaseScheduler):
         if error is None:
             run.result = result
             self._finish(run, TaskState.SUCCEEDED)
-        else:
-            self._failed(run, attempt, error)
+            return
+        if self._retry(run, attempt, error, retryable):
+            return
+        failure = TaskFailure(options.name, run.id, json_roundtrip(run.payload, "payload"), error, attempt)
+        await run_on_failure(options, failure)
+        if run.state is TaskState.RUNNING:
+            self._finish(run, TaskState.FAILED)
 
     def _time_out(self, run: _Run, attempt: int) -> None:
         if run.task is not None and run.attempts == attempt and not run.task.done():
             run.timed_out_attempt = attempt
             run.task.cancel()
 
-    def _failed(self, run: _Run, attempt: int, error: str) -> None:
+    def _retry(self, run: _Run, attempt: int, error: str, retryable: bool) -> bool:
+        """Queue the next attempt after a failed one; False if that was the last."""
         options = run.options
         run.error = error
-        log_attempt_failure(options, run.id, attempt, error)
-        if attempt > options.retries:
-            self._finish(run, TaskState.FAILED)
-            return
+        final = attempt > options.retries or not retryable
+        log_attempt_failure(options, run.id, attempt, error, final=final)
+        if final:
+            return False
         run.state = TaskState.QUEUED
         delay = options.retry_delay(attempt)
         if delay > 0:
             run.entry = self._push(self.clock.now() + timedelta(seconds=delay), _DUE, run)
         else:
             self._enqueue(run)
+        return True
 
     def _finish(self, run: _Run, state: TaskState) -> None:
         run.state = state
