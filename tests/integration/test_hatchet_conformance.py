@@ -6,6 +6,8 @@ the test process only schedules and inspects, as an application would.
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing import SchedulerConformance
+from tests.integration.conftest import HatchetEngine
 
 pytestmark = pytest.mark.integration
 
@@ -26,3 +29,23 @@ class TestHatchet(SchedulerConformance):
     ) -> AsyncIterator[Scheduler]:
         async with connect_scheduler(hatchet_engine) as scheduler:
             yield scheduler
+
+    @pytest.fixture
+    async def single_slot_scheduler(
+        self, hatchet_engine: Any, spawn_worker: Any, connect_scheduler: Any
+    ) -> AsyncIterator[Scheduler]:
+        # a namespace of its own (not the session's plus a suffix, which would
+        # share its listings), so the shared worker takes none of its runs
+        engine = _SingleSlot(**dataclasses.asdict(hatchet_engine))
+        engine.namespace = f"owlclaw_one_slot_{uuid.uuid4().hex[:10]}"
+        spawn_worker(engine, name="one-slot")
+        async with connect_scheduler(engine) as scheduler:
+            yield scheduler
+
+
+@dataclasses.dataclass
+class _SingleSlot(HatchetEngine):
+    """The session's engine, configured for a worker with one slot."""
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        return super().settings(**{"slots": 1, **overrides})

@@ -23,6 +23,7 @@ time are skipped, with the reason, when ``supports_virtual_time`` is False.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from owlclaw.scheduler.errors import (
 )
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
-from owlclaw.scheduler.testing.tasks import DECLARED_CRON
+from owlclaw.scheduler.testing.tasks import DECLARED_CRON, EXPONENTIAL_BACKOFF, FIXED_BACKOFF
 
 __all__ = ["BAD_CALLS", "BadCall", "SchedulerConformance", "SchedulerFaultConformance"]
 
@@ -273,12 +274,24 @@ class SchedulerConformance:
     start_tolerance: float = 10.0
     #: Longest a test waits for a run to finish, in seconds.
     wait_timeout: float = 60.0
+    #: How late a retry may start after its backoff, in seconds. Hatchet
+    #: v0.105.0 polls its retry queue every 1 s, slowing to every 30 s (plus
+    #: jitter) while the queue stays empty.
+    retry_slack: float = 45.0
 
     @pytest.fixture
     async def scheduler(self) -> AsyncIterator[Scheduler]:
         """A connected scheduler with ``register_conformance_tasks`` applied
         and a worker running. Backends must override this."""
         raise NotImplementedError("provide a `scheduler` fixture for your backend")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    async def single_slot_scheduler(self) -> AsyncIterator[Scheduler]:
+        """Like ``scheduler``, but its worker has 1 slot and nothing else runs
+        on it; timestamps must be real (priority is judged by start times).
+        Backends must override this."""
+        raise NotImplementedError("provide a `single_slot_scheduler` fixture for your backend")
         yield  # pragma: no cover
 
     # helpers
@@ -681,6 +694,149 @@ class SchedulerConformance:
         assert all(i.state is TaskState.SUCCEEDED for i in infos)
         starts = [i.started_at for i in infos]
         assert starts[1] < starts[2] < starts[0]  # type: ignore[operator]
+
+    # policies: backoff, retry rules, on_failure, concurrency, priority
+
+    async def test_backoff_waits_before_each_retry(self, scheduler: Scheduler) -> None:
+        base, cap = EXPONENTIAL_BACKOFF
+        expected: dict[str, list[float]] = {
+            "conf_fixed_backoff": [FIXED_BACKOFF, FIXED_BACKOFF],
+            "conf_exponential_backoff": [min(base**1, cap), min(base**2, cap)],  # 2 s, then 3 s
+        }
+        tag = uuid.uuid4().hex
+        ids = {name: await scheduler.run_task(name, {"tag": f"{tag}-{name}"}) for name in expected}
+        for name, task_id in ids.items():
+            info = await scheduler.wait_for_task(task_id, timeout=self.wait_timeout + 2 * self.retry_slack)
+            assert (info.state, info.attempts) == (TaskState.SUCCEEDED, 3), (name, info.error)
+        for name, waits in expected.items():
+            stamps = await self._attempt_starts(scheduler, f"{tag}-{name}", attempts=3)
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+            for gap, wait in zip(gaps, waits, strict=True):
+                # never early; late by at most the backend's retry slack
+                assert wait - 0.001 <= gap <= wait + self.retry_slack, (name, gaps)
+
+    async def _attempt_starts(self, scheduler: Scheduler, tag: str, attempts: int) -> list[datetime]:
+        """Start times of each attempt, from the conf_attempt_log schedules they made."""
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            pending = await scheduler.list_scheduled_tasks(task_name="conf_attempt_log")
+            mine = [p for p in pending if p.payload.get("tag") == tag]
+            found = {p.payload["attempt"]: p.payload["started"] for p in mine}
+            if len(found) >= attempts or asyncio.get_running_loop().time() > deadline:
+                for p in mine:
+                    await scheduler.cancel_task(p.id)
+                assert sorted(found) == list(range(1, attempts + 1)), found
+                return [datetime.fromisoformat(found[n]) for n in sorted(found)]
+            await asyncio.sleep(0.2)
+
+    @pytest.mark.parametrize(
+        ("error", "attempts"),
+        [("connection", 2), ("refused", 1), ("value", 1), ("nonretryable", 1)],
+        ids=["retry_on-match", "no_retry_on-wins", "not-in-retry_on", "NonRetryableError"],
+    )
+    async def test_retry_rules_decide_whether_an_error_is_retried(
+        self, scheduler: Scheduler, error: str, attempts: int
+    ) -> None:
+        task_id = await scheduler.run_task("conf_retry_rules", {"raise": error})
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.FAILED
+        assert info.attempts == attempts
+        assert info.error and f"planned {error} on attempt {attempts}" in info.error
+        raised = {
+            "connection": "ConnectionError",
+            "refused": "ConnectionRefusedError",
+            "value": "ValueError",
+            "nonretryable": "NonRetryableError",
+        }[error]
+        assert info.error.startswith(f"{raised}: "), info.error
+
+    async def test_on_failure_runs_once_after_the_last_attempt(self, scheduler: Scheduler) -> None:
+        tag = uuid.uuid4().hex
+        failed = await scheduler.run_task("conf_on_failure", {"fail_times": 9, "tag": tag})
+        recovered = await scheduler.run_task("conf_on_failure", {"fail_times": 1, "tag": tag})
+        assert (await self.finish(scheduler, failed)).state is TaskState.FAILED
+        assert (await self.finish(scheduler, recovered)).state is TaskState.SUCCEEDED
+        records = await self._failure_records(scheduler, tag, want=1)
+        assert len(records) == 1, records
+        record = (await self.finish(scheduler, records[0].id)).result
+        assert record == {
+            "task_name": "conf_on_failure",
+            "task_id": failed,
+            "payload": {"fail_times": 9, "tag": tag},
+            "error": "ValueError: planned failure on attempt 2",
+            "attempts": 2,
+        }
+        await self.pass_time(scheduler, 1)  # a second call would show up by now
+        assert len(await self._failure_records(scheduler, tag, want=2, timeout=1)) == 1
+
+    async def _failure_records(
+        self, scheduler: Scheduler, tag: str, want: int, timeout: float = 10
+    ) -> list[TaskInfo]:
+        """Runs of conf_failure_sink for this test's tag (listings may lag a little)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            runs = await scheduler.list_tasks(task_name="conf_failure_sink", limit=1000)
+            found = [r for r in runs if (r.payload or {}).get("payload", {}).get("tag") == tag]
+            if len(found) >= want or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.2)
+
+    async def test_concurrency_limit_per_key_queues_runs_and_drops_none(self, scheduler: Scheduler) -> None:
+        agent = uuid.uuid4().hex[:8]  # a fresh key: runs of earlier tests hold no slot of it
+        a_ids = [
+            await scheduler.run_task("conf_limited", {"agent_id": f"a{agent}", "seconds": 2})
+            for _ in range(2)
+        ]
+        b_id = await scheduler.run_task("conf_limited", {"agent_id": f"b{agent}", "seconds": 2})
+        await self.wait_for_state(scheduler, b_id, {TaskState.RUNNING})
+        states = {(await scheduler.get_task_status(i)).state for i in a_ids}
+        assert states == {TaskState.RUNNING, TaskState.QUEUED}, states  # one of agent a's waits
+        infos = [await self.finish(scheduler, i) for i in [*a_ids, b_id]]
+        assert all(i.state is TaskState.SUCCEEDED for i in infos), [i.error for i in infos]
+        first, second = sorted(infos[:2], key=lambda i: i.started_at or datetime.max.replace(tzinfo=UTC))
+        assert first.finished_at and second.started_at and infos[2].started_at
+        assert second.started_at >= first.finished_at - timedelta(seconds=0.5)  # one at a time
+        assert infos[2].started_at <= first.finished_at  # agent b was not kept waiting behind a
+
+    async def test_one_slot_runs_one_at_a_time_highest_priority_first(
+        self, single_slot_scheduler: Scheduler
+    ) -> None:
+        # Hatchet orders by priority among runs of one task, so one task it is
+        scheduler = single_slot_scheduler
+        blocker = await scheduler.run_task("conf_prioritized", {"seconds": 2, "label": "blocker"})
+        await self.wait_for_state(scheduler, blocker, {TaskState.RUNNING})
+        queued = [
+            await scheduler.run_task("conf_prioritized", {"seconds": 0.5, "label": "low"}),
+            await scheduler.run_task("conf_prioritized", {"seconds": 0.5, "label": "low"}, priority=1),
+            await scheduler.run_task("conf_prioritized", {"seconds": 0.5, "label": "high"}, priority=3),
+        ]
+        assert (await scheduler.get_task_status(queued[-1])).state is TaskState.QUEUED
+        runs = [await self.finish(scheduler, i) for i in [blocker, *queued]]
+        assert all(r.state is TaskState.SUCCEEDED for r in runs), [r.error for r in runs]
+        spans: list[tuple[datetime, datetime, str]] = []
+        for r in runs:
+            assert r.started_at and r.finished_at
+            spans.append((r.started_at, r.finished_at, r.result))
+        spans.sort()
+        assert [label for _, _, label in spans] == ["blocker", "high", "low", "low"]
+        for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+            assert start >= end - timedelta(seconds=0.5), spans  # never two at once
+
+    async def test_bad_run_priority_is_rejected(self, scheduler: Scheduler) -> None:
+        for priority in (0, 4, True):
+            with pytest.raises(InvalidScheduleError, match="1, 2 or 3"):
+                await scheduler.run_task("conf_echo", {}, priority=priority)
+            with pytest.raises(InvalidScheduleError, match="1, 2 or 3"):
+                await scheduler.schedule_task("conf_echo", {}, delay_seconds=60, priority=priority)
+        assert await scheduler.list_scheduled_tasks(task_name="conf_echo") == []
+
+    # ctx.sleep
+
+    @pytest.mark.parametrize("seconds", [0, -1])
+    async def test_sleep_of_zero_or_less_is_rejected(self, scheduler: Scheduler, seconds: float) -> None:
+        info = await self.finish(scheduler, await scheduler.run_task("conf_sleep_zero", {"seconds": seconds}))
+        assert info.state is TaskState.FAILED
+        assert info.error and info.error.startswith("InvalidScheduleError: ") and "> 0" in info.error
 
 
 class SchedulerFaultConformance:

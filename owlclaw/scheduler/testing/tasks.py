@@ -9,12 +9,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from owlclaw.scheduler.models import TaskContext
+from owlclaw.scheduler.clock import utc_now
+from owlclaw.scheduler.errors import NonRetryableError
+from owlclaw.scheduler.models import TaskContext, TaskFailure
 from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["DECLARED_CRON", "register_conformance_tasks"]
+__all__ = ["DECLARED_CRON", "EXPONENTIAL_BACKOFF", "FIXED_BACKOFF", "register_conformance_tasks"]
 
 DECLARED_CRON = "0 0 1 1 *"  # once a year: registered, never fires during a test
+FIXED_BACKOFF = 2  # conf_fixed_backoff waits this long before each of its 2 retries
+EXPONENTIAL_BACKOFF = (2.0, 3.0)  # conf_exponential_backoff: base 2, capped at 3 s
+
+_ERRORS: dict[str, type[Exception]] = {
+    "connection": ConnectionError,
+    "refused": ConnectionRefusedError,
+    "value": ValueError,
+    "nonretryable": NonRetryableError,
+}
 
 
 def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
@@ -88,4 +99,89 @@ def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
             "cancelled": ctx.cancelled,
         }
 
+    _register_policy_tasks(scheduler)
     return scheduler
+
+
+async def _stamp_attempt(payload: dict[str, Any], ctx: TaskContext) -> None:
+    """Fail attempts 1 and 2, succeed on 3. Each attempt records when it
+    started (by the scheduler's clock, virtual or not) as a pending schedule
+    of conf_attempt_log, which the test finds wherever the worker runs. A
+    schedule, not a run: Hatchet makes a run started inside a task its child,
+    and a retry asking again gets the first attempt's child back."""
+    clock = getattr(ctx.scheduler, "clock", None)
+    started = (clock.now() if clock is not None else utc_now()).isoformat()
+    record = {"tag": payload["tag"], "attempt": ctx.attempt, "started": started}
+    await ctx.scheduler.schedule_task("conf_attempt_log", record, delay_seconds=86400)
+    if ctx.attempt <= 2:
+        raise RuntimeError(f"planned failure on attempt {ctx.attempt}")
+
+
+def _register_policy_tasks(scheduler: Scheduler) -> None:
+    """Tasks for the retry, failure-callback, concurrency and priority rules."""
+
+    @scheduler.task(name="conf_fixed_backoff", retries=2, backoff="fixed", backoff_base=FIXED_BACKOFF)
+    async def fixed_backoff(payload: dict[str, Any], ctx: TaskContext) -> None:
+        await _stamp_attempt(payload, ctx)
+
+    base, cap = EXPONENTIAL_BACKOFF
+
+    @scheduler.task(
+        name="conf_exponential_backoff",
+        retries=2,
+        backoff="exponential",
+        backoff_base=base,
+        backoff_max_seconds=cap,
+    )
+    async def exponential_backoff(payload: dict[str, Any], ctx: TaskContext) -> None:
+        await _stamp_attempt(payload, ctx)
+
+    @scheduler.task(name="conf_attempt_log")
+    async def attempt_log(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        return payload
+
+    @scheduler.task(
+        name="conf_retry_rules",
+        retries=1,
+        retry_on=(ConnectionError,),
+        no_retry_on=(ConnectionRefusedError,),
+    )
+    async def retry_rules(payload: dict[str, Any], ctx: TaskContext) -> None:
+        raise _ERRORS[payload["raise"]](f"planned {payload['raise']} on attempt {ctx.attempt}")
+
+    async def record_failure(failure: TaskFailure) -> None:
+        # a run of its own: the test finds it wherever the worker runs
+        await scheduler.run_task(
+            "conf_failure_sink",
+            {
+                "task_name": failure.task_name,
+                "task_id": failure.task_id,
+                "payload": failure.payload,
+                "error": failure.error,
+                "attempts": failure.attempts,
+            },
+        )
+
+    @scheduler.task(name="conf_on_failure", retries=1, on_failure=record_failure)
+    async def on_failure(payload: dict[str, Any], ctx: TaskContext) -> int:
+        if ctx.attempt <= int(payload["fail_times"]):
+            raise ValueError(f"planned failure on attempt {ctx.attempt}")
+        return ctx.attempt
+
+    @scheduler.task(name="conf_failure_sink")
+    async def failure_sink(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        return payload
+
+    @scheduler.task(name="conf_limited", concurrency=1, concurrency_key="agent_id")
+    async def limited(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        await asyncio.sleep(float(payload["seconds"]))
+        return payload["agent_id"]
+
+    @scheduler.task(name="conf_prioritized")  # priority 1; runs ask for more
+    async def prioritized(payload: dict[str, Any], ctx: TaskContext) -> str:
+        await asyncio.sleep(float(payload["seconds"]))
+        return str(payload["label"])
+
+    @scheduler.task(name="conf_sleep_zero", durable=True)
+    async def sleep_zero(payload: dict[str, Any], ctx: TaskContext) -> None:
+        await ctx.sleep(float(payload["seconds"]))
