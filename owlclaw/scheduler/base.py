@@ -24,6 +24,7 @@ from owlclaw.scheduler.errors import (
     TaskNotRegisteredError,
 )
 from owlclaw.scheduler.models import OnFailure, TaskContext, TaskFailure, TaskOptions
+from owlclaw.scheduler.observability import observe_attempt
 
 __all__ = ["BaseScheduler", "dump_json", "json_roundtrip", "resolve_due_time"]
 
@@ -257,15 +258,27 @@ async def run_on_failure(options: TaskOptions, failure: TaskFailure) -> None:
         log.error("on_failure of task %s (%s) raised %s", options.name, failure.task_id, describe_error(exc))
 
 
-async def execute_attempt(options: TaskOptions, payload: Any, ctx: TaskContext) -> Any:
-    """Run one attempt of a task and return its result as JSON would carry it."""
-    if inspect.iscoroutinefunction(options.func):
-        result = await options.func(payload, ctx)
-    else:
-        result = await asyncio.to_thread(options.func, payload, ctx)
-        if inspect.isawaitable(result):
-            result = await result
-    return json_roundtrip(result, f"the result of task {options.name!r}")
+async def execute_attempt(
+    options: TaskOptions,
+    payload: Any,
+    ctx: TaskContext,
+    *,
+    trace: Mapping[str, Any] | None = None,
+    lateness: float | None = None,
+) -> Any:
+    """Run one attempt of a task and return its result as JSON would carry it.
+
+    Logged, traced (a child of the span in ``trace``, the metadata the
+    scheduling call sent) and counted: see ``owlclaw.scheduler.observability``.
+    """
+    with observe_attempt(options, ctx, payload, trace=trace, lateness=lateness):
+        if inspect.iscoroutinefunction(options.func):
+            result = await options.func(payload, ctx)
+        else:
+            result = await asyncio.to_thread(options.func, payload, ctx)
+            if inspect.isawaitable(result):
+                result = await result
+        return json_roundtrip(result, f"the result of task {options.name!r}")
 
 
 def describe_error(exc: BaseException) -> str:

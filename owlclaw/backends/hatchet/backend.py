@@ -88,6 +88,7 @@ from owlclaw.scheduler.errors import (
     WaitTimeoutError,
 )
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.observability import current_metadata, traced_call
 
 __all__ = ["HatchetScheduler", "map_sdk_errors"]
 
@@ -95,6 +96,7 @@ log = logging.getLogger("owlclaw.scheduler.hatchet")
 
 ID_KEY = "owlclaw_task_id"  # our id, in a schedule's (and its run's) additional metadata
 DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
+QUEUED_KEY = "owlclaw_queued_at"  # when run_task was called, ISO 8601 UTC: the lateness metric's start
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
 TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
 TOMBSTONE = "owlclaw-cancelled"  # a workflow no worker serves: its cancelled runs record cancelled schedules
@@ -346,7 +348,9 @@ class HatchetScheduler(BaseScheduler):
             cancel_event=_FlagEvent(ctx),
         )
         try:
-            result = await execute_attempt(options, dict(payload or {}), task_ctx)
+            result = await execute_attempt(
+                options, dict(payload or {}), task_ctx, trace=metadata, lateness=_lateness(metadata, attempt)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -446,17 +450,22 @@ class HatchetScheduler(BaseScheduler):
 
     # scheduling
 
+    @traced_call("run_task")
     async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
         self._require()
         standalone = self._standalone(task_name)
         data = check_payload(payload)
         run_prio = run_priority(self._options(task_name), priority)
+        metadata = {QUEUED_KEY: utc_now().isoformat(), **current_metadata()}
         with self._sdk(f"run task {task_name!r}"):
-            ref = await standalone.aio_run(data, wait_for_result=False, priority=run_prio)
+            ref = await standalone.aio_run(
+                data, wait_for_result=False, additional_metadata=metadata, priority=run_prio
+            )
         task_id = str(ref.workflow_run_id)
         self._local[task_id] = _Local(task_name, data, utc_now(), None)
         return task_id
 
+    @traced_call("schedule_task")
     async def schedule_task(
         self,
         task_name: str,
@@ -471,7 +480,7 @@ class HatchetScheduler(BaseScheduler):
         run_prio = run_priority(self._options(task_name), priority)
         data = check_payload(payload)
         task_id = str(uuid.uuid4())
-        metadata = {ID_KEY: task_id, DUE_KEY: due.isoformat()}
+        metadata = {ID_KEY: task_id, DUE_KEY: due.isoformat(), **current_metadata()}
         # Through the admin client: Standalone.aio_schedule sends an empty
         # payload as "" and the engine rejects that as invalid JSON.
         with self._sdk(f"schedule task {task_name!r}"):
@@ -486,6 +495,7 @@ class HatchetScheduler(BaseScheduler):
 
     # crons
 
+    @traced_call("add_cron")
     async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
         self._require()
         expression = normalize_cron(expression)
@@ -778,6 +788,7 @@ class HatchetScheduler(BaseScheduler):
             info = _replace_id(info, task_id)
         return info
 
+    @traced_call("cancel_task")
     async def cancel_task(self, task_id: str) -> bool:
         client = self._require()
         if task_id in self._cancelled:
@@ -1092,3 +1103,14 @@ def _replace_id(info: TaskInfo, task_id: str) -> TaskInfo:
     from dataclasses import replace
 
     return replace(info, id=task_id)
+
+
+def _lateness(metadata: Any, attempt: int) -> float | None:
+    """Seconds from due time (or the run_task call) to the first attempt's start."""
+    due = metadata.get(DUE_KEY) or metadata.get(QUEUED_KEY)
+    if attempt != 1 or not isinstance(due, str):
+        return None
+    try:
+        return (utc_now() - datetime.fromisoformat(due)).total_seconds()
+    except ValueError:
+        return None

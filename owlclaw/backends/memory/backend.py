@@ -37,6 +37,7 @@ from owlclaw.scheduler.errors import (
     WaitTimeoutError,
 )
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.observability import current_metadata, traced_call
 
 __all__ = ["MemoryScheduler"]
 
@@ -80,6 +81,7 @@ class _Run:
     task: asyncio.Task[None] | None = None
     timed_out_attempt: int = 0
     fired: bool = False  # queued at least once: a run, not only a schedule
+    trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -174,15 +176,18 @@ class MemoryScheduler(BaseScheduler):
 
     # scheduling
 
+    @traced_call("run_task")
     async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
         self._require_connected("run_task")
         options = self._options(task_name)
         prio = run_priority(options, priority)
         run = self._new_run(options, check_payload(payload), self.clock.now(), TaskState.QUEUED)
         run.priority = prio
+        run.trace = current_metadata()
         self._enqueue(run)
         return run.id
 
+    @traced_call("schedule_task")
     async def schedule_task(
         self,
         task_name: str,
@@ -198,9 +203,11 @@ class MemoryScheduler(BaseScheduler):
         prio = run_priority(options, priority)
         run = self._new_run(options, check_payload(payload), due, TaskState.SCHEDULED)
         run.priority = prio
+        run.trace = current_metadata()
         run.entry = self._push(due, _DUE, run)
         return run.id
 
+    @traced_call("add_cron")
     async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
         self._require_connected("add_cron")
         expression = normalize_cron(expression)
@@ -228,6 +235,7 @@ class MemoryScheduler(BaseScheduler):
             if task_name is None or c.task_name == task_name
         ]
 
+    @traced_call("cancel_task")
     async def cancel_task(self, task_id: str) -> bool:
         self._require_connected("cancel_task")
         run = self._run(task_id)
@@ -539,7 +547,10 @@ class MemoryScheduler(BaseScheduler):
         error: str | None = None
         retryable = True
         try:
-            result = await self.faults.execute(run, execute_attempt(options, run.payload, ctx))
+            result = await self.faults.execute(
+                run,
+                execute_attempt(options, run.payload, ctx, trace=run.trace, lateness=_lateness(run, attempt)),
+            )
         except asyncio.CancelledError:
             if run.timed_out_attempt != attempt:
                 raise
@@ -626,3 +637,10 @@ class MemoryScheduler(BaseScheduler):
             self._enqueue(run)
         # ticks missed during an outage fire once, at its end
         cron.entry = self._push(next_fire_time(cron.expression, self.faults.defer(entry.due)), _CRON, cron.id)
+
+
+def _lateness(run: _Run, attempt: int) -> float | None:
+    """Seconds from due time to the first attempt's start (None for retries)."""
+    if attempt != 1 or run.started_at is None:
+        return None
+    return (run.started_at - run.scheduled_at).total_seconds()

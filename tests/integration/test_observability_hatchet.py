@@ -1,0 +1,222 @@
+"""Spans and metrics on the real engine, with the worker in another process:
+a run's span (exported by the worker) is a child of the span of the call that
+scheduled it (exported by this process), and the worker's --metrics-port
+endpoint counts what it ran."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from owlclaw.scheduler import TaskState
+
+pytestmark = pytest.mark.integration
+
+WORKER = [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", "obs_hatchet_app:scheduler"]
+SPANS_ENV = "OBS_TEST_SPANS"
+APP = textwrap.dedent(
+    f"""
+    import json
+    import os
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+
+    class JsonLines(SpanExporter):
+        def __init__(self, path):
+            self.path = path
+
+        def export(self, spans):
+            with open(self.path, "a", encoding="utf-8") as out:
+                for s in spans:
+                    row = {{
+                        "name": s.name,
+                        "trace_id": s.context.trace_id,
+                        "span_id": s.context.span_id,
+                        "parent_id": s.parent.span_id if s.parent else None,
+                        "attributes": dict(s.attributes),
+                    }}
+                    out.write(json.dumps(row) + "\\n")
+            return SpanExportResult.SUCCESS
+
+
+    def register(scheduler):
+        @scheduler.task(name="obs_echo")
+        async def obs_echo(payload, ctx):
+            return payload
+
+        @scheduler.task(name="obs_fail")
+        async def obs_fail(payload, ctx):
+            raise ValueError("boom")
+
+        return scheduler
+
+
+    scheduler = None
+    if os.environ.get("{SPANS_ENV}"):  # the worker process
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(JsonLines(os.environ["{SPANS_ENV}"])))
+        trace.set_tracer_provider(provider)
+        from owlclaw.scheduler.registry import create_scheduler
+
+        scheduler = register(create_scheduler())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def engine(hatchet_engine: Any) -> Any:
+    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw_obs_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    found = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(found))
+    yield found
+    found.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def worker(engine: Any, tmp_path: Path) -> Iterator[Any]:
+    from tests.integration.conftest import WorkerProcess
+
+    (tmp_path / "obs_hatchet_app.py").write_text(APP, encoding="utf-8")
+    proc = WorkerProcess(engine, tmp_path / "workers", name=f"obs{uuid.uuid4().hex[:6]}")
+    proc.spans = tmp_path / "spans.jsonl"  # type: ignore[attr-defined]
+    proc.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"  # type: ignore[attr-defined]
+    env = engine.worker_env(proc.config_path)
+    env.update({SPANS_ENV: str(proc.spans), "PYTHONPATH": str(tmp_path)})  # type: ignore[attr-defined]
+    port = proc.metrics_url.rsplit(":", 1)[1].split("/")[0]  # type: ignore[attr-defined]
+    with proc.log_path.open("ab") as log:
+        proc.proc = subprocess.Popen(
+            [*WORKER, "--metrics-port", port],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    asyncio.run(proc._wait_active())
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def app_module(directory: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("obs_hatchet_app_client", directory / "obs_hatchet_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def worker_spans(path: Path, want: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """The worker's run spans for the task ids in ``want`` (waits for them)."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        rows = [json.loads(line) for line in lines]
+        rows = [r for r in rows if r["attributes"].get("owlclaw.task.id") in want]
+        if {r["attributes"]["owlclaw.task.id"] for r in rows} == want:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"the worker exported no run span for some of {want}: {rows}")
+
+
+def call_span(spans: list[ReadableSpan], name: str, task_id: str) -> ReadableSpan:
+    [found] = [s for s in spans if s.name == name and (s.attributes or {}).get("owlclaw.task.id") == task_id]
+    return found
+
+
+def scrape(url: str, want: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            text = ""
+        if all(line in text for line in want):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{want} not all in:\n{text}")
+
+
+async def test_runs_are_children_of_their_calls_and_the_worker_counts_them(
+    engine: Any, worker: Any, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    from owlclaw.backends.hatchet.backend import HatchetScheduler
+
+    scheduler = app_module(tmp_path).register(HatchetScheduler(engine.config()))
+    async with scheduler:
+        with trace.get_tracer("test").start_as_current_span("agent turn"):
+            run_id = await scheduler.run_task("obs_echo", {"n": 1})
+            scheduled_id = await scheduler.schedule_task("obs_echo", {"n": 2}, delay_seconds=2)
+            fail_id = await scheduler.run_task("obs_fail")
+        pending_id = await scheduler.schedule_task("obs_echo", delay_seconds=3600)
+        for task_id, state in ((run_id, "succeeded"), (scheduled_id, "succeeded"), (fail_id, "failed")):
+            info = await scheduler.wait_for_task(task_id, timeout=60)
+            assert info.state is TaskState(state), info
+
+        mine = list(exporter.get_finished_spans())
+        runs = await asyncio.to_thread(worker_spans, worker.spans, {run_id, scheduled_id, fail_id})
+        for task_id, call_name in (
+            (run_id, "run_task obs_echo"),
+            (scheduled_id, "schedule_task obs_echo"),
+            (fail_id, "run_task obs_fail"),
+        ):
+            call = call_span(mine, call_name, task_id)
+            assert call.context is not None
+            [run] = [r for r in runs if r["attributes"]["owlclaw.task.id"] == task_id]
+            assert run["name"] == "run " + call_name.split()[1]
+            assert run["trace_id"] == call.context.trace_id, (run, call)
+            assert run["parent_id"] == call.context.span_id, (run, call)
+
+        text = await asyncio.to_thread(
+            scrape,
+            worker.metrics_url,
+            [
+                'owlclaw_scheduler_runs_total{state="succeeded",task="obs_echo"} 2.0',
+                'owlclaw_scheduler_runs_total{state="failed",task="obs_fail"} 1.0',
+                'owlclaw_scheduler_attempts_total{outcome="failed",task="obs_fail"} 1.0',
+                'owlclaw_scheduler_run_lateness_seconds_count{task="obs_echo"} 2.0',
+                'owlclaw_scheduler_run_duration_seconds_count{task="obs_echo"} 2.0',
+                'owlclaw_scheduler_pending_schedules{task="obs_echo"} 1.0',
+            ],
+        )
+        assert 'owlclaw_scheduler_runs_total{state="failed",task="obs_echo"}' not in text
+        assert await scheduler.cancel_task(pending_id)
