@@ -31,7 +31,8 @@ def _otel() -> ModuleType | None:
         from opentelemetry import propagate
     except ImportError:
         return None
-    return propagate
+    module: ModuleType = propagate  # Any when mypy runs without the extra
+    return module
 
 
 def _tracer() -> Any:
