@@ -375,26 +375,30 @@ class MemoryScheduler(BaseScheduler):
     async def stop_worker(self) -> None:
         if self._worker is None:
             return
+        # no cancel(): on Python 3.11 a cancelled asyncio.wait_for can hang
+        worker, self._worker = self._worker, None
         self._accepting = False
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
-        self._worker = None
+        self._wakeup.set()
+        await worker
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _work(self) -> None:
-        while True:
+        while self._accepting:
             self._wakeup.clear()
             self._fire_due()
             nxt = self._next_due()
-            if nxt is None or isinstance(self.clock, VirtualClock):
-                await self._wakeup.wait()
-            else:
+            delay: float | None = None
+            if nxt is not None and not isinstance(self.clock, VirtualClock):
                 delay = (nxt - self.clock.now()).total_seconds()
-                if delay > 0:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), delay)
+                if delay <= 0:
+                    await asyncio.sleep(0)
+                    continue
+            waiter = asyncio.ensure_future(self._wakeup.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=delay)
+            finally:
+                waiter.cancel()
 
     async def _settle(self) -> None:
         """Return once what is due now has run (or is sleeping)."""
