@@ -288,9 +288,10 @@ def describe_error(exc: BaseException) -> str:
 def log_attempt_failure(
     options: TaskOptions, task_id: str, attempt: int, error: str, *, final: bool = False
 ) -> None:
+    # DEBUG: the one INFO+ line per failure is observability's "run failed"
     retries_left = 0 if final else max(options.retries + 1 - attempt, 0)
     if retries_left:
-        log.warning(
+        log.debug(
             "task %s (%s) attempt %d failed, %d retries left: %s",
             options.name,
             task_id,
@@ -299,7 +300,7 @@ def log_attempt_failure(
             error,
         )
     else:
-        log.error("task %s (%s) failed after %d attempts: %s", options.name, task_id, attempt, error)
+        log.debug("task %s (%s) failed after %d attempts: %s", options.name, task_id, attempt, error)
 
 
 class BaseScheduler:
