@@ -54,7 +54,7 @@ class EngineSession:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.namespace = f"bench_{uuid.uuid4().hex[:8]}"
+        self.namespace = f"bench-{uuid.uuid4().hex[:8]}"
         self.probe_file = workdir / "probe.jsonl"
         self._pg: LocalPostgres | None = None
         self._engine: LocalEngine | None = None

@@ -364,8 +364,12 @@ class BaseScheduler:
                 raise TaskDefinitionError(
                     f"a task named {options.name!r} is already registered; pick another name"
                 )
+            self._check_task(options)
             self._tasks[options.name] = options
             self._task_added(options)
+
+    def _check_task(self, options: TaskOptions) -> None:
+        """Hook: raise TaskDefinitionError for what this backend cannot run."""
 
     def _task_added(self, options: TaskOptions) -> None:
         """Hook for backends that must know tasks as they are declared."""

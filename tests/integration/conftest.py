@@ -122,7 +122,7 @@ def local_engine_binaries() -> None:
 
 @pytest.fixture(scope="session")
 def hatchet_engine() -> Iterator[HatchetEngine]:
-    namespace = f"owlclaw_test_{uuid.uuid4().hex[:10]}"
+    namespace = f"owlclaw-test-{uuid.uuid4().hex[:10]}"
     reasons: list[str] = []
 
     # 1. an engine the user runs

@@ -33,7 +33,7 @@ class Target:
     token: str = field(repr=False)
     host_port: str
     server_url: str
-    namespace: str = field(default_factory=lambda: f"owlclaw_fault_{uuid.uuid4().hex[:10]}")
+    namespace: str = field(default_factory=lambda: f"owlclaw-fault-{uuid.uuid4().hex[:10]}")
 
     @classmethod
     def of(cls, engine: Any) -> Target:

@@ -51,7 +51,7 @@ def _cli(engine: Any, directory: Path, **settings: Any) -> Cli:
 
 @pytest.fixture(scope="module")
 def engine(hatchet_engine: Any) -> Any:
-    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw_cli_{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw-cli-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_doctor_finds_no_worker_then_one(cli: Cli, engine: Any, worker: Any, tmp
     assert by_check["sdk"]["level"] == "ok"
     assert by_check["workers"]["level"] == "ok" and "cli" in by_check["workers"]["detail"]
 
-    lonely = _cli(engine, tmp_path, namespace=f"owlclaw_nobody_{uuid.uuid4().hex[:6]}")
+    lonely = _cli(engine, tmp_path, namespace=f"owlclaw-nobody-{uuid.uuid4().hex[:6]}")
     code, findings, _ = lonely("doctor", app=False)
     workers = {f["check"]: f for f in findings}["workers"]
     assert code == 0 and workers["level"] == "warn"

@@ -115,7 +115,7 @@ def hatchet_example(
     hatchet_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[str], HatchetExample]]:
     """``hatchet_example("basic_task")``: the example imported on the engine, in a fresh namespace."""
-    namespace = f"owlclaw_ex_{uuid.uuid4().hex[:10]}"
+    namespace = f"owlclaw-ex-{uuid.uuid4().hex[:10]}"
     config_path = tmp_path / "owlclaw.yaml"
     section = hatchet_engine.settings(namespace=namespace)  # the token stays in the environment
     config_path.write_text(yaml.safe_dump({"scheduler": {"backend": "hatchet", "hatchet": section}}))

@@ -34,7 +34,7 @@ def _scheduler(token: str, host_port: str, server_url: str) -> HatchetScheduler:
             "api_token": token,
             "host_port": host_port,
             "server_url": server_url,
-            "namespace": f"owlclaw_fault_{uuid.uuid4().hex[:8]}",
+            "namespace": f"owlclaw-fault-{uuid.uuid4().hex[:8]}",
             "connect_timeout_seconds": 10,
         }
     )

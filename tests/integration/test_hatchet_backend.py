@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def engine(hatchet_engine: Any) -> Iterator[Any]:
     """The session's engine, in a namespace of this module's own."""
-    yield dataclasses.replace(hatchet_engine, namespace=f"owlclaw_test_{uuid.uuid4().hex[:10]}")
+    yield dataclasses.replace(hatchet_engine, namespace=f"owlclaw-test-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ class TestHatchet(SchedulerConformance):
         # a namespace of its own (not the session's plus a suffix, which would
         # share its listings), so the shared worker takes none of its runs
         engine = _SingleSlot(**dataclasses.asdict(hatchet_engine))
-        engine.namespace = f"owlclaw_one_slot_{uuid.uuid4().hex[:10]}"
+        engine.namespace = f"owlclaw-one-slot-{uuid.uuid4().hex[:10]}"
         spawn_worker(engine, name="one-slot")
         async with connect_scheduler(engine) as scheduler:
             yield scheduler

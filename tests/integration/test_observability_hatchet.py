@@ -86,7 +86,7 @@ APP = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def engine(hatchet_engine: Any) -> Any:
-    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw_obs_{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw-obs-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def _config(engine: Any, **overrides: Any) -> HatchetConfig:
 
 @pytest.fixture(scope="module")
 def engine(hatchet_engine: Any) -> Iterator[Any]:
-    yield dataclasses.replace(hatchet_engine, namespace=f"owl_adapter_{uuid.uuid4().hex[:10]}")
+    yield dataclasses.replace(hatchet_engine, namespace=f"owl-adapter-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +330,7 @@ async def test_6_heartbeat_lists_one_agents_pending_schedules(client: HatchetCli
 async def test_7_durable_sleep_survives_a_killed_worker(hatchet_engine: Any, tmp_path: Path) -> None:
     """The worker is SIGKILLed mid-sleep and another one started; the engine
     notices the dead worker after its heartbeat timeout, so the run wakes late."""
-    engine = dataclasses.replace(hatchet_engine, namespace=f"owl_durable_{uuid.uuid4().hex[:10]}")
+    engine = dataclasses.replace(hatchet_engine, namespace=f"owl-durable-{uuid.uuid4().hex[:10]}")
     first = await asyncio.to_thread(Worker(engine, tmp_path).start)
     second = Worker(engine, tmp_path)
     client = HatchetClient(_config(engine))

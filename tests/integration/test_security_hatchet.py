@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 
 def _namespaced(engine: Any, label: str) -> Any:
-    return dataclasses.replace(engine, namespace=f"owlclaw_{label}_{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(engine, namespace=f"owlclaw-{label}-{uuid.uuid4().hex[:8]}")
 
 
 @contextlib.asynccontextmanager
@@ -76,7 +76,7 @@ def _exception_text(exc: BaseException) -> str:
 async def test_namespaces_cannot_see_list_or_cancel_each_others_tasks(hatchet_engine: Any) -> None:
     """Two schedulers in different namespaces on one engine cannot see, list or cancel
     each other's tasks or crons."""
-    one, two = _namespaced(hatchet_engine, "iso_a"), _namespaced(hatchet_engine, "iso_b")
+    one, two = _namespaced(hatchet_engine, "iso-a"), _namespaced(hatchet_engine, "iso-b")
     async with _connected(one) as a, _connected(two) as b:
         scheduled = await a.schedule_task("conf_echo", {"value": "a"}, delay_seconds=3600)
         ran = await a.run_task("conf_echo", {"value": "a"})  # no worker serves it: stays queued
@@ -107,21 +107,22 @@ async def test_namespaces_cannot_see_list_or_cancel_each_others_tasks(hatchet_en
             await a.cancel_task(ran)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known caveat (docs/hatchet.md): rows are matched by the '<namespace>_' prefix, "
-    "so namespace 'x' sees the crons of 'x_eu'; pick namespaces that are not prefixes of each other",
-)
 async def test_a_namespace_that_prefixes_another_does_not_see_its_crons(hatchet_engine: Any) -> None:
-    """Namespaces prod and prod_eu are isolated too (fails today: the prefix caveat)."""
+    """Namespaces prod and prod-eu are isolated too ('_' is refused in namespaces, so no
+    namespace's '<ns>_' prefix can match another's workflow names)."""
     base = _namespaced(hatchet_engine, "pfx")
-    longer = dataclasses.replace(base, namespace=f"{base.namespace}_eu")
+    longer = dataclasses.replace(base, namespace=f"{base.namespace}-eu")
     async with _connected(base) as short_ns, _connected(longer) as long_ns:
         cron = await long_ns.add_cron("conf_cron_target", "0 0 1 1 *")
+        mine = await short_ns.add_cron("conf_cron_target", "0 0 1 1 *")
         try:
-            assert cron not in {c.id for c in await short_ns.list_crons()}
+            short_ids = {c.id for c in await short_ns.list_crons()}
+            long_ids = {c.id for c in await long_ns.list_crons()}
+            assert mine in short_ids and cron not in short_ids
+            assert cron in long_ids and mine not in long_ids
         finally:
             await long_ns.remove_cron(cron)
+            await short_ns.remove_cron(mine)
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +160,7 @@ async def test_real_token_never_appears_in_logs_or_errors(
 
 @pytest.fixture
 def cli_env(hatchet_engine: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
-    engine = _namespaced(hatchet_engine, "cli_secret")
+    engine = _namespaced(hatchet_engine, "cli-secret")
     path = tmp_path / "owlclaw.yaml"
     path.write_text(yaml.safe_dump({"scheduler": {"backend": "hatchet", "hatchet": engine.settings()}}))
     yield engine.worker_env(path)

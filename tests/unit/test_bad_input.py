@@ -115,6 +115,12 @@ BAD_CONFIGS: list[BadConfig] = [
     BadConfig(
         "namespace", _hatchet(**_LITE, host_port="h:1", namespace="'a b'"), ConfigError, "letters, digits"
     ),
+    BadConfig(
+        "namespace-underscore",
+        _hatchet(**_LITE, host_port="h:1", namespace="prod_eu"),
+        ConfigError,
+        "'prod-eu'",
+    ),
     BadConfig("tls-strategy", _hatchet(**_LITE, host_port="h:1", tls_strategy="ssl"), ConfigError, "'tls'"),
     BadConfig(
         "production-plain-grpc-remote",

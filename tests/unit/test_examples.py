@@ -240,5 +240,5 @@ def test_the_examples_config_selects_hatchet_from_the_environment(monkeypatch: p
     monkeypatch.setenv("HATCHET_CLIENT_HOST_PORT", "127.0.0.1:7077")
     scheduler = create_scheduler()
     assert isinstance(scheduler, HatchetScheduler)
-    assert scheduler.config.mode == "lite" and scheduler.namespace == "owlclaw_examples"
+    assert scheduler.config.mode == "lite" and scheduler.namespace == "owlclaw-examples"
     assert "not-a-real-token" not in repr(scheduler.config)

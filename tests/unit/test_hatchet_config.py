@@ -142,3 +142,17 @@ def test_the_plugin_registers_hatchet_without_importing_the_sdk() -> None:
         "owlclaw.backends.hatchet.config:HatchetConfig",
         "hatchet",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("owlclaw-cancelled", "reserved"), ("owlclaw_report", "drop the prefix, e.g. 'report'")],
+)
+def test_task_names_the_engine_would_confuse_are_refused(name: str, message: str) -> None:
+    from owlclaw.backends.hatchet.backend import HatchetScheduler
+    from owlclaw.scheduler.errors import TaskDefinitionError
+
+    scheduler = HatchetScheduler(_validate({"mode": "lite", "api_token": TOKEN, "host_port": "h:1"}))
+    with pytest.raises(TaskDefinitionError, match=message):
+        scheduler.task(name=name)(lambda payload, ctx: None)
+    assert name not in scheduler.tasks

@@ -245,7 +245,7 @@ def test_8_config_from_owlclaw_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "hatchet:\n"
         "  server_url: https://hatchet.example.com/\n"
         "  api_token: ${HATCHET_API_TOKEN}\n"
-        "  namespace: ${OWL_NS:-owl_dev}\n"
+        "  namespace: ${OWL_NS:-owl-dev}\n"
         "  mode: production\n"
         "  postgres_password: ${HATCHET_DB_PASSWORD}\n"
         "  max_concurrent_tasks: 4\n"
@@ -256,7 +256,7 @@ def test_8_config_from_owlclaw_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     config = HatchetConfig.from_yaml(path)
     assert config.server_url == "https://hatchet.example.com"
     assert config.api_token is not None and config.api_token.get_secret_value() == TOKEN
-    assert config.namespace == "owl_dev"
+    assert config.namespace == "owl-dev"
     assert config.effective_grpc_host_port == "hatchet.example.com:7077"
     assert config.max_concurrent_tasks == 4
     assert config.backend == "hatchet"

@@ -84,6 +84,7 @@ from owlclaw.scheduler.errors import (
     NotSupportedError,
     SchedulerConnectionError,
     SchedulerError,
+    TaskDefinitionError,
     TaskNotFoundError,
     WaitTimeoutError,
 )
@@ -300,6 +301,16 @@ class HatchetScheduler(BaseScheduler):
         self._standalones = {name: self._define(client, o) for name, o in self._tasks.items()}
         self._tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(_never_runs)
         return client
+
+    def _check_task(self, options: TaskOptions) -> None:
+        if options.name == TOMBSTONE:
+            raise TaskDefinitionError(f"{TOMBSTONE!r} is reserved by the Hatchet backend; pick another name")
+        if options.name.lower().startswith(self._prefix):
+            bare = options.name[len(self._prefix) :]
+            raise TaskDefinitionError(
+                f"task name {options.name!r} starts with this namespace's prefix {self._prefix!r}, which "
+                f"the Hatchet SDK then does not add again; drop the prefix, e.g. {bare!r}"
+            )
 
     def _task_added(self, options: TaskOptions) -> None:
         if self._client is not None:

@@ -73,7 +73,8 @@ class HatchetConfig(BaseModel):
     namespace: str = Field(
         default="owlclaw",
         description="Prefix of workflow names (<namespace>_<task>), so several apps or environments "
-        "share one tenant; letters, digits, '_' or '-', lowercased.",
+        "share one tenant; letters, digits and '-', lowercased. No '_': Hatchet joins namespace and "
+        "task with '_', so 'prod' would otherwise see the tasks of 'prod_eu'.",
     )
     tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
         default=None, description="tls, mtls or none (default: tls, or none for lite/embedded)."
@@ -121,10 +122,14 @@ class HatchetConfig(BaseModel):
     @classmethod
     def _check_namespace(cls, value: str) -> str:
         text = value.strip()
-        if not text or not all(c.isalnum() or c in "_-" for c in text):
+        if "_" in text:
             raise ValueError(
-                f"namespace {value!r} is invalid: use letters, digits, '_' or '-', e.g. owlclaw_dev"
+                f"namespace {value!r} contains '_': Hatchet joins namespace and task name with '_', "
+                f"so it could not be told apart from another namespace; use '-', e.g. "
+                f"{text.replace('_', '-')!r}"
             )
+        if not text or not all(c.isalnum() or c == "-" for c in text):
+            raise ValueError(f"namespace {value!r} is invalid: use letters, digits and '-', e.g. owlclaw-dev")
         return text.lower()
 
     @field_validator("host_port")

@@ -37,7 +37,7 @@ def local_hatchet() -> Iterator[SchedulerConfig]:
                     "host_port": conn.host_port,
                     "server_url": conn.server_url,
                     "tls_strategy": "none",
-                    "namespace": "owlclaw_demo",
+                    "namespace": "owlclaw-demo",
                 },
             },
             source="<local engine>",
