@@ -100,6 +100,7 @@ DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
 QUEUED_KEY = "owlclaw_queued_at"  # when run_task was called, ISO 8601 UTC: the lateness metric's start
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
 TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
+TIMEOUT_GRACE = 5  # seconds the engine waits past a task's own timeout before it steps in
 TOMBSTONE = "owlclaw-cancelled"  # a workflow no worker serves: its cancelled runs record cancelled schedules
 DECLARED_CRON_NAME = "owlclaw-declared"  # the name of a cron declared with @task(cron=...)
 DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
@@ -327,7 +328,9 @@ class HatchetScheduler(BaseScheduler):
             "input_validator": dict[str, Any],
             "retries": options.retries,
             "execution_timeout": (
-                timedelta(seconds=options.timeout) if options.timeout is not None else DEFAULT_TIMEOUT
+                timedelta(seconds=math.ceil(options.timeout) + TIMEOUT_GRACE)
+                if options.timeout is not None
+                else DEFAULT_TIMEOUT
             ),
             "default_priority": Priority(options.priority),
             # the SDK's 5 minutes would fail runs queued through a longer worker outage
@@ -358,15 +361,25 @@ class HatchetScheduler(BaseScheduler):
             durable_sleep=durable_sleep,
             cancel_event=_FlagEvent(ctx),
         )
+        attempt_run = execute_attempt(
+            options, dict(payload or {}), task_ctx, trace=metadata, lateness=_lateness(metadata, attempt)
+        )
         try:
-            result = await execute_attempt(
-                options, dict(payload or {}), task_ctx, trace=metadata, lateness=_lateness(metadata, attempt)
-            )
+            # the timeout is kept here, in the worker, so that a timed-out attempt
+            # is an ordinary failure (retries, on_failure); the engine's execution
+            # timeout is only a backstop a few seconds later
+            async with asyncio.timeout(options.timeout) as deadline:
+                result = await attempt_run
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = describe_error(exc)
-            retryable = options.should_retry(exc)
+            timed_out = isinstance(exc, TimeoutError) and deadline.expired()
+            if timed_out:
+                error = f"TimeoutError: task {options.name!r} exceeded its timeout of {options.timeout:g}s"
+                retryable = True
+            else:
+                error = describe_error(exc)
+                retryable = options.should_retry(exc)
             final = attempt > options.retries or not retryable
             log_attempt_failure(options, task_id, attempt, error, final=final)
             if final:
@@ -378,6 +391,8 @@ class HatchetScheduler(BaseScheduler):
                 await run_on_failure(options, failure)
             if not retryable and attempt <= options.retries:
                 raise NonRetryableException(error) from exc
+            if timed_out:
+                raise TimeoutError(error.removeprefix("TimeoutError: ")) from None
             raise
         return {RESULT_KEY: result}
 

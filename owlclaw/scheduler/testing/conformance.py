@@ -769,6 +769,18 @@ class SchedulerConformance:
         await self.pass_time(scheduler, 1)  # a second call would show up by now
         assert len(await self._failure_records(scheduler, tag, want=2, timeout=1)) == 1
 
+    async def test_on_failure_runs_when_the_last_attempt_times_out(self, scheduler: Scheduler) -> None:
+        tag = uuid.uuid4().hex
+        task_id = await scheduler.run_task("conf_timeout_on_failure", {"tag": tag})
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.FAILED
+        assert info.error and "exceeded its timeout of 1s" in info.error
+        records = await self._failure_records(scheduler, tag, want=1)
+        assert len(records) == 1, records
+        record = (await self.finish(scheduler, records[0].id)).result
+        assert record["task_id"] == task_id and record["attempts"] == 1
+        assert record["error"] == "TimeoutError: task 'conf_timeout_on_failure' exceeded its timeout of 1s"
+
     async def _failure_records(
         self, scheduler: Scheduler, tag: str, want: int, timeout: float = 10
     ) -> list[TaskInfo]:

@@ -168,6 +168,11 @@ def _register_policy_tasks(scheduler: Scheduler) -> None:
             raise ValueError(f"planned failure on attempt {ctx.attempt}")
         return ctx.attempt
 
+    @scheduler.task(name="conf_timeout_on_failure", timeout=1, on_failure=record_failure)
+    async def timeout_on_failure(payload: dict[str, Any], ctx: TaskContext) -> str:
+        await asyncio.sleep(10)
+        return "finished"
+
     @scheduler.task(name="conf_failure_sink")
     async def failure_sink(payload: dict[str, Any], ctx: TaskContext) -> Any:
         return payload
