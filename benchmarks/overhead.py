@@ -137,7 +137,9 @@ WHAT = {
     "status of a run": "`get_task_status(run_id)` vs `runs.aio_get(run_id)`: one run look-up each, "
     "owlclaw converting to `TaskInfo` (and a workflow look-up the first time)",
     "cancel a run": "`cancel_task(run_id)` vs `runs.aio_cancel(run_id)`: owlclaw first reads the run "
-    "(a finished run is not cancelled: it returns False), then cancels",
+    "(a finished run is not cancelled: it returns False), cancels, then waits (up to 10 s) until the "
+    "engine reports the run's final state, so that its True means CANCELLED, never a run that "
+    "finished anyway; the raw call returns as soon as the request is accepted",
 }
 
 
