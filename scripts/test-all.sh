@@ -26,4 +26,6 @@ step "mypy --strict"
 python3 -m mypy
 
 step "pytest (unit + integration)"
-python3 -m pytest -ra "$@"
+# two processes, whole files each (most integration time is spent waiting on
+# the engine); each process starts its own engine
+python3 -m pytest -ra -n 2 --dist loadfile "$@"
