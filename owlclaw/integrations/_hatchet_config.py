@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from owlclaw.scheduler.config import BACKEND_ENV
+from owlclaw.backends.hatchet.config import check_host_port, check_server_url
+from owlclaw.scheduler.config import BACKEND_ENV, read_yaml_section
 from owlclaw.scheduler.errors import ConfigError
 
 __all__ = ["ENV_FALLBACKS", "HatchetConfig"]
@@ -94,24 +93,12 @@ class HatchetConfig(BaseModel):
     @field_validator("server_url")
     @classmethod
     def _check_server_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"server_url must start with http:// or https://, e.g. http://localhost:8080, got {value!r}"
-            )
-        return value.rstrip("/")
+        return check_server_url(value)
 
     @field_validator("grpc_host_port")
     @classmethod
     def _check_host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"grpc_host_port must look like host:port, e.g. localhost:7077, got {value!r}")
-        return value
+        return check_host_port(value, "grpc_host_port")
 
     @property
     def effective_grpc_host_port(self) -> str | None:
@@ -141,21 +128,8 @@ class HatchetConfig(BaseModel):
 
         :raises ConfigError: unreadable file, bad YAML or invalid values.
         """
-        p = Path(path)
-        try:
-            document = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}; check the path") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if document is None:
-            document = {}
-        if not isinstance(document, Mapping):
-            raise ConfigError(f"{p}: the top level must be a mapping with a '{SECTION}:' key")
-        section = document.get(SECTION) or {}
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  namespace: owlclaw")
-        return cls.from_mapping(_substitute(section), source=str(p))
+        section = read_yaml_section(path, SECTION, "namespace: owlclaw")
+        return cls.from_mapping(_substitute(section), source=str(path))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<dict>") -> HatchetConfig:

@@ -89,27 +89,9 @@ class SchedulerConfig(BaseModel):
 
         :raises ConfigError: unreadable file, bad YAML, unset variable, bad values.
         """
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read config file {p}: {exc.strerror or exc}; "
-                f"check the path (set by {CONFIG_ENV} or passed in)"
-            ) from None
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if document is None:
-            document = {}
-        if not isinstance(document, Mapping):
-            raise ConfigError(f"{p}: the top level must be a mapping with a '{SECTION}:' key")
-        section = document.get(SECTION) or {}
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"{p}: '{SECTION}:' must be a mapping, e.g.\n{SECTION}:\n  backend: memory")
-        substituted = _substitute(section, str(p), SECTION)
-        return cls.from_mapping(substituted, source=str(p))
+        section = read_yaml_section(path, SECTION, "backend: memory")
+        substituted = _substitute(section, str(path), SECTION)
+        return cls.from_mapping(substituted, source=str(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> SchedulerConfig:
@@ -121,6 +103,33 @@ class SchedulerConfig(BaseModel):
         if path is None:
             return cls.from_mapping({}, source="<defaults>")
         return cls.from_yaml(path)
+
+
+def read_yaml_section(path: str | os.PathLike[str], key: str, example: str) -> Mapping[str, Any]:
+    """The ``key:`` mapping of a YAML file, safely loaded (empty if absent).
+
+    :raises ConfigError: unreadable file, bad YAML, or not mappings.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {p}: {exc.strerror or exc}; "
+            f"check the path (set by {CONFIG_ENV} or passed in)"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{p}: the top level must be a mapping with a '{key}:' key")
+    section = document.get(key) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{p}: '{key}:' must be a mapping, e.g.\n{key}:\n  {example}")
+    return section
 
 
 def _substitute(value: Any, source: str, where: str) -> Any:

@@ -47,6 +47,26 @@ ENV_FALLBACKS: dict[str, str] = {
 }
 
 
+def check_host_port(value: str | None, field: str) -> str | None:
+    """``host:port`` with a port in 1..65535 (a validator shared with the OwlClaw adapter)."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{field} must look like host:port, e.g. localhost:7070, got {value!r}")
+    return value
+
+
+def check_server_url(value: str | None) -> str | None:
+    """An http(s) URL, without its trailing slash."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"server_url must be an http(s) URL, e.g. http://localhost:8080, got {value!r}")
+    return value.rstrip("/")
+
+
 class HatchetConfig(BaseModel):
     """How to reach (or start) a Hatchet engine and how this app's worker runs."""
 
@@ -135,22 +155,12 @@ class HatchetConfig(BaseModel):
     @field_validator("host_port")
     @classmethod
     def _check_host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"host_port must look like host:port, e.g. localhost:7070, got {value!r}")
-        return value
+        return check_host_port(value, "host_port")
 
     @field_validator("server_url")
     @classmethod
     def _check_server_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"server_url must be an http(s) URL, e.g. http://localhost:8080, got {value!r}")
-        return value.rstrip("/")
+        return check_server_url(value)
 
     @field_validator("database_url")
     @classmethod
