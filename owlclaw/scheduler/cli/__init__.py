@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "demo" and not args.verbose:
+        # the demo prints its own table of runs; -v shows the per-attempt lines too
+        logging.getLogger("owlclaw.scheduler.runs").setLevel(logging.WARNING)
     try:
         with env_overrides(args.config, args.backend):
             if args.command in commands.COMMANDS:
