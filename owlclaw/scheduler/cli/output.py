@@ -15,7 +15,8 @@ from owlclaw.scheduler.models import CronInfo, TaskInfo
 
 __all__ = ["cron_row", "emit", "parse_at", "parse_duration", "parse_payload", "task_row"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*"
+_DURATION = re.compile(rf"\s*(?:{_DURATION_PART})+")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -24,14 +25,9 @@ def parse_duration(text: str) -> float:
 
     :raises InvalidScheduleError: not a positive duration.
     """
-    total = 0.0
-    parts = re.findall(r"\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?", text.strip())
-    if not parts or "".join(parts).replace(" ", "") != text.replace(" ", ""):
+    if not _DURATION.fullmatch(text):
         raise InvalidScheduleError(f"--in {text!r} is not a duration; write e.g. 90s, 10m, 2h, 1d or 1h30m")
-    for part in parts:
-        match = _DURATION.match(part)
-        assert match is not None
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    total = sum(float(n) * _UNIT_SECONDS[unit or "s"] for n, unit in re.findall(_DURATION_PART, text))
     if total <= 0:
         raise InvalidScheduleError(f"--in {text!r} must be more than zero; to run now use `run`")
     return total
