@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from owlclaw.scheduler.errors import NotSupportedError
-from owlclaw.scheduler.models import TaskContext, TaskInfo
+from owlclaw.scheduler.models import TaskContext, TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["declare_demo_tasks", "run_demo"]
+__all__ = ["TOUR", "declare_demo_tasks", "missing_from_tour", "run_demo"]
 
 
 def declare_demo_tasks(scheduler: Scheduler) -> Scheduler:
@@ -40,17 +40,36 @@ def declare_demo_tasks(scheduler: Scheduler) -> Scheduler:
     return scheduler
 
 
+#: What the tour shows, as (label, task, result) of a succeeded run.
+TOUR = (
+    ("run now", "demo_greet", "hello ada"),
+    ("after a delay", "demo_greet", "hello later"),
+    ("retries", "demo_flaky", "ok on attempt 3"),
+    ("self-scheduling", "demo_agent", "step 3: done"),
+    ("cron", "demo_heartbeat", "beat"),
+)
+
+
+def missing_from_tour(seen: dict[str, TaskInfo]) -> list[str]:
+    """The tour's steps that no run in ``seen`` has shown yet."""
+    done = {(i.task_name, i.result) for i in seen.values() if i.state is TaskState.SUCCEEDED}
+    missing = [label for label, task, result in TOUR if (task, result) not in done]
+    if not any(i.state is TaskState.CANCELLED for i in seen.values()):
+        missing.append("cancel")
+    return missing
+
+
 async def run_demo(
-    scheduler: Scheduler, seconds: float | None = None, out: Callable[[str], None] = print
-) -> dict[str, TaskInfo]:
-    """Run the tour for ``seconds``; print every state change; return the last states."""
+    scheduler: Scheduler, timeout: float = 60.0, out: Callable[[str], None] = print
+) -> list[str]:
+    """Run the tour until every step has shown, or ``timeout`` seconds pass.
+
+    Prints every state change; returns the steps still missing (empty when complete).
+    """
     started = time.monotonic()
     seen: dict[str, TaskInfo] = {}
 
     def say(text: str) -> None:
-        if out is None:
-            print(f"{time.monotonic() - started:5.1f}s  {text}", flush=True)
-            return
         out(f"{time.monotonic() - started:5.1f}s  {text}")
 
     async with scheduler:
@@ -74,11 +93,10 @@ async def run_demo(
         await scheduler.run_task("demo_agent", {"step": 1})
         say("run_task demo_agent: schedules itself until step 3")
         cancelled = await scheduler.cancel_task(doomed)
-        state = (await scheduler.get_task_status(doomed)).state.value
-        say(f"cancel_task {doomed[:8]}: {cancelled}, now {state}")
-        if seconds is None:
-            seconds = 6.0 if in_process else 15.0
-        while time.monotonic() - started < seconds:
+        seen[doomed] = await scheduler.get_task_status(doomed)
+        say(f"cancel_task {doomed[:8]}: {cancelled}, now {seen[doomed].state.value}")
+        missing = missing_from_tour(seen)
+        while missing and time.monotonic() - started < timeout:
             current = await scheduler.list_scheduled_tasks() + await scheduler.list_tasks(limit=1000)
             for info in reversed(current):
                 before = seen.get(info.id)
@@ -89,7 +107,10 @@ async def run_demo(
                         f"{info.task_name:<15} {info.id[:8]}  {info.state.value:<9} "
                         f"attempts={info.attempts}" + (f"  {detail!r}" if detail is not None else "")
                     )
-            await asyncio.sleep(0.1 if in_process else 0.5)
+            missing = missing_from_tour(seen)
+            if missing:
+                await asyncio.sleep(0.1 if in_process else 0.5)
         if in_process:
             await scheduler.stop_worker()
-    return seen
+    say("tour complete" if not missing else f"gave up after {timeout:g}s; not seen: {', '.join(missing)}")
+    return missing

@@ -15,7 +15,7 @@ def test_backends_lists_memory(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_shows_each_feature(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OWLCLAW_CONFIG", raising=False)
     monkeypatch.delenv("OWLCLAW_SCHEDULER_BACKEND", raising=False)
-    assert main(["demo", "--backend", "memory", "--seconds", "4.5"]) == 0
+    assert main(["demo", "--backend", "memory", "--timeout", "30"]) == 0
     out = capsys.readouterr().out
     assert "'hello ada'" in out  # run now
     assert "'hello later'" in out  # delay
@@ -23,6 +23,17 @@ def test_demo_shows_each_feature(capsys: pytest.CaptureFixture[str], monkeypatch
     assert "'ok on attempt 3'" in out  # retries
     assert "'step 3: done'" in out  # self-scheduling
     assert "demo_heartbeat" in out and "'beat'" in out  # cron
+    assert out.rstrip().endswith("tour complete")
+
+
+def test_demo_exits_5_and_names_what_it_did_not_see(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OWLCLAW_CONFIG", raising=False)
+    monkeypatch.delenv("OWLCLAW_SCHEDULER_BACKEND", raising=False)
+    assert main(["demo", "--backend", "memory", "--timeout", "1"]) == 5
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert "gave up after 1s; not seen: after a delay, retries, self-scheduling" in last
 
 
 @pytest.mark.parametrize(

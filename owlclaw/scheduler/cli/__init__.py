@@ -41,7 +41,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_TASK_FAILED = commands.EXIT_TASK_FAILED
-EXIT_TIMEOUT = 5
+EXIT_TIMEOUT = commands.EXIT_TIMEOUT
 EXIT_UNREACHABLE = 6
 
 _EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", "a short real-time tour: delay, cron, cancel, retry, self-scheduling")
     p.add_argument(
-        "--seconds", type=float, help="how long to run (default 6; 15 on hatchet, whose worker takes a while)"
+        "--timeout", type=float, default=60.0, help="give up after this many seconds (default 60; exit 5)"
     )
     return parser
 

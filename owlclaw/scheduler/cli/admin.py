@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import os
 import re
+import sys
+import tempfile
 from typing import Any
 
+from owlclaw.scheduler.cli.commands import EXIT_TIMEOUT
 from owlclaw.scheduler.cli.output import emit
 from owlclaw.scheduler.cli.session import build_scheduler, load_app
 from owlclaw.scheduler.config import SchedulerConfig, validate_section
@@ -106,11 +109,16 @@ def _demo(args: argparse.Namespace) -> int:
             and not os.environ.get("HATCHET_CLIENT_TOKEN")
         ):
             config = stack.enter_context(local_hatchet())
+        worker_log = None if args.verbose else stack.enter_context(tempfile.TemporaryFile())
         if config.backend == "hatchet":
-            stack.enter_context(worker_process(config, "owlclaw.scheduler.demo_app:scheduler"))
+            stack.enter_context(worker_process(config, "owlclaw.scheduler.demo_app:scheduler", worker_log))
         scheduler = declare_demo_tasks(create_scheduler(config))
-        asyncio.run(run_demo(scheduler, seconds=args.seconds))
-    return 0
+        missing = asyncio.run(run_demo(scheduler, timeout=args.timeout))
+        if missing and worker_log is not None and worker_log.tell():
+            worker_log.seek(0)
+            tail = worker_log.read().decode(errors="replace").splitlines()[-40:]
+            print("the worker's last output:", *tail, sep="\n", file=sys.stderr)
+    return EXIT_TIMEOUT if missing else 0
 
 
 _ADMIN = {"worker": _worker, "backends": _backends, "config": _config, "doctor": _doctor, "demo": _demo}

@@ -17,6 +17,7 @@ from owlclaw.scheduler.models import TaskInfo, TaskState
 __all__ = ["COMMANDS", "EXIT_TASK_FAILED"]
 
 EXIT_TASK_FAILED = 4
+EXIT_TIMEOUT = 5
 _LIST_COLUMNS = ("id", "task", "state", "scheduled_at", "started_at", "attempts")
 _CRON_COLUMNS = ("id", "task", "expression", "next_run_at", "payload")
 

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -45,14 +46,24 @@ def local_hatchet() -> Iterator[SchedulerConfig]:
 
 
 @contextlib.contextmanager
-def worker_process(config: SchedulerConfig, app: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``owlclaw-scheduler worker APP`` in its own process, as Hatchet workers must."""
+def worker_process(
+    config: SchedulerConfig, app: str, output: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``owlclaw-scheduler worker APP`` in its own process, as Hatchet workers must.
+
+    Its stdout and stderr go to ``output`` (default: this process's own).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "owlclaw.yaml"
         section = {"backend": config.backend, config.backend: config.section(config.backend)}
         path.write_text(yaml.safe_dump({"scheduler": section}))
         env = dict(os.environ, **{CONFIG_ENV: str(path)})
-        worker = subprocess.Popen([sys.executable, "-m", "owlclaw.scheduler.cli", "worker", app], env=env)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", app],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+        )
         try:
             yield worker
         finally:
