@@ -19,13 +19,8 @@ engine are invisible. Workers run the conformance app
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,14 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from processes import WorkerProcess, start_worker
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 
 pytestmark = pytest.mark.integration
 
-WORKER_START_TIMEOUT = 60.0
-APP = "owlclaw.scheduler.testing.app:scheduler"
 _CLIENT_ENV = (
     "HATCHET_CLIENT_TOKEN",
     "HATCHET_CLIENT_HOST_PORT",
@@ -256,92 +249,12 @@ def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | Non
 # workers
 
 
-class WorkerProcess:
-    """``owlclaw-scheduler worker`` of the conformance app in a subprocess."""
-
-    def __init__(self, engine: HatchetEngine, directory: Path, name: str | None = None) -> None:
-        self.engine = engine
-        self.name = name or f"w{uuid.uuid4().hex[:8]}"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config_path = directory / f"{self.name}.yaml"
-        self.log_path = directory / f"{self.name}.log"
-        document = {"scheduler": {"backend": "hatchet", "hatchet": engine.settings(worker_name=self.name)}}
-        self.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        # exactly what a deployment runs: owlclaw-scheduler worker APP
-        command = [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command,
-                env=self.engine.worker_env(self.config_path),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        # in a thread of its own: async tests call this from inside their loop
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self._wait_active()).result()
-        return self
-
-    async def _wait_active(self) -> None:
-        assert self.proc is not None
-        from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
-
-        client = Hatchet(
-            config=ClientConfig(
-                token=self.engine.token,
-                host_port=self.engine.host_port,
-                server_url=self.engine.server_url,
-                namespace=self.engine.namespace,
-                tls_config=ClientTLSConfig(strategy=self.engine.tls_strategy),
-            )
-        )
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
-            rows = (await client.workers.aio_list()).rows or []
-            if any(w.name.endswith(self.name) and w.status == "ACTIVE" for w in rows):
-                return
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ACTIVE after {WORKER_START_TIMEOUT}s: {self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-
 @pytest.fixture(scope="session")
 def conformance_worker(
     hatchet_engine: HatchetEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(hatchet_engine, tmp_path_factory.mktemp("workers"), name="conformance")
+    worker = start_worker(hatchet_engine, tmp_path_factory.mktemp("workers"), name="conformance")
     try:
-        worker.start()
         yield worker
     finally:
         worker.stop()
@@ -353,9 +266,8 @@ def spawn_worker(tmp_path: Path) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
     def spawn(engine: HatchetEngine, name: str | None = None) -> WorkerProcess:
-        worker = WorkerProcess(engine, tmp_path / "workers", name=name)
-        started.append(worker)
-        return worker.start()
+        started.append(start_worker(engine, tmp_path / "workers", name=name))
+        return started[-1]
 
     yield spawn
     for worker in started:

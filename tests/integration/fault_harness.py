@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -16,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from processes import WorkerProcess, sdk_client, worker_command
 
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
@@ -23,7 +21,6 @@ from owlclaw.scheduler.models import TaskState
 
 HERE = Path(__file__).parent
 APP = "fault_app:scheduler"
-WORKER_START_TIMEOUT = 90.0
 
 
 @dataclass
@@ -61,80 +58,30 @@ class Target:
         return scheduler
 
 
-class FaultWorker:
+class FaultWorker(WorkerProcess):
     """``owlclaw-scheduler worker fault_app:scheduler`` in a subprocess."""
 
     def __init__(self, target: Target, directory: Path, **settings: Any) -> None:
         self.target = target
-        self.directory = directory
         self.name = f"fw{uuid.uuid4().hex[:8]}"
-        self.config_path = directory / f"{self.name}.yaml"
-        self.log_path = directory / f"{self.name}.log"
+        config_path = directory / f"{self.name}.yaml"
         section = target.settings(worker_name=self.name, **settings)
         document = {"scheduler": {"backend": "hatchet", "hatchet": section}}
-        self.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self, client: HatchetScheduler) -> FaultWorker:
-        """Start the process and wait until the engine lists it ACTIVE."""
+        config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_CLIENT_", "OWLCLAW_"))}
         env.update(
-            OWLCLAW_CONFIG=str(self.config_path),
+            OWLCLAW_CONFIG=str(config_path),
             OWLCLAW_SCHEDULER_BACKEND="hatchet",
-            OWLCLAW_FAULT_DIR=str(self.directory),
-            HATCHET_CLIENT_TOKEN=self.target.token,
+            OWLCLAW_FAULT_DIR=str(directory),
+            HATCHET_CLIENT_TOKEN=target.token,
             PYTHONUNBUFFERED="1",
         )
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP],
-                cwd=HERE,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
-            rows = (await client._require().workers.aio_list()).rows or []
-            if any(w.name.endswith(self.name) and w.status == "ACTIVE" for w in rows):
-                return self
-            await asyncio.sleep(0.3)
-        raise RuntimeError(
-            f"worker {self.name} not ACTIVE after {WORKER_START_TIMEOUT:g}s: {self.log_tail()}"
-        )
+        super().__init__(worker_command(APP), env, directory / f"{self.name}.log", cwd=HERE)
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, nothing drains."""
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    async def started(self) -> FaultWorker:
+        """Start the process; return once the engine lists it ACTIVE."""
+        await asyncio.to_thread(self.start().wait_active, sdk_client(self.target), self.name)
+        return self
 
 
 @dataclass(frozen=True)

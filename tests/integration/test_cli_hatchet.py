@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from processes import start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +62,7 @@ def cli(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Cli:
 
 @pytest.fixture(scope="module")
 def worker(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.integration.conftest import WorkerProcess
-
-    proc = WorkerProcess(engine, tmp_path_factory.mktemp("cli-workers"), name="cli")
-    proc.start()
+    proc = start_worker(engine, tmp_path_factory.mktemp("cli-workers"), name="cli", app=APP)
     yield proc
     proc.stop()
 

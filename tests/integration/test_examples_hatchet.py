@@ -11,9 +11,6 @@ import asyncio
 import importlib.util
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from processes import WorkerProcess, worker_command
 
 from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.registry import create_scheduler
@@ -32,66 +30,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-class ExampleWorker:
-    """``owlclaw-scheduler worker examples.<name>:scheduler`` from the repository root."""
-
-    def __init__(self, engine: Any, example: str, config_path: Path, log_path: Path) -> None:
-        self.command = [
-            sys.executable,
-            "-m",
-            "owlclaw.scheduler.cli",
-            "worker",
-            f"examples.{example}:scheduler",
-        ]
-        self.env = engine.worker_env(config_path)
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ExampleWorker:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
 class HatchetExample:
     """One example module configured for the engine, and its worker processes."""
 
     def __init__(self, engine: Any, name: str, directory: Path) -> None:
         self.engine, self.name, self.directory = engine, name, directory
         self.config_path = directory / "owlclaw.yaml"
-        self.workers: list[ExampleWorker] = []
+        self.workers: list[WorkerProcess] = []
         spec = importlib.util.spec_from_file_location(
             f"owlclaw_example_{name}_hatchet", REPO / "examples" / f"{name}.py"
         )
@@ -100,9 +45,11 @@ class HatchetExample:
         spec.loader.exec_module(self.module)
         assert self.module.scheduler.backend_name == "hatchet"
 
-    def start_worker(self) -> ExampleWorker:
+    def start_worker(self) -> WorkerProcess:
+        """``owlclaw-scheduler worker examples.<name>:scheduler`` from the repository root."""
         log_path = self.directory / f"worker{len(self.workers)}.log"
-        worker = ExampleWorker(self.engine, self.name, self.config_path, log_path)
+        command = worker_command(f"examples.{self.name}:scheduler")
+        worker = WorkerProcess(command, self.engine.worker_env(self.config_path), log_path, cwd=REPO)
         self.workers.append(worker)
         return worker.start()
 

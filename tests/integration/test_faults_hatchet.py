@@ -59,10 +59,10 @@ def private_engine(local_engine_binaries: None) -> Iterator[tuple[Any, Any]]:
         pg.stop()
 
 
-async def spawn(target: Target, client: Any, tmp_path: Path, workers: list[FaultWorker]) -> FaultWorker:
+async def spawn(target: Target, tmp_path: Path, workers: list[FaultWorker]) -> FaultWorker:
     worker = FaultWorker(target, tmp_path)
     workers.append(worker)
-    return await worker.start(client)
+    return await worker.started()
 
 
 async def until(predicate: Any, timeout: float, what: str) -> None:
@@ -89,7 +89,7 @@ async def test_sigkilled_worker_run_is_retried_and_durable_sleep_wakes_once(
     a plain run in flight is run again on another worker and succeeds; a
     durable sleep in flight wakes once, on the new worker, on time within the
     bound."""
-    first = await spawn(shared, connected, tmp_path, workers)
+    first = await spawn(shared, tmp_path, workers)
     work_id = await connected.run_task("fault_work", {"seconds": 5})
     sleep_id = await connected.run_task("fault_durable", {"seconds": 10})
     await wait_for_event(tmp_path, "start", work_id, timeout=30)
@@ -97,7 +97,7 @@ async def test_sigkilled_worker_run_is_retried_and_durable_sleep_wakes_once(
     await asyncio.sleep(1)
     first.kill()
     killed_at = time.time()
-    second = await spawn(shared, connected, tmp_path, workers)
+    second = await spawn(shared, tmp_path, workers)
 
     work = await connected.wait_for_task(work_id, timeout=REASSIGN_BOUND + 30)
     assert work.state is TaskState.SUCCEEDED, work.error
@@ -136,7 +136,7 @@ async def _outage(
 ) -> dict[str, float]:
     """Schedules due during and after an outage, and a cron: all survive it."""
     async with target.scheduler() as client:
-        worker = await spawn(target, client, tmp_path, workers)
+        worker = await spawn(target, tmp_path, workers)
         cron_id = await client.add_cron("fault_tick", "*/2 * * * * *")
         due_during = [
             await client.schedule_task("fault_work", {"n": i}, delay_seconds=4 + i) for i in range(4)
@@ -194,7 +194,7 @@ async def test_postgres_restart_loses_nothing(
 async def test_cancel_racing_the_due_time_is_cancelled_or_run_never_both(
     shared: Target, connected: Any, tmp_path: Path, workers: list[FaultWorker]
 ) -> None:
-    await spawn(shared, connected, tmp_path, workers)
+    await spawn(shared, tmp_path, workers)
     loop = asyncio.get_running_loop()
     # a 3 s schedule fires up to ~5 s late (the engine polls schedules): cancel
     # from 0.5 s before to 7 s after the due time, before, during and after the run

@@ -10,27 +10,27 @@ import dataclasses
 import importlib.util
 import json
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from processes import WorkerProcess, sdk_client, worker_command
 
 from owlclaw.scheduler import TaskState
 
 pytestmark = pytest.mark.integration
 
-WORKER = [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", "obs_hatchet_app:scheduler"]
 SPANS_ENV = "OBS_TEST_SPANS"
 APP = textwrap.dedent(
     f"""
@@ -110,27 +110,20 @@ def free_port() -> int:
 
 @pytest.fixture
 def worker(engine: Any, tmp_path: Path) -> Iterator[Any]:
-    from tests.integration.conftest import WorkerProcess
-
+    """The app above in a worker process serving /metrics and writing its spans to a file."""
     (tmp_path / "obs_hatchet_app.py").write_text(APP, encoding="utf-8")
-    proc = WorkerProcess(engine, tmp_path / "workers", name=f"obs{uuid.uuid4().hex[:6]}")
-    proc.spans = tmp_path / "spans.jsonl"  # type: ignore[attr-defined]
-    proc.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"  # type: ignore[attr-defined]
-    env = engine.worker_env(proc.config_path)
-    env.update({SPANS_ENV: str(proc.spans), "PYTHONPATH": str(tmp_path)})  # type: ignore[attr-defined]
-    port = proc.metrics_url.rsplit(":", 1)[1].split("/")[0]  # type: ignore[attr-defined]
-    with proc.log_path.open("ab") as log:
-        proc.proc = subprocess.Popen(
-            [*WORKER, "--metrics-port", port],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    asyncio.run(proc._wait_active())
+    name = f"obs{uuid.uuid4().hex[:6]}"
+    config_path = tmp_path / f"{name}.yaml"
+    document = {"scheduler": {"backend": "hatchet", "hatchet": engine.settings(worker_name=name)}}
+    config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    spans, port = tmp_path / "spans.jsonl", free_port()
+    env = engine.worker_env(config_path)
+    env.update({SPANS_ENV: str(spans), "PYTHONPATH": str(tmp_path)})
+    command = [*worker_command("obs_hatchet_app:scheduler"), "--metrics-port", str(port)]
+    proc = WorkerProcess(command, env, tmp_path / f"{name}.log", cwd=tmp_path)
     try:
-        yield proc
+        proc.start().wait_active(sdk_client(engine), name)
+        yield SimpleNamespace(spans=spans, metrics_url=f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.stop()
 

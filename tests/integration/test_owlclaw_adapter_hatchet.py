@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -24,12 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
+from processes import WorkerProcess, sdk_client
 
 from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
 
 pytestmark = pytest.mark.integration
 
-WORKER_START_TIMEOUT = 90.0  # importing the SDK alone can take 20 s on a loaded 2-core runner
 _ENV_TO_DROP = ("HATCHET_", "OWLCLAW_")
 
 
@@ -76,70 +74,22 @@ def _worker_main(config_path: str) -> None:
 # fixtures
 
 
-@dataclasses.dataclass
-class Worker:
-    engine: Any
-    directory: Path
-    name: str = dataclasses.field(default_factory=lambda: f"owl{uuid.uuid4().hex[:8]}")
-    proc: subprocess.Popen[bytes] | None = None
+class Worker(WorkerProcess):
+    """This file's ``_worker_main``: OwlClaw's own worker, through ``HatchetClient``."""
+
+    def __init__(self, engine: Any, directory: Path) -> None:
+        self.engine = engine
+        self.name = f"owl{uuid.uuid4().hex[:8]}"
+        config = directory / f"{self.name}.yaml"
+        config.write_text(yaml.safe_dump({"hatchet": _section(engine, worker_name=self.name)}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_TO_DROP)}
+        env.update(HATCHET_API_TOKEN=engine.token, PYTHONUNBUFFERED="1")
+        super().__init__([sys.executable, __file__, str(config)], env, directory / f"{self.name}.log")
 
     def start(self) -> Worker:
-        config = self.directory / f"{self.name}.yaml"
-        config.write_text(yaml.safe_dump({"hatchet": _section(self.engine, worker_name=self.name)}))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_TO_DROP)}
-        env.update(HATCHET_API_TOKEN=self.engine.token, PYTHONUNBUFFERED="1")
-        with (self.directory / f"{self.name}.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, __file__, str(config)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait_active()
+        """Start it; return once the engine lists it ACTIVE."""
+        super().start().wait_active(sdk_client(self.engine), self.name)
         return self
-
-    def _wait_active(self) -> None:
-        from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
-
-        sdk = Hatchet(
-            config=ClientConfig(
-                token=self.engine.token,
-                host_port=self.engine.host_port,
-                server_url=self.engine.server_url,
-                namespace=self.engine.namespace,
-                tls_config=ClientTLSConfig(strategy=self.engine.tls_strategy),
-            )
-        )
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        assert self.proc is not None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
-            if any(
-                w.name.endswith(self.name) and w.status == "ACTIVE" for w in sdk.workers.list().rows or []
-            ):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ACTIVE after {WORKER_START_TIMEOUT}s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        path = self.directory / f"{self.name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-40:]) if path.exists() else ""
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
 
 
 def _section(engine: Any, **overrides: Any) -> dict[str, Any]:

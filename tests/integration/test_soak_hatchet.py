@@ -59,7 +59,7 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
     rng = random.Random(6)
     async with target.scheduler() as client:
         for _ in range(2):
-            workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).start(client))
+            workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).started())
         t0 = time.monotonic()
         wall0 = time.time()
 
@@ -93,7 +93,7 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
                 await asyncio.sleep(delay)
                 victim = workers[restarts]
                 victim.kill()
-                workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).start(client))
+                workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).started())
                 restarts += 1
 
         chaos = asyncio.create_task(restart_workers())
