@@ -1073,7 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
             "HATCHET_CLIENT_TLS_STRATEGY": "none",
         }
         print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items()))
-        print("# Ctrl-C or SIGTERM stops the engine and removes the database.", file=sys.stderr)
+        removes = "and removes the temporary database" if pg is not None else "(your database stays)"
+        print(f"# Ctrl-C or SIGTERM stops the engine {removes}.", file=sys.stderr)
         sys.stdout.flush()
         while not stop_requested.wait(1.0):
             if not engine.running:
