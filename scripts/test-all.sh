@@ -28,4 +28,4 @@ python3 -m mypy
 step "pytest (unit + integration)"
 # two processes, whole files each (most integration time is spent waiting on
 # the engine); each process starts its own engine
-python3 -m pytest -ra -n 2 --dist loadfile "$@"
+python3 -m pytest -ra -n 2 --dist loadfile --durations=15 "$@"
