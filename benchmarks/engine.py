@@ -30,7 +30,8 @@ import yaml
 
 from benchmarks.app import PROBE_ENV, declare_bench_tasks
 from owlclaw.backends.hatchet.config import HatchetConfig
-from owlclaw.backends.hatchet.engine import EngineConnection, LocalEngine, LocalPostgres
+from owlclaw.backends.hatchet.engine import EngineConnection, LocalEngine
+from owlclaw.backends.hatchet.postgres import LocalPostgres
 
 __all__ = ["Clients", "EngineSession"]
 

@@ -101,7 +101,7 @@ def _version(dist: str) -> str:
 
 def _postgres_version() -> str:
     try:
-        from owlclaw.backends.hatchet.engine import find_postgres_bin_dir
+        from owlclaw.backends.hatchet.postgres import find_postgres_bin_dir
 
         out = subprocess.run(
             [str(find_postgres_bin_dir() / "postgres"), "--version"],

@@ -99,12 +99,8 @@ def _unavailable(reasons: list[str]) -> None:
 @pytest.fixture(scope="session")
 def local_engine_binaries() -> None:
     """The locally built engine and PostgreSQL are installed (else fail in CI, skip elsewhere)."""
-    from owlclaw.backends.hatchet.engine import (
-        EngineNotInstalledError,
-        PostgresNotInstalledError,
-        find_engine_binaries,
-        find_postgres_bin_dir,
-    )
+    from owlclaw.backends.hatchet.engine import EngineNotInstalledError, find_engine_binaries
+    from owlclaw.backends.hatchet.postgres import PostgresNotInstalledError, find_postgres_bin_dir
 
     try:
         find_engine_binaries()
@@ -142,10 +138,12 @@ def hatchet_engine() -> Iterator[HatchetEngine]:
         EngineNotInstalledError,
         EngineStartError,
         LocalEngine,
+        find_engine_binaries,
+    )
+    from owlclaw.backends.hatchet.postgres import (
         LocalPostgres,
         PostgresError,
         PostgresNotInstalledError,
-        find_engine_binaries,
         find_postgres_bin_dir,
     )
 

@@ -24,9 +24,9 @@ from owlclaw.backends.hatchet.engine import (
     EngineNotInstalledError,
     EngineStartError,
     LocalEngine,
-    LocalPostgres,
     find_engine_binaries,
 )
+from owlclaw.backends.hatchet.postgres import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

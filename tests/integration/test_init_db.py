@@ -18,12 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from owlclaw.backends.hatchet.engine import (
-    LocalEngine,
-    LocalPostgres,
-    PostgresError,
-    PostgresNotInstalledError,
-)
+from owlclaw.backends.hatchet.engine import LocalEngine
+from owlclaw.backends.hatchet.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
 
 pytestmark = pytest.mark.integration
 
