@@ -17,7 +17,6 @@ or from the user. ``python -m owlclaw.backends.hatchet.engine`` starts both and 
 from __future__ import annotations
 
 import argparse
-import atexit
 import base64
 import binascii
 import contextlib
@@ -34,7 +33,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -45,6 +43,7 @@ from owlclaw.backends.hatchet.postgres import (
     LocalPostgres,
     PostgresError,
     PostgresNotInstalledError,
+    at_exit,
     find_free_port,
     log_tail,
 )
@@ -175,26 +174,6 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise ValueError("JWT payload is not a JSON object")
     return claims
-
-
-# --------------------------------------------------------------------------
-# cleanup of whatever is still running when the interpreter exits
-
-_live: weakref.WeakSet[LocalEngine] = weakref.WeakSet()
-_live_lock = threading.Lock()
-
-
-def _cleanup_at_exit() -> None:
-    with _live_lock:
-        live = list(_live)
-    for engine in live:
-        with contextlib.suppress(Exception):
-            engine.stop()
-
-
-# registered after postgres.py's own handler, so it runs first: the engines
-# hold connections to the clusters
-atexit.register(_cleanup_at_exit)
 
 
 # --------------------------------------------------------------------------
@@ -468,8 +447,7 @@ class LocalEngine:
             config_dir = self.workdir / "config"
             self._choose_ports()
             env = self._env()
-            with _live_lock:
-                _live.add(self)
+            at_exit.add(self)
             try:
                 with self.log_path.open("ab") as log:
                     self._log_header(log, f"ports {json.dumps(self.ports)}")
@@ -626,8 +604,7 @@ class LocalEngine:
             ):
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
-            with _live_lock:
-                _live.discard(self)
+            at_exit.discard(self)
 
     def __enter__(self) -> LocalEngine:
         self.start()

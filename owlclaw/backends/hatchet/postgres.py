@@ -29,6 +29,7 @@ __all__ = [
     "LocalPostgres",
     "PostgresError",
     "PostgresNotInstalledError",
+    "at_exit",
     "find_free_port",
     "find_postgres_bin_dir",
     "log_tail",
@@ -100,20 +101,33 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"<could not read {path}: {exc}>"
 
 
-# clusters still running when the interpreter exits are stopped
-_live: weakref.WeakSet[LocalPostgres] = weakref.WeakSet()
-_live_lock = threading.Lock()
+class _AtExit:
+    """Stops the clusters and engines still running when the interpreter exits."""
+
+    def __init__(self) -> None:
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        atexit.register(self.stop_all)
+
+    def add(self, obj: Any) -> None:
+        with self._lock:
+            self._live.add(obj)
+
+    def discard(self, obj: Any) -> None:
+        with self._lock:
+            self._live.discard(obj)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        # clusters last: the engines hold connections to them
+        for obj in sorted(live, key=lambda o: isinstance(o, LocalPostgres)):
+            with contextlib.suppress(Exception):
+                obj.stop()
 
 
-def _cleanup_at_exit() -> None:
-    with _live_lock:
-        live = list(_live)
-    for cluster in live:
-        with contextlib.suppress(Exception):
-            cluster.stop()
-
-
-atexit.register(_cleanup_at_exit)
+#: What ``LocalPostgres`` and ``LocalEngine`` register while they run.
+at_exit = _AtExit()
 
 
 class LocalPostgres:
@@ -251,8 +265,7 @@ class LocalPostgres:
                 self._remove_dir()
                 raise
             self.startup_seconds = time.monotonic() - t0
-            with _live_lock:
-                _live.add(self)
+            at_exit.add(self)
             return self
 
     def _initdb(self) -> None:
@@ -394,8 +407,7 @@ class LocalPostgres:
             self._port = None
             self._databases.clear()
             self._remove_dir()
-            with _live_lock:
-                _live.discard(self)
+            at_exit.discard(self)
 
     def _remove_dir(self) -> None:
         if self._base_dir is not None:
