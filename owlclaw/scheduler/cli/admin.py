@@ -109,8 +109,10 @@ def _demo(args: argparse.Namespace) -> int:
             and not os.environ.get("HATCHET_CLIENT_TOKEN")
         ):
             config = stack.enter_context(local_hatchet())
-        worker_log = None if args.verbose else stack.enter_context(tempfile.TemporaryFile())
+        worker_log = None
         if config.backend == "hatchet":
+            if not args.verbose:
+                worker_log = stack.enter_context(tempfile.TemporaryFile())
             stack.enter_context(worker_process(config, "owlclaw.scheduler.demo_app:scheduler", worker_log))
         scheduler = declare_demo_tasks(create_scheduler(config))
         missing = asyncio.run(run_demo(scheduler, timeout=args.timeout))

@@ -14,7 +14,7 @@ from owlclaw.scheduler.cli.session import Session
 from owlclaw.scheduler.errors import InvalidScheduleError, NotSupportedError
 from owlclaw.scheduler.models import TaskInfo, TaskState
 
-__all__ = ["COMMANDS", "EXIT_TASK_FAILED"]
+__all__ = ["COMMANDS", "EXIT_TASK_FAILED", "EXIT_TIMEOUT"]
 
 EXIT_TASK_FAILED = 4
 EXIT_TIMEOUT = 5
