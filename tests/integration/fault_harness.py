@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from processes import WorkerProcess, sdk_client, worker_command
+from processes import WorkerProcess, worker_command
 
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
@@ -80,7 +80,7 @@ class FaultWorker(WorkerProcess):
 
     async def started(self) -> FaultWorker:
         """Start the process; return once the engine lists it ACTIVE."""
-        await asyncio.to_thread(self.start().wait_active, sdk_client(self.target), self.name)
+        await asyncio.to_thread(self.start().wait_active, self.target, self.name)
         return self
 
 

@@ -25,8 +25,8 @@ def worker_command(app: str) -> list[str]:
     return [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", app]
 
 
-def sdk_client(engine: Any, namespace: str | None = None) -> Any:
-    """A raw SDK client for ``engine`` (anything with token, host_port, server_url)."""
+def _sdk_client(engine: Any) -> Any:
+    """A raw SDK client for ``engine`` (anything with token, host_port, server_url, namespace)."""
     from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
 
     return Hatchet(
@@ -34,7 +34,7 @@ def sdk_client(engine: Any, namespace: str | None = None) -> Any:
             token=engine.token,
             host_port=engine.host_port,
             server_url=engine.server_url,
-            namespace=namespace if namespace is not None else engine.namespace,
+            namespace=engine.namespace,
             tls_config=ClientTLSConfig(strategy=getattr(engine, "tls_strategy", "none")),
         )
     )
@@ -67,9 +67,10 @@ class WorkerProcess:
             )
         return self
 
-    def wait_active(self, sdk: Any, name: str, timeout: float = WORKER_START_TIMEOUT) -> None:
-        """Until ``sdk`` lists a worker named ``name`` ACTIVE; the log in the error otherwise."""
+    def wait_active(self, engine: Any, name: str, timeout: float = WORKER_START_TIMEOUT) -> None:
+        """Until ``engine`` lists a worker named ``name`` ACTIVE; the log in the error otherwise."""
         assert self.proc is not None
+        sdk = _sdk_client(engine)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -123,5 +124,5 @@ def start_worker(
     document = {"scheduler": {"backend": "hatchet", "hatchet": engine.settings(worker_name=name)}}
     config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
     worker = WorkerProcess(worker_command(app), engine.worker_env(config_path), directory / f"{name}.log")
-    worker.start().wait_active(sdk_client(engine), name)
+    worker.start().wait_active(engine, name)
     return worker

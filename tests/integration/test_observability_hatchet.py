@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from processes import WorkerProcess, sdk_client, worker_command
+from processes import WorkerProcess, worker_command
 
 from owlclaw.scheduler import TaskState
 
@@ -122,7 +122,7 @@ def worker(engine: Any, tmp_path: Path) -> Iterator[Any]:
     command = [*worker_command("obs_hatchet_app:scheduler"), "--metrics-port", str(port)]
     proc = WorkerProcess(command, env, tmp_path / f"{name}.log", cwd=tmp_path)
     try:
-        proc.start().wait_active(sdk_client(engine), name)
+        proc.start().wait_active(engine, name)
         yield SimpleNamespace(spans=spans, metrics_url=f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.stop()

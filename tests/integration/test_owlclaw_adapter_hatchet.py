@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from processes import WorkerProcess, sdk_client
+from processes import WorkerProcess
 
 from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
 
@@ -88,7 +88,7 @@ class Worker(WorkerProcess):
 
     def start(self) -> Worker:
         """Start it; return once the engine lists it ACTIVE."""
-        super().start().wait_active(sdk_client(self.engine), self.name)
+        super().start().wait_active(self.engine, self.name)
         return self
 
 
