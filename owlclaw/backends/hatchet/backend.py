@@ -191,6 +191,14 @@ def _payload_of(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
+def _attempts(state: TaskState, retry_count: int, started: datetime | None, retrying: bool) -> int:
+    """Attempts begun. The engine counts retries, and clears ``started_at``
+    while a retry waits in the queue."""
+    if (state is TaskState.QUEUED and not retrying) or started is None:
+        return retry_count  # the next attempt has not started (or never will)
+    return retry_count + 1
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.year == 1:  # the engine's "never" is Go's zero time
         return None
@@ -706,19 +714,18 @@ class HatchetScheduler(BaseScheduler):
         name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id) or "?"
         if name == TOMBSTONE:
             return _tombstone_info(metadata, run.input, run.created_at)
-        state = _STATES.get(run.status, TaskState.QUEUED)
+        # the task's own row, not the run's: the run's status lags behind it, so
+        # between an attempt's failure and its retry the run can read FAILED
+        # beside the retry's count, which looks like the last attempt failed
+        status = task.status if task is not None and task.status is not None else run.status
+        state = _STATES.get(status, TaskState.QUEUED)
         started = _utc(run.started_at)
         retry_count = int(task.retry_count or 0) if task is not None else 0
         raw_error = run.error_message or (task.error_message if task is not None else None)
         retrying = self._will_retry(name, state, retry_count, raw_error)
         if retrying:
             state = TaskState.QUEUED
-        if task is not None:
-            attempts = retry_count + (0 if state is TaskState.QUEUED and not retrying else 1)
-        else:
-            attempts = 0
-        if started is None:  # never taken by a worker (a FAILED one: the schedule timeout)
-            attempts = 0
+        attempts = _attempts(state, retry_count, started, retrying) if task is not None else 0
         result = None
         output = run.output if isinstance(run.output, dict) else {}
         if state is TaskState.SUCCEEDED:
@@ -1004,9 +1011,7 @@ class HatchetScheduler(BaseScheduler):
         retrying = self._will_retry(name, state, retry_count, row.error_message)
         if retrying:
             state = TaskState.QUEUED
-        attempts = (
-            0 if started is None else retry_count + (0 if state is TaskState.QUEUED and not retrying else 1)
-        )
+        attempts = _attempts(state, retry_count, started, retrying)
         output = row.output if isinstance(row.output, dict) else {}
         due = metadata.get(DUE_KEY)
         return TaskInfo(
