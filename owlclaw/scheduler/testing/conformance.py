@@ -276,8 +276,9 @@ class SchedulerConformance:
     wait_timeout: float = 60.0
     #: How late a retry may start after its backoff, in seconds. Hatchet
     #: v0.105.0 polls its retry queue every 1 s, slowing to every 30 s (plus
-    #: jitter) while the queue stays empty.
-    retry_slack: float = 45.0
+    #: jitter) while the queue stays empty; retries were seen 36 to 38 s late
+    #: with ten of them waiting on a loaded 2-core machine.
+    retry_slack: float = 60.0
 
     @pytest.fixture
     async def scheduler(self) -> AsyncIterator[Scheduler]:
