@@ -15,7 +15,7 @@ import pytest
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from hatchet_sdk.exceptions import TaskRunError
 
-from owlclaw.backends.hatchet.backend import HatchetScheduler
+from owlclaw.backends.hatchet.backend import RESULT_KEY, HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.testing import register_conformance_tasks
@@ -47,10 +47,10 @@ def _details(run_status: V1TaskStatus, task_status: V1TaskStatus, retry_count: i
         metadata=SimpleNamespace(id="run-1"),
         workflow_id="wf-1",
         started_at=STARTED if task_status is not V1TaskStatus.QUEUED else None,
-        finished_at=None,
+        finished_at=STARTED if run_status in (V1TaskStatus.COMPLETED, V1TaskStatus.CANCELLED) else None,
         created_at=STARTED,
-        error_message=error,
-        output=None,
+        error_message=error if V1TaskStatus.FAILED in (run_status, task_status) else None,
+        output={RESULT_KEY: "done"} if run_status is V1TaskStatus.COMPLETED else None,
         input={"tag": "x"},
     )
     return SimpleNamespace(run=run, tasks=[task])
@@ -75,3 +75,19 @@ async def test_the_last_attempt_failing_is_failed(scheduler: HatchetScheduler) -
     info = await scheduler._run_info(details)
     assert (info.state, info.attempts) == (TaskState.FAILED, 3)
     assert info.error == "RuntimeError: planned failure on attempt 3"
+
+
+async def test_the_run_row_decides_when_a_run_is_over(scheduler: HatchetScheduler) -> None:
+    # the task row says COMPLETED before the run row has its output and finish time
+    details = _details(V1TaskStatus.RUNNING, V1TaskStatus.COMPLETED, retry_count=2, attempt=3)
+    info = await scheduler._run_info(details)
+    assert (info.state, info.attempts) == (TaskState.RUNNING, 3)
+
+
+async def test_a_cancelled_run_stays_cancelled_when_its_code_finished_in_the_grace(
+    scheduler: HatchetScheduler,
+) -> None:
+    # the worker reported the result after the cancel; the engine's task row prefers COMPLETED
+    details = _details(V1TaskStatus.CANCELLED, V1TaskStatus.COMPLETED, retry_count=0, attempt=1)
+    info = await scheduler._run_info(details)
+    assert (info.state, info.result, info.error) == (TaskState.CANCELLED, None, "cancelled")

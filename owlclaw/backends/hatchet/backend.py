@@ -714,15 +714,18 @@ class HatchetScheduler(BaseScheduler):
         name = self._strip(workflow_name) or await self._name_of_workflow(run.workflow_id) or "?"
         if name == TOMBSTONE:
             return _tombstone_info(metadata, run.input, run.created_at)
-        # the task's own row, not the run's: the run's status lags behind it, so
-        # between an attempt's failure and its retry the run can read FAILED
-        # beside the retry's count, which looks like the last attempt failed
-        status = task.status if task is not None and task.status is not None else run.status
-        state = _STATES.get(status, TaskState.QUEUED)
+        state = _STATES.get(run.status, TaskState.QUEUED)
         started = _utc(run.started_at)
         retry_count = int(task.retry_count or 0) if task is not None else 0
         raw_error = run.error_message or (task.error_message if task is not None else None)
-        retrying = self._will_retry(name, state, retry_count, raw_error)
+        task_state = _STATES.get(task.status) if task is not None else None
+        if state is TaskState.FAILED and task_state in (TaskState.QUEUED, TaskState.RUNNING):
+            # the run's row lags its task's: the task is on its next attempt
+            # already, and retry_count counts it (CI saw FAILED, retry_count=2,
+            # for a task with 2 retries whose last attempt had not run yet)
+            state, retrying = task_state, False
+        else:
+            retrying = self._will_retry(name, state, retry_count, raw_error)
         if retrying:
             state = TaskState.QUEUED
         attempts = _attempts(state, retry_count, started, retrying) if task is not None else 0
