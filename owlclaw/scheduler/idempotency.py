@@ -21,7 +21,8 @@ of doing it twice::
         await ctx.sleep(3600)
 
 A key is recorded only when the wrapped code returns, so a run that crashed
-midway runs again (that is the point of the retry). Two executions that overlap
+midway runs again (that is the point of the retry), even one that crashed after
+its side effect but before the key was written. Two executions that overlap
 in time can both run; the first result stored wins and both return it. A side
 effect that must never repeat needs its own guard downstream (e.g. a unique
 constraint or the provider's idempotency key, fed with ``ctx.task_id``).

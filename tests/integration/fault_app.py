@@ -26,7 +26,11 @@ def directory() -> Path:
 
 
 def record(event: str, ctx: TaskContext) -> None:
-    line = f"{event} {ctx.task_id} {ctx.attempt} {os.getpid()} {time.time():.3f}\n".encode()
+    write_event(event, ctx.task_id, ctx.attempt)
+
+
+def write_event(event: str, task_id: str, attempt: int = 0) -> None:
+    line = f"{event} {task_id} {attempt} {os.getpid()} {time.time():.3f}\n".encode()
     fd = os.open(directory() / "events.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
@@ -49,12 +53,16 @@ class SharedStore:
         return await self._open().get(key)
 
     async def put(self, key: str, value: str) -> str:
-        return await self._open().put(key, value)
+        kept = await self._open().put(key, value)
+        write_event("stored", key.partition(":")[2])  # keys are "<task name>:<task id>"
+        return kept
 
 
 @idempotent(SharedStore())
 async def apply_effect(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    record("effect", ctx)  # the side effect: once per task id unless two runs overlap
+    # the side effect: repeated only by a delivery that overlaps the first, or
+    # follows one whose worker died before its result was stored
+    record("effect", ctx)
     return {"n": payload.get("n")}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_harness import FaultWorker, Target, count, read_events
+from fault_harness import Event, FaultWorker, Target, count, read_events
 
 from owlclaw.scheduler.idempotency import SqliteIdempotencyStore
 from owlclaw.scheduler.models import TaskState
@@ -43,6 +43,26 @@ def workers() -> Iterator[list[FaultWorker]]:
     yield started
     for worker in started:
         worker.stop()
+
+
+def effect_repeats(events: list[Event], killed: set[int]) -> tuple[int, list[str]]:
+    """How many effects ran again, and the tasks whose repeat the idempotency
+    store should have stopped: a repeat is excused only when every earlier
+    effect of the task ran on a killed worker and no result was stored yet."""
+    stored: set[str] = set()
+    pids: dict[str, list[int]] = {}
+    repeats, unexcused = 0, []
+    for event in events:  # in the order the processes wrote them
+        if event.kind == "stored":
+            stored.add(event.task_id)
+        elif event.kind == "effect":
+            earlier = pids.setdefault(event.task_id, [])
+            if earlier:
+                repeats += 1
+                if event.task_id in stored or not set(earlier) <= killed:
+                    unexcused.append(event.task_id)
+            earlier.append(event.pid)
+    return repeats, unexcused
 
 
 async def in_chunks(calls: list[Any]) -> list[Any]:
@@ -85,6 +105,7 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
         rng.shuffle(order)
         everything = calls + doomed_calls
         restarts = 0
+        killed: set[int] = set()
 
         async def restart_workers() -> None:
             # kill a worker mid-soak and start its replacement, twice
@@ -92,6 +113,7 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
             for delay in (10, 15):
                 await asyncio.sleep(delay)
                 victim = workers[restarts]
+                killed.add(victim.pid)
                 victim.kill()
                 workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).started())
                 restarts += 1
@@ -122,10 +144,12 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
         assert set(execs) == expected  # every task ran, and no cancelled one
         assert not set(doomed) & set(execs)
         duplicates = sum(n - 1 for n in execs.values())
-        repeated_effects = sum(n - 1 for n in effects.values())
         assert duplicates > 0, "the kills found no run in flight: nothing was delivered twice"
-        # every repeat was absorbed: each task's effect happened exactly once
-        assert set(effects) == expected and repeated_effects == 0, effects.most_common(3)
+        assert set(effects) == expected
+        # the store absorbed every repeat it could: an effect ran again only
+        # where its worker was killed between doing it and storing the result
+        repeated_effects, unexcused = effect_repeats(events, killed)
+        assert not unexcused, f"repeated after their result was stored, or with no kill: {unexcused}"
         assert SqliteIdempotencyStore(tmp_path / "idempotency.sqlite").count() == len(expected)
         # nothing failed, cancelled schedules say CANCELLED, a sample of the rest SUCCEEDED
         assert await client.list_tasks("fault_soak", states=[TaskState.FAILED], limit=10) == []
@@ -140,5 +164,6 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
         f"({RUNS} run, {SCHEDULES} scheduled, {CANCELLED} scheduled and cancelled), "
         f"{restarts} worker kills, created (and cancelled) in {created:.1f}s, all done in {wall:.1f}s; "
         f"{len(expected)} ran, 0 lost, 0 cancelled ran; {duplicates} duplicate deliveries "
-        f"over {sum(1 for n in execs.values() if n > 1)} tasks, {repeated_effects} repeated effects"
+        f"over {sum(1 for n in execs.values() if n > 1)} tasks, {repeated_effects} repeated effects "
+        "(each after a kill between the effect and storing its result)"
     )
