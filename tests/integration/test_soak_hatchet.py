@@ -3,8 +3,10 @@ workers killed (SIGKILL) and replaced twice while they run.
 
 Every task that was not cancelled runs, none is lost, none of the cancelled
 ones runs; delivery is at least once, so the test counts duplicate deliveries
-and shows that ``owlclaw.scheduler.idempotency`` absorbs them (each effect is
-applied once). The figures printed at the end go to docs/reliability.md.
+and shows that ``owlclaw.scheduler.idempotency`` absorbs them: no effect is
+repeated once its result is stored, and a repeat happens only where a worker
+was killed between the effect and that write. The figures printed at the end
+go to docs/reliability.md.
 """
 
 from __future__ import annotations
