@@ -86,8 +86,9 @@ async def run_demo(
         say("run_task demo_greet: now")
         await scheduler.schedule_task("demo_greet", {"name": "later"}, delay_seconds=2)
         say("schedule_task demo_greet: in 2s")
-        doomed = await scheduler.schedule_task("demo_greet", {"name": "never"}, delay_seconds=3)
-        say(f"schedule_task demo_greet: in 3s ({doomed[:8]})")
+        # an hour out, so it is still pending when cancelled however slow the engine is
+        doomed = await scheduler.schedule_task("demo_greet", {"name": "never"}, delay_seconds=3600)
+        say(f"schedule_task demo_greet: in 1h ({doomed[:8]})")
         await scheduler.run_task("demo_flaky")
         say("run_task demo_flaky: fails twice; retries=2 with backoff 1.5s, 2.25s")
         await scheduler.run_task("demo_agent", {"step": 1})
