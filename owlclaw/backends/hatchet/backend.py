@@ -108,7 +108,7 @@ LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups searc
 POLL_SECONDS = 0.2
 CANCEL_RETRIES = 50  # x POLL_SECONDS / 2: how long cancel_task waits for the engine's listings
 CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
-CANCEL_SETTLE_SECONDS = 3.0  # then, for a run that had started, how long before it looks again
+CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED is read again this long after the cancel
 FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
 FIRED_WATCH_SECONDS = 3.0  # how long a deleted schedule's run may take to be listed
 
@@ -860,13 +860,15 @@ class HatchetScheduler(BaseScheduler):
         """After asking the engine to cancel a run: False if the run finished
         first (the cancel came too late), so the answer matches its final state."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + CANCEL_CONFIRM_SECONDS
+        asked = loop.time()
+        deadline = asked + CANCEL_CONFIRM_SECONDS
         while True:
             info = await self.get_task_status(task_id)
-            if info.state is TaskState.CANCELLED and info.started_at is not None:
+            settle = asked + CANCEL_SETTLE_SECONDS - loop.time()
+            if info.state is TaskState.CANCELLED and info.started_at is not None and settle > 0:
                 # code that finished just before the cancel reached its worker is
                 # recorded SUCCEEDED a moment after the cancel: look again
-                await asyncio.sleep(CANCEL_SETTLE_SECONDS)
+                await asyncio.sleep(settle)
                 info = await self.get_task_status(task_id)
             if info.state.is_final:
                 return info.state is TaskState.CANCELLED
