@@ -7,7 +7,7 @@ v0.105.0; the integration suite checks the same behaviour end to end.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,3 +91,26 @@ async def test_a_cancelled_run_stays_cancelled_when_its_code_finished_in_the_gra
     details = _details(V1TaskStatus.CANCELLED, V1TaskStatus.COMPLETED, retry_count=0, attempt=1)
     info = await scheduler._run_info(details)
     assert (info.state, info.result, info.error) == (TaskState.CANCELLED, None, "cancelled")
+
+
+def _undelivered(failed_at: datetime) -> Any:
+    # the dispatcher found no stream for the worker: FAILED on the read side, retried inside the engine
+    details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=0, attempt=1)
+    message = "Could not send task to worker. This likely means that too many slots have been configured"
+    details.run.error_message = details.tasks[0].error_message = message
+    details.run.started_at, details.run.finished_at = None, failed_at
+    details.tasks[0].workflow_name = "owlclaw_conf_echo"  # no retries of its own
+    return details
+
+
+async def test_a_run_the_engine_could_not_deliver_is_queued_while_the_engine_retries(
+    scheduler: HatchetScheduler,
+) -> None:
+    info = await scheduler._run_info(_undelivered(datetime.now(UTC)))
+    assert (info.state, info.attempts, info.finished_at) == (TaskState.QUEUED, 0, None)
+    assert info.error is not None and "Could not send task to worker" in info.error
+
+
+async def test_a_run_the_engine_gave_up_delivering_is_failed(scheduler: HatchetScheduler) -> None:
+    info = await scheduler._run_info(_undelivered(datetime.now(UTC) - timedelta(minutes=5)))
+    assert info.state is TaskState.FAILED

@@ -109,6 +109,8 @@ POLL_SECONDS = 0.2
 CANCEL_RETRIES = 50  # x POLL_SECONDS / 2: how long cancel_task waits for the engine's listings
 CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
 CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED is read again this long after the cancel
+ENGINE_REQUEUE_ERROR = "Could not send task to worker"  # the dispatcher's message before it retries
+ENGINE_REQUEUE_WINDOW = 120.0  # seconds such a failure reads QUEUED: the retries' backoff and a queue poll
 FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
 FIRED_WATCH_SECONDS = 3.0  # how long a deleted schedule's run may take to be listed
 
@@ -198,6 +200,17 @@ def _attempts(state: TaskState, retry_count: int, started: datetime | None, retr
     if (state is TaskState.QUEUED and not retrying) or started is None:
         return retry_count  # the next attempt has not started (or never will)
     return retry_count + 1
+
+
+def _engine_requeued(state: TaskState, error: str | None, failed_at: datetime | None) -> bool:
+    """The engine's dispatcher could not hand the run to a worker (its stream
+    was gone, as just after an engine or database restart). The engine records
+    FAILED, then retries the dispatch itself, SERVER_MAX_INTERNAL_RETRY_COUNT
+    times (10 by default). It reads FAILED until a worker takes the run, which
+    can be a minute; past ENGINE_REQUEUE_WINDOW the failure is taken as final."""
+    if state is not TaskState.FAILED or not error or ENGINE_REQUEUE_ERROR not in error:
+        return False
+    return failed_at is None or datetime.now(UTC) - failed_at < timedelta(seconds=ENGINE_REQUEUE_WINDOW)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -726,7 +739,9 @@ class HatchetScheduler(BaseScheduler):
             # for a task with 2 retries whose last attempt had not run yet)
             state, retrying = task_state, False
         else:
-            retrying = self._will_retry(name, state, retry_count, raw_error)
+            retrying = self._will_retry(name, state, retry_count, raw_error) or _engine_requeued(
+                state, raw_error, _utc(run.finished_at)
+            )
         if retrying:
             state = TaskState.QUEUED
         attempts = _attempts(state, retry_count, started, retrying) if task is not None else 0
@@ -1019,7 +1034,9 @@ class HatchetScheduler(BaseScheduler):
         state = _STATES.get(row.status, TaskState.QUEUED)
         started = _utc(row.started_at)
         retry_count = int(row.retry_count or 0)
-        retrying = self._will_retry(name, state, retry_count, row.error_message)
+        retrying = self._will_retry(name, state, retry_count, row.error_message) or _engine_requeued(
+            state, row.error_message, _utc(row.finished_at)
+        )
         if retrying:
             state = TaskState.QUEUED
         attempts = _attempts(state, retry_count, started, retrying)
