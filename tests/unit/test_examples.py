@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -109,16 +110,28 @@ def test_an_example_is_a_worker_app_from_the_repo_root() -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert worker.stdout is not None
+        for line in worker.stdout:
+            lines.append(line)
+            if "SIGTERM drains and stops" in line:  # logged once its signal handlers are set
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(2)
-        assert worker.poll() is None, worker.communicate()[0]
+        assert ready.wait(timeout=60), "".join(lines)
         worker.send_signal(signal.SIGTERM)
-        out, _ = worker.communicate(timeout=30)
+        worker.wait(timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    assert worker.returncode == 0, out
+        reader.join(timeout=10)
+    assert worker.returncode == 0, "".join(lines)
 
 
 # cron_task
