@@ -202,13 +202,13 @@ def _attempts(state: TaskState, retry_count: int, started: datetime | None, retr
     return retry_count + 1
 
 
-def _engine_requeued(state: TaskState, error: str | None, failed_at: datetime | None) -> bool:
+def _engine_requeued(error: str | None, failed_at: datetime | None) -> bool:
     """The engine's dispatcher could not hand the run to a worker (its stream
     was gone, as just after an engine or database restart). The engine records
     FAILED, then retries the dispatch itself, SERVER_MAX_INTERNAL_RETRY_COUNT
     times (10 by default). It reads FAILED until a worker takes the run, which
     can be a minute; past ENGINE_REQUEUE_WINDOW the failure is taken as final."""
-    if state is not TaskState.FAILED or not error or ENGINE_REQUEUE_ERROR not in error:
+    if not error or ENGINE_REQUEUE_ERROR not in error:
         return False
     return failed_at is None or datetime.now(UTC) - failed_at < timedelta(seconds=ENGINE_REQUEUE_WINDOW)
 
@@ -739,9 +739,7 @@ class HatchetScheduler(BaseScheduler):
             # for a task with 2 retries whose last attempt had not run yet)
             state, retrying = task_state, False
         else:
-            retrying = self._will_retry(name, state, retry_count, raw_error) or _engine_requeued(
-                state, raw_error, _utc(run.finished_at)
-            )
+            retrying = self._will_retry(name, state, retry_count, raw_error, _utc(run.finished_at))
         if retrying:
             state = TaskState.QUEUED
         attempts = _attempts(state, retry_count, started, retrying) if task is not None else 0
@@ -780,11 +778,23 @@ class HatchetScheduler(BaseScheduler):
             error=error,
         )
 
-    def _will_retry(self, task_name: str, state: TaskState, retry_count: int, error: str | None) -> bool:
+    def _will_retry(
+        self,
+        task_name: str,
+        state: TaskState,
+        retry_count: int,
+        error: str | None,
+        failed_at: datetime | None,
+    ) -> bool:
         """The engine reports a run FAILED for a moment between an attempt's
-        failure and its retry; owlclaw calls that QUEUED."""
+        failure and its retry, and while it retries handing the run to a worker;
+        owlclaw calls both QUEUED."""
+        if state is not TaskState.FAILED:
+            return False
+        if _engine_requeued(error, failed_at):
+            return True
         options = self._tasks.get(task_name)
-        if state is not TaskState.FAILED or options is None or retry_count >= options.retries:
+        if options is None or retry_count >= options.retries:
             return False
         return not (error and TaskRunError.deserialize(error).exc_type == NonRetryableException.__name__)
 
@@ -1034,9 +1044,7 @@ class HatchetScheduler(BaseScheduler):
         state = _STATES.get(row.status, TaskState.QUEUED)
         started = _utc(row.started_at)
         retry_count = int(row.retry_count or 0)
-        retrying = self._will_retry(name, state, retry_count, row.error_message) or _engine_requeued(
-            state, row.error_message, _utc(row.finished_at)
-        )
+        retrying = self._will_retry(name, state, retry_count, row.error_message, _utc(row.finished_at))
         if retrying:
             state = TaskState.QUEUED
         attempts = _attempts(state, retry_count, started, retrying)
