@@ -114,3 +114,11 @@ async def test_a_run_the_engine_could_not_deliver_is_queued_while_the_engine_ret
 async def test_a_run_the_engine_gave_up_delivering_is_failed(scheduler: HatchetScheduler) -> None:
     info = await scheduler._run_info(_undelivered(datetime.now(UTC) - timedelta(minutes=5)))
     assert info.state is TaskState.FAILED
+
+
+async def test_a_failure_read_before_its_start_still_counts_the_attempt(scheduler: HatchetScheduler) -> None:
+    # the read side applied attempt 3's failure before its start: started_at is still unset
+    details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=2, attempt=3)
+    details.run.started_at = datetime(1, 1, 1, tzinfo=UTC)  # the engine's "never"
+    info = await scheduler._run_info(details)
+    assert (info.state, info.attempts) == (TaskState.FAILED, 3)

@@ -194,12 +194,17 @@ def _payload_of(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def _attempts(state: TaskState, retry_count: int, started: datetime | None, retrying: bool) -> int:
+def _attempts(
+    state: TaskState, retry_count: int, started: datetime | None, retrying: bool, error: str | None
+) -> int:
     """Attempts begun. The engine counts retries, and clears ``started_at``
-    while a retry waits in the queue."""
-    if (state is TaskState.QUEUED and not retrying) or started is None:
-        return retry_count  # the next attempt has not started (or never will)
-    return retry_count + 1
+    while a retry waits in the queue. Its read side can also record an
+    attempt's failure before its start (3 final reads in 96 left ``started_at``
+    unset): an error from the task's code means the attempt began."""
+    if state is TaskState.QUEUED and not retrying:
+        return retry_count  # the next attempt has not started
+    failed_in_code = state is TaskState.FAILED and bool(error) and ENGINE_REQUEUE_ERROR not in (error or "")
+    return retry_count + 1 if started is not None or failed_in_code else retry_count
 
 
 def _engine_requeued(error: str | None, failed_at: datetime | None) -> bool:
@@ -742,7 +747,7 @@ class HatchetScheduler(BaseScheduler):
             retrying = self._will_retry(name, state, retry_count, raw_error, _utc(run.finished_at))
         if retrying:
             state = TaskState.QUEUED
-        attempts = _attempts(state, retry_count, started, retrying) if task is not None else 0
+        attempts = _attempts(state, retry_count, started, retrying, raw_error) if task is not None else 0
         result = None
         output = run.output if isinstance(run.output, dict) else {}
         if state is TaskState.SUCCEEDED:
@@ -1047,7 +1052,7 @@ class HatchetScheduler(BaseScheduler):
         retrying = self._will_retry(name, state, retry_count, row.error_message, _utc(row.finished_at))
         if retrying:
             state = TaskState.QUEUED
-        attempts = _attempts(state, retry_count, started, retrying)
+        attempts = _attempts(state, retry_count, started, retrying, row.error_message)
         output = row.output if isinstance(row.output, dict) else {}
         due = metadata.get(DUE_KEY)
         return TaskInfo(
