@@ -3,7 +3,7 @@
 # Go source at the pinned version into the engine cache.
 #
 # The version has one source of truth: ENGINE_VERSION in
-# owlclaw/backends/hatchet/engine.py (read below with grep).
+# owlclaw/backends/hatchet/local/engine.py (read below with grep).
 #
 # Why not `go install github.com/hatchet-dev/hatchet/cmd/...@vX`: the module
 # proxy refuses to list hatchet's versions (go install asks for them to check
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-engine_py="$repo_root/owlclaw/backends/hatchet/engine.py"
+engine_py="$repo_root/owlclaw/backends/hatchet/local/engine.py"
 
 version="$(grep -E '^ENGINE_VERSION = "v[0-9][^"]*"' "$engine_py" | head -n1 | cut -d'"' -f2)"
 if [[ -z "$version" ]]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make PostgreSQL server binaries (initdb, pg_ctl, postgres) available for the
-# local test cluster started by owlclaw.backends.hatchet.postgres.LocalPostgres.
+# local test cluster started by owlclaw.backends.hatchet.local.postgres.LocalPostgres.
 # Debian/Ubuntu only; idempotent: does nothing when a server is installed.
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 """One real Hatchet engine for the engine benchmarks, and the two ways to call it.
 
 ``EngineSession.start()`` starts a private PostgreSQL and the locally built
-hatchet-lite (``owlclaw.backends.hatchet.engine``), then one worker process
+hatchet-lite (``owlclaw.backends.hatchet.local.engine``), then one worker process
 running ``owlclaw-scheduler worker benchmarks.app:scheduler``. ``clients()``
 connects, inside the caller's event loop, an owlclaw ``HatchetScheduler`` and a
 plain ``hatchet_sdk.Hatchet`` client on the same namespace, so both trigger the
@@ -30,8 +30,8 @@ import yaml
 
 from benchmarks.app import PROBE_ENV, declare_bench_tasks
 from owlclaw.backends.hatchet.config import HatchetConfig
-from owlclaw.backends.hatchet.engine import EngineConnection, LocalEngine
-from owlclaw.backends.hatchet.postgres import LocalPostgres
+from owlclaw.backends.hatchet.local.engine import EngineConnection, LocalEngine
+from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
 __all__ = ["Clients", "EngineSession"]
 

@@ -101,7 +101,7 @@ def _version(dist: str) -> str:
 
 def _postgres_version() -> str:
     try:
-        from owlclaw.backends.hatchet.postgres import find_postgres_bin_dir
+        from owlclaw.backends.hatchet.local.postgres import find_postgres_bin_dir
 
         out = subprocess.run(
             [str(find_postgres_bin_dir() / "postgres"), "--version"],
@@ -116,7 +116,7 @@ def _postgres_version() -> str:
 
 
 def machine_facts() -> dict[str, str]:
-    from owlclaw.backends.hatchet.engine import ENGINE_VERSION
+    from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
 
     return {
         "date (UTC)": utc_now().strftime("%Y-%m-%d %H:%M"),

@@ -99,8 +99,8 @@ def _unavailable(reasons: list[str]) -> None:
 @pytest.fixture(scope="session")
 def local_engine_binaries() -> None:
     """The locally built engine and PostgreSQL are installed (else fail in CI, skip elsewhere)."""
-    from owlclaw.backends.hatchet.engine import EngineNotInstalledError, find_engine_binaries
-    from owlclaw.backends.hatchet.postgres import PostgresNotInstalledError, find_postgres_bin_dir
+    from owlclaw.backends.hatchet.local.engine import EngineNotInstalledError, find_engine_binaries
+    from owlclaw.backends.hatchet.local.postgres import PostgresNotInstalledError, find_postgres_bin_dir
 
     try:
         find_engine_binaries()
@@ -134,13 +134,13 @@ def hatchet_engine() -> Iterator[HatchetEngine]:
         return
 
     # 2. the locally built engine
-    from owlclaw.backends.hatchet.engine import (
+    from owlclaw.backends.hatchet.local.engine import (
         EngineNotInstalledError,
         EngineStartError,
         LocalEngine,
         find_engine_binaries,
     )
-    from owlclaw.backends.hatchet.postgres import (
+    from owlclaw.backends.hatchet.local.postgres import (
         LocalPostgres,
         PostgresError,
         PostgresNotInstalledError,
@@ -202,7 +202,7 @@ def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | Non
         reasons.append(f"testcontainers: no Docker engine answers ({type(exc).__name__})")
         yield None
         return
-    from owlclaw.backends.hatchet.engine import ENGINE_VERSION
+    from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
 
     with (
         Network() as network,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from owlclaw.backends.hatchet.engine import (
+from owlclaw.backends.hatchet.local.engine import (
     ENGINE_VERSION,
     EngineConnection,
     EngineNotInstalledError,
@@ -26,7 +26,7 @@ from owlclaw.backends.hatchet.engine import (
     LocalEngine,
     find_engine_binaries,
 )
-from owlclaw.backends.hatchet.postgres import LocalPostgres
+from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

@@ -53,8 +53,8 @@ class TestHatchetFaultConformance(SchedulerFaultConformance):
     async def engine_loss(
         self, local_engine_binaries: None
     ) -> AsyncIterator[tuple[Scheduler, Callable[[], Awaitable[None]]]]:
-        from owlclaw.backends.hatchet.engine import LocalEngine
-        from owlclaw.backends.hatchet.postgres import LocalPostgres
+        from owlclaw.backends.hatchet.local.engine import LocalEngine
+        from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
         with LocalPostgres() as pg:
             engine = LocalEngine(pg.database_url("hatchet"), startup_timeout=180)

@@ -51,8 +51,8 @@ def workers(tmp_path: Path) -> Iterator[list[FaultWorker]]:
 @pytest.fixture(scope="module")
 def private_engine(local_engine_binaries: None) -> Iterator[tuple[Any, Any]]:
     """A PostgreSQL + hatchet-lite of this module's own, which the tests restart."""
-    from owlclaw.backends.hatchet.engine import LocalEngine
-    from owlclaw.backends.hatchet.postgres import LocalPostgres
+    from owlclaw.backends.hatchet.local.engine import LocalEngine
+    from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
     pg = LocalPostgres().start()
     engine = LocalEngine(pg.database_url("hatchet"), startup_timeout=180)

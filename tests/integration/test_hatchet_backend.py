@@ -248,7 +248,7 @@ async def test_bad_token_names_the_host_not_the_token(engine: Any) -> None:
 
 async def test_embedded_mode_starts_and_stops_its_own_engine(local_engine_binaries: None) -> None:
     from owlclaw.backends.hatchet.config import HatchetConfig
-    from owlclaw.backends.hatchet.postgres import LocalPostgres
+    from owlclaw.backends.hatchet.local.postgres import LocalPostgres
     from owlclaw.scheduler.testing import register_conformance_tasks
 
     with LocalPostgres() as pg:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from owlclaw.backends.hatchet.engine import LocalEngine
-from owlclaw.backends.hatchet.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
+from owlclaw.backends.hatchet.local.engine import LocalEngine
+from owlclaw.backends.hatchet.local.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
 
 pytestmark = pytest.mark.integration
 

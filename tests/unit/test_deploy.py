@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from owlclaw.backends.hatchet.config import ENV_FALLBACKS, HatchetConfig
-from owlclaw.backends.hatchet.engine import ENGINE_VERSION
+from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.scheduler.config import BACKEND_ENV, CONFIG_ENV, SchedulerConfig, validate_section
 

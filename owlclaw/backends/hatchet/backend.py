@@ -296,7 +296,7 @@ class HatchetScheduler(BaseScheduler):
         server_url = cfg.server_url
         tls = cfg.effective_tls_strategy
         if cfg.mode == "embedded":
-            from owlclaw.backends.hatchet.engine import LocalEngine
+            from owlclaw.backends.hatchet.local.engine import LocalEngine
 
             if self._engine is None:
                 assert cfg.database_url is not None

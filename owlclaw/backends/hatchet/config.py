@@ -18,7 +18,7 @@ unset::
   allowed to a loopback host only, unless ``allow_insecure_grpc: true``.
 * ``lite``: a ``hatchet-lite`` server (e.g. in Docker); TLS optional.
 * ``embedded``: this process starts the locally built hatchet-lite engine
-  (``bash .ci/install-engine.sh``, see ``owlclaw.backends.hatchet.engine``)
+  (``bash .ci/install-engine.sh``, see ``owlclaw.backends.hatchet.local.engine``)
   on ``database_url`` and connects to it with a token it mints itself. This is
   *not* Hatchet's ``hatchet-embedded`` sidecar module: the Go module proxy
   refuses that module (HTTP 403), so "embedded" means our own build of

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from owlclaw.backends.hatchet.engine import ENGINE_VERSION
+from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
 from owlclaw.scheduler.doctor import Finding
 
 __all__ = ["SDK_VERSION", "diagnose"]

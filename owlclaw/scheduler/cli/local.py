@@ -24,8 +24,8 @@ TOKEN_ENV = "HATCHET_CLIENT_TOKEN"
 @contextlib.contextmanager
 def local_hatchet() -> Iterator[SchedulerConfig]:
     """Start the locally built Hatchet engine on a throw-away PostgreSQL."""
-    from owlclaw.backends.hatchet.engine import LocalEngine
-    from owlclaw.backends.hatchet.postgres import LocalPostgres
+    from owlclaw.backends.hatchet.local.engine import LocalEngine
+    from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
     print("starting a local Hatchet engine on a private PostgreSQL...", flush=True)
     with LocalPostgres() as pg, LocalEngine(pg.database_url("hatchet")) as engine:
