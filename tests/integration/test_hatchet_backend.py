@@ -255,7 +255,7 @@ async def test_embedded_mode_starts_and_stops_its_own_engine(local_engine_binari
         config = HatchetConfig(mode="embedded", database_url=pg.database_url("embedded"), namespace="emb")
         scheduler = register_conformance_tasks(HatchetScheduler(config))
         async with scheduler:
-            engine = scheduler._engine
+            engine = scheduler._connection.engine
             assert engine is not None and engine.running
             task_id = await scheduler.schedule_task("conf_echo", {"value": 1}, delay_seconds=3600)
             listed = await scheduler.list_scheduled_tasks("conf_echo")

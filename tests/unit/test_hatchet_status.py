@@ -2,7 +2,9 @@
 
 The engine's read side is updated in steps, so a poll can catch it half-way.
 These rows are shaped like the SDK's, copied from states seen on hatchet-lite
-v0.105.0; the integration suite checks the same behaviour end to end.
+v0.105.0; the integration suite checks the same behaviour end to end. A run
+is read in two shapes (the details of one run, a listing row); both go
+through ``owlclaw.backends.hatchet.status`` and must give the same answer.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import pytest
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from hatchet_sdk.exceptions import TaskRunError
 
-from owlclaw.backends.hatchet.backend import RESULT_KEY, HatchetScheduler
+from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
-from owlclaw.scheduler.models import TaskState
+from owlclaw.backends.hatchet.status import EngineRun, task_info
+from owlclaw.backends.hatchet.wire import RESULT_KEY
+from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.testing import register_conformance_tasks
 
 STARTED = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -56,23 +60,58 @@ def _details(run_status: V1TaskStatus, task_status: V1TaskStatus, retry_count: i
     return SimpleNamespace(run=run, tasks=[task])
 
 
+def _name(workflow_name: str) -> str:
+    return workflow_name.removeprefix("owlclaw_")
+
+
+def _read(scheduler: HatchetScheduler, details: Any, now: datetime | None = None) -> TaskInfo:
+    """What get_task_status reports for these details (no engine: the name is on the task row)."""
+    name = _name(details.tasks[0].workflow_name)
+    run = EngineRun.from_details(details, name)
+    return task_info(run, scheduler.tasks.get(name), now or datetime.now(UTC))
+
+
+def _listing_row(details: Any) -> Any:
+    """The same run as ``runs.list`` returns it: one summary row, no separate task status."""
+    run, task = details.run, details.tasks[0]
+    return SimpleNamespace(
+        workflow_run_external_id=run.metadata.id,
+        workflow_name=task.workflow_name,
+        status=run.status,
+        retry_count=task.retry_count,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        created_at=run.created_at,
+        error_message=run.error_message or task.error_message,
+        output=run.output,
+        additional_metadata=run.additional_metadata,
+        input=run.input,
+    )
+
+
+def _read_listed(scheduler: HatchetScheduler, row: Any, now: datetime) -> TaskInfo:
+    """What list_tasks reports for this row."""
+    name = _name(row.workflow_name)
+    return task_info(EngineRun.from_listing(row, name), scheduler.tasks.get(name), now)
+
+
 async def test_a_run_whose_status_lags_its_retry_is_queued_not_failed(scheduler: HatchetScheduler) -> None:
     # attempt 2 of 3 failed; the task row already counts the retry, the run row still says FAILED
     details = _details(V1TaskStatus.FAILED, V1TaskStatus.QUEUED, retry_count=2, attempt=2)
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.attempts) == (TaskState.QUEUED, 2)
 
 
 async def test_the_moment_between_a_failure_and_its_retry_is_queued(scheduler: HatchetScheduler) -> None:
     details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=1, attempt=2)
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.attempts) == (TaskState.QUEUED, 2)
     assert info.error == "RuntimeError: planned failure on attempt 2"
 
 
 async def test_the_last_attempt_failing_is_failed(scheduler: HatchetScheduler) -> None:
     details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=2, attempt=3)
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.attempts) == (TaskState.FAILED, 3)
     assert info.error == "RuntimeError: planned failure on attempt 3"
 
@@ -80,7 +119,7 @@ async def test_the_last_attempt_failing_is_failed(scheduler: HatchetScheduler) -
 async def test_the_run_row_decides_when_a_run_is_over(scheduler: HatchetScheduler) -> None:
     # the task row says COMPLETED before the run row has its output and finish time
     details = _details(V1TaskStatus.RUNNING, V1TaskStatus.COMPLETED, retry_count=2, attempt=3)
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.attempts) == (TaskState.RUNNING, 3)
 
 
@@ -89,7 +128,7 @@ async def test_a_cancelled_run_stays_cancelled_when_its_code_finished_in_the_gra
 ) -> None:
     # the worker reported the result after the cancel; the engine's task row prefers COMPLETED
     details = _details(V1TaskStatus.CANCELLED, V1TaskStatus.COMPLETED, retry_count=0, attempt=1)
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.result, info.error) == (TaskState.CANCELLED, None, "cancelled")
 
 
@@ -106,13 +145,13 @@ def _undelivered(failed_at: datetime) -> Any:
 async def test_a_run_the_engine_could_not_deliver_is_queued_while_the_engine_retries(
     scheduler: HatchetScheduler,
 ) -> None:
-    info = await scheduler._run_info(_undelivered(datetime.now(UTC)))
+    info = _read(scheduler, _undelivered(datetime.now(UTC)))
     assert (info.state, info.attempts, info.finished_at) == (TaskState.QUEUED, 0, None)
     assert info.error is not None and "Could not send task to worker" in info.error
 
 
 async def test_a_run_the_engine_gave_up_delivering_is_failed(scheduler: HatchetScheduler) -> None:
-    info = await scheduler._run_info(_undelivered(datetime.now(UTC) - timedelta(minutes=5)))
+    info = _read(scheduler, _undelivered(datetime.now(UTC) - timedelta(minutes=5)))
     assert info.state is TaskState.FAILED
 
 
@@ -120,5 +159,75 @@ async def test_a_failure_read_before_its_start_still_counts_the_attempt(schedule
     # the read side applied attempt 3's failure before its start: started_at is still unset
     details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=2, attempt=3)
     details.run.started_at = datetime(1, 1, 1, tzinfo=UTC)  # the engine's "never"
-    info = await scheduler._run_info(details)
+    info = _read(scheduler, details)
     assert (info.state, info.attempts) == (TaskState.FAILED, 3)
+
+
+def _cancelled_in_grace() -> Any:
+    details = _details(V1TaskStatus.CANCELLED, V1TaskStatus.COMPLETED, retry_count=0, attempt=1)
+    details.run.output = {RESULT_KEY: "done"}  # the code finished within the SDK's cancel grace
+    return details
+
+
+SAME_RUN = {
+    "queued": lambda: _details(V1TaskStatus.QUEUED, V1TaskStatus.QUEUED, retry_count=0, attempt=1),
+    "running": lambda: _details(V1TaskStatus.RUNNING, V1TaskStatus.RUNNING, retry_count=0, attempt=1),
+    "succeeded": lambda: _details(V1TaskStatus.COMPLETED, V1TaskStatus.COMPLETED, retry_count=0, attempt=1),
+    "failed-final": lambda: _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=2, attempt=3),
+    "failed-then-retrying": lambda: _details(
+        V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=1, attempt=2
+    ),
+    "cancelled": lambda: _details(V1TaskStatus.CANCELLED, V1TaskStatus.CANCELLED, retry_count=0, attempt=1),
+    "cancelled-in-grace": _cancelled_in_grace,
+    "engine-requeue": lambda: _undelivered(datetime.now(UTC)),
+    "engine-requeue-given-up": lambda: _undelivered(datetime.now(UTC) - timedelta(minutes=5)),
+}
+EXPECTED = {
+    "queued": (TaskState.QUEUED, 0, None, None),
+    "running": (TaskState.RUNNING, 1, None, None),
+    "succeeded": (TaskState.SUCCEEDED, 1, "done", None),
+    "failed-final": (TaskState.FAILED, 3, None, "RuntimeError: planned failure on attempt 3"),
+    "failed-then-retrying": (TaskState.QUEUED, 2, None, "RuntimeError: planned failure on attempt 2"),
+    "cancelled": (TaskState.CANCELLED, 1, None, "cancelled"),
+    "cancelled-in-grace": (TaskState.CANCELLED, 1, None, "cancelled"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_RUN))
+def test_a_look_up_and_a_listing_of_the_same_run_agree(scheduler: HatchetScheduler, case: str) -> None:
+    details = SAME_RUN[case]()
+    now = datetime.now(UTC)
+    looked_up = _read(scheduler, details, now)
+    listed = _read_listed(scheduler, _listing_row(details), now)
+    assert looked_up == listed
+    if case in EXPECTED:
+        assert (listed.state, listed.attempts, listed.result, listed.error) == EXPECTED[case]
+    if case.startswith("engine-requeue"):
+        assert listed.error is not None and "Could not send task to worker" in listed.error
+        assert listed.state is (TaskState.FAILED if case.endswith("given-up") else TaskState.QUEUED)
+
+
+def test_a_listing_row_carries_no_task_status_so_only_a_look_up_sees_the_lag(
+    scheduler: HatchetScheduler,
+) -> None:
+    # the run row says FAILED while the task row already waits for the next attempt; a listing
+    # row has no task row, and with the retry counted it is the last attempt's failure
+    details = _details(V1TaskStatus.FAILED, V1TaskStatus.QUEUED, retry_count=2, attempt=2)
+    now = datetime.now(UTC)
+    assert _read(scheduler, details, now).state is TaskState.QUEUED
+    assert _read_listed(scheduler, _listing_row(details), now).state is TaskState.FAILED
+
+
+def test_a_failure_without_a_message_reads_the_same_in_both_shapes(scheduler: HatchetScheduler) -> None:
+    # started, FAILED, no error on the rows: the caller reads the gRPC-side error and passes it in
+    details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=2, attempt=3)
+    details.run.error_message = details.tasks[0].error_message = None
+    now = datetime.now(UTC)
+    options = scheduler.tasks["conf_exponential_backoff"]
+    run = EngineRun.from_details(details, "conf_exponential_backoff")
+    row = EngineRun.from_listing(_listing_row(details), "conf_exponential_backoff")
+    for shape in (run, row):
+        info = task_info(shape, options, now, details_error="task execution timeout exceeded")
+        assert (info.state, info.error) == (TaskState.FAILED, "TimeoutError: task execution timeout exceeded")
+        info = task_info(shape, options, now)
+        assert info.error == "failed (the engine recorded no error message)"

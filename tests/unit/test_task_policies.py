@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from owlclaw.backends.hatchet.backend import _backoff, _concurrency
+from owlclaw.backends.hatchet.worker import backoff, concurrency
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
 from owlclaw.scheduler import NonRetryableError, TaskFailure
 from owlclaw.scheduler.errors import InvalidScheduleError, TaskDefinitionError
@@ -72,7 +72,7 @@ def test_hatchet_gets_the_same_waits() -> None:
     s.task(name="none", retries=3)(_noop)
     for name in ("fixed", "expo"):
         options = s.tasks[name]
-        engine = _backoff(options)
+        engine = backoff(options)
         factor, cap = engine["backoff_factor"], engine["backoff_max_seconds"]
         engine_waits = [min(factor**n, cap) if cap else factor**n for n in (1, 2, 3)]
         ours = [options.retry_delay(n) for n in (1, 2, 3)]
@@ -80,7 +80,7 @@ def test_hatchet_gets_the_same_waits() -> None:
             assert engine_waits == ours == [5, 5, 5]
         else:  # the cap is rounded up to whole seconds on Hatchet
             assert ours == [2, 4, 6.5] and engine_waits == [2, 4, 7]
-    assert _backoff(s.tasks["none"]) == {"backoff_factor": None, "backoff_max_seconds": None}
+    assert backoff(s.tasks["none"]) == {"backoff_factor": None, "backoff_max_seconds": None}
 
 
 def test_concurrency_maps_onto_a_cel_expression_per_key() -> None:
@@ -88,12 +88,12 @@ def test_concurrency_maps_onto_a_cel_expression_per_key() -> None:
     s.task(name="keyed", concurrency=2, concurrency_key="agent_id")(_noop)
     s.task(name="global", concurrency=3)(_noop)
     s.task(name="free")(_noop)
-    keyed, whole = _concurrency(s.tasks["keyed"]), _concurrency(s.tasks["global"])
+    keyed, whole = concurrency(s.tasks["keyed"]), concurrency(s.tasks["global"])
     assert keyed is not None and whole is not None
     assert keyed.expression == "has(input.agent_id) ? string(input.agent_id) : ''"
     assert (keyed.max_runs, keyed.limit_strategy.name) == (2, "GROUP_ROUND_ROBIN")
     assert (whole.expression, whole.max_runs) == ("'all'", 3)
-    assert _concurrency(s.tasks["free"]) is None
+    assert concurrency(s.tasks["free"]) is None
 
 
 async def test_fixed_backoff_waits_exactly_on_the_virtual_clock() -> None:

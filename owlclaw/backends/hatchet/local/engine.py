@@ -9,6 +9,10 @@ before the SDK is configured.
   from source at :data:`ENGINE_VERSION` (``bash .ci/install-engine.sh``), on
   free loopback ports, and returns an :class:`EngineConnection`.
 
+Its environment is built in ``settings.py``; starting and stopping processes,
+ports and log tails are the helpers in ``processes.py``, shared with
+``postgres.py``.
+
 The PostgreSQL it runs on comes from :mod:`owlclaw.backends.hatchet.local.postgres`
 or from the user. ``python -m owlclaw.backends.hatchet.local`` starts both and prints the
 ``HATCHET_CLIENT_*`` environment for a client, then runs until Ctrl-C/SIGTERM.
@@ -18,30 +22,32 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
 
-from owlclaw.backends.hatchet.local.postgres import (
+from owlclaw.backends.hatchet.local.processes import (
     LOG_TAIL_LINES,
     at_exit,
     find_free_port,
+    http_status,
+    log_header,
     log_tail,
+    run_logged,
+    start_process,
+    stop_process,
+    tcp_open,
 )
+from owlclaw.backends.hatchet.local.settings import engine_environment
 
 __all__ = [
     "ENGINE_BINARIES",
@@ -68,22 +74,6 @@ _INSTALL_HINT: Final = (
     "-o <bin dir>/ ./cmd/hatchet-lite ./cmd/hatchet-migrate ./cmd/hatchet-admin` "
     "(needs Go and the Go module proxy; takes a few minutes on 2 cores)"
 )
-
-# Inherited variables with these prefixes would silently reconfigure the
-# engine (hatchet binds its config to SERVER_*, DATABASE_*, ... env vars), so
-# the engine's environment is built from a scrubbed copy of os.environ.
-_SCRUBBED_ENV_PREFIXES: Final = (
-    "SERVER_",
-    "DATABASE_",
-    "LITE_",
-    "HATCHET_",
-    "SCHEDULER_",
-    "READ_REPLICA_",
-    "ADMIN_",
-    "DEFAULT_TENANT_",
-    "TESTING_MATRIX_",
-)
-_SCRUBBED_ENV_NAMES: Final = frozenset({"CACHE_DURATION", "K8S_POD_NAMESPACE"})
 
 
 # --------------------------------------------------------------------------
@@ -131,28 +121,6 @@ def find_engine_binaries(bin_dir: Path | str | None = None) -> Path:
             + "."
         )
     return directory
-
-
-def _http_status(url: str, token: str | None = None, timeout: float = 2.0) -> int | None:
-    """GET ``url``; return the HTTP status, or None if nothing answered."""
-    request = urllib.request.Request(url, method="GET")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def _tcp_open(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _jwt_claims(token: str) -> dict[str, Any]:
@@ -315,51 +283,9 @@ class LocalEngine:
         }
 
     def _env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(_SCRUBBED_ENV_PREFIXES) and k not in _SCRUBBED_ENV_NAMES
-        }
-        p = self.ports
-        static_dir = self.workdir / "static"
-        env.update(
-            {
-                "TZ": "UTC",
-                "DATABASE_URL": self._database_url,
-                "DATABASE_LOGGER_LEVEL": self._log_level,
-                "DATABASE_LOGGER_FORMAT": "console",
-                "SERVER_PORT": str(p["api"]),
-                "SERVER_URL": f"http://127.0.0.1:{p['api']}",
-                "SERVER_GRPC_PORT": str(p["grpc"]),
-                "SERVER_GRPC_BIND_ADDRESS": "127.0.0.1",
-                "SERVER_GRPC_BROADCAST_ADDRESS": f"127.0.0.1:{p['grpc']}",
-                "SERVER_GRPC_INSECURE": "t",
-                "SERVER_HEALTHCHECK": "t",
-                "SERVER_HEALTHCHECK_PORT": str(p["health"]),
-                "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
-                "SERVER_AUTH_COOKIE_INSECURE": "t",
-                "SERVER_AUTH_SET_EMAIL_VERIFIED": "t",
-                "SERVER_MSGQUEUE_KIND": "postgres",
-                "SERVER_SECURITY_CHECK_ENABLED": "f",
-                "SERVER_LOGGER_LEVEL": self._log_level,
-                "SERVER_LOGGER_FORMAT": "console",
-                "SERVER_ADDITIONAL_LOGGERS_QUEUE_LEVEL": self._log_level,
-                "SERVER_ADDITIONAL_LOGGERS_QUEUE_FORMAT": "console",
-                "SERVER_ADDITIONAL_LOGGERS_PGXSTATS_LEVEL": self._log_level,
-                "SERVER_ADDITIONAL_LOGGERS_PGXSTATS_FORMAT": "console",
-                "LITE_STATIC_ASSET_DIR": str(static_dir),
-                "LITE_FRONTEND_BASE_PATH": "/",
-                "LITE_FRONTEND_PORT": str(p["frontend"]),
-                "LITE_RUNTIME_PORT": str(p["proxy"]),
-            }
+        return engine_environment(
+            self._database_url, self.ports, self.workdir / "static", self._log_level, self._extra_env
         )
-        env.update(self._extra_env)
-        return env
-
-    def _log_header(self, log: IO[bytes], text: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        log.write(f"\n===== {stamp} owlclaw: {text} =====\n".encode())
-        log.flush()
 
     def _fail(self, message: str) -> EngineStartError:
         self._failed = True
@@ -376,33 +302,21 @@ class LocalEngine:
         log: IO[bytes],
         capture_stdout: bool = False,
     ) -> str:
-        self._log_header(log, f"{name}: {shlex.join(args)}")
+        log_header(log, f"{name}: {shlex.join(args)}")
         t0 = time.monotonic()
         remaining = deadline - t0
         if remaining <= 0:
             raise self._fail(f"hatchet startup timed out before {name}")
         try:
-            result = subprocess.run(
-                args,
-                cwd=str(self.workdir),
-                env=env,
-                stdout=subprocess.PIPE if capture_stdout else log,
-                stderr=log,
-                timeout=remaining,
-                check=False,
-                start_new_session=True,
-            )
+            code, out = run_logged(args, self.workdir, env, log, remaining, capture_stdout=capture_stdout)
         except subprocess.TimeoutExpired:
             raise self._fail(
                 f"{name} did not finish within the startup timeout ({self._startup_timeout:.0f}s)"
             ) from None
         self.timings[name] = time.monotonic() - t0
-        if result.returncode != 0:
-            if capture_stdout and result.stdout:
-                log.write(result.stdout)
-                log.flush()
-            raise self._fail(f"{name} failed with exit code {result.returncode}")
-        return result.stdout.decode("utf-8", "replace") if capture_stdout else ""
+        if code != 0:
+            raise self._fail(f"{name} failed with exit code {code}")
+        return out
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -444,39 +358,14 @@ class LocalEngine:
             at_exit.add(self)
             try:
                 with self.log_path.open("ab") as log:
-                    self._log_header(log, f"ports {json.dumps(self.ports)}")
+                    log_header(log, f"ports {json.dumps(self.ports)}")
                     self._run_step("migrate", [str(bin_dir / "hatchet-migrate")], env, deadline, log)
-                    self._run_step(
-                        "quickstart",
-                        [
-                            str(bin_dir / "hatchet-admin"),
-                            "quickstart",
-                            "--skip",
-                            "certs",
-                            "--generated-config-dir",
-                            str(config_dir),
-                            "--overwrite=false",
-                        ],
-                        env,
-                        deadline,
-                        log,
-                    )
-                    out = self._run_step(
-                        "token",
-                        [
-                            str(bin_dir / "hatchet-admin"),
-                            "token",
-                            "create",
-                            "--config",
-                            str(config_dir),
-                            "--name",
-                            "owlclaw",
-                        ],
-                        env,
-                        deadline,
-                        log,
-                        capture_stdout=True,
-                    )
+                    admin = str(bin_dir / "hatchet-admin")
+                    quickstart = [admin, "quickstart", "--skip", "certs", "--overwrite=false"]
+                    quickstart += ["--generated-config-dir", str(config_dir)]
+                    self._run_step("quickstart", quickstart, env, deadline, log)
+                    mint = [admin, "token", "create", "--config", str(config_dir), "--name", "owlclaw"]
+                    out = self._run_step("token", mint, env, deadline, log, capture_stdout=True)
                     tokens = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("ey")]
                     if not tokens:
                         raise self._fail("hatchet-admin token create printed no token")
@@ -487,7 +376,7 @@ class LocalEngine:
                         raise self._fail(f"token from hatchet-admin is unusable: {exc}") from None
                     tenant_id = str(claims.get("sub", ""))
 
-                    self._log_header(log, "start hatchet-lite")
+                    log_header(log, "start hatchet-lite")
                     t0 = time.monotonic()
                     self._lite_command = [str(bin_dir / "hatchet-lite"), "--config", str(config_dir)]
                     self._proc = self._spawn_lite(env, log)
@@ -507,15 +396,7 @@ class LocalEngine:
             return self._connection
 
     def _spawn_lite(self, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self._lite_command,
-            cwd=str(self.workdir),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        return start_process(self._lite_command, self.workdir, env, log)
 
     def restart(self, downtime: float = 0.0) -> EngineConnection:
         """Stop hatchet-lite (SIGTERM, then SIGKILL), wait ``downtime`` seconds,
@@ -531,7 +412,7 @@ class LocalEngine:
             self._terminate()
             time.sleep(downtime)
             with self.log_path.open("ab") as log:
-                self._log_header(log, "restart hatchet-lite")
+                log_header(log, "restart hatchet-lite")
                 self._proc = self._spawn_lite(self._env(), log)
             try:
                 self._wait_ready(time.monotonic() + self._startup_timeout)
@@ -550,11 +431,11 @@ class LocalEngine:
             code = self._proc.poll()
             if code is not None:
                 raise self._fail(f"hatchet-lite exited with code {code} during startup")
-            if pending["health"] and _http_status(health_url) == 200:
+            if pending["health"] and http_status(health_url) == 200:
                 pending["health"] = False
-            if pending["api"] and _http_status(api_url) == 200:
+            if pending["api"] and http_status(api_url) == 200:
                 pending["api"] = False
-            if pending["grpc"] and _tcp_open(p["grpc"]):
+            if pending["grpc"] and tcp_open(p["grpc"]):
                 pending["grpc"] = False
             if not any(pending.values()):
                 return
@@ -567,18 +448,8 @@ class LocalEngine:
             time.sleep(0.1)
 
     def _terminate(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=10)
+        if self._proc is not None:
+            stop_process(self._proc, self._stop_timeout)
         self._proc = None
 
     def stop(self) -> None:

@@ -2,40 +2,34 @@
 
 :class:`LocalPostgres` creates a temporary cluster (UTC, loopback only, a free
 port) with the server binaries of the Debian ``postgresql`` package
-(``bash .ci/install-postgres.sh``). Stdlib only, like ``engine.py``.
+(``bash .ci/install-postgres.sh``). Stdlib only, like ``engine.py``; the
+process helpers both use are in ``processes.py``.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
-import weakref
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from owlclaw.backends.hatchet.local.processes import at_exit, find_free_port, log_tail
+
 __all__ = [
-    "LOG_TAIL_LINES",
     "LocalPostgres",
     "PostgresError",
     "PostgresNotInstalledError",
-    "at_exit",
-    "find_free_port",
     "find_postgres_bin_dir",
-    "log_tail",
 ]
 
-LOG_TAIL_LINES: Final = 40
 _DBNAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -45,21 +39,6 @@ class PostgresNotInstalledError(RuntimeError):
 
 class PostgresError(RuntimeError):
     """A PostgreSQL command (initdb, pg_ctl, createdb) failed."""
-
-
-def find_free_port(exclude: set[int] | frozenset[int] = frozenset()) -> int:
-    """Return a TCP port that is currently free on 127.0.0.1.
-
-    The port is found by binding to ``127.0.0.1:0``; it is free when this
-    returns, though nothing reserves it afterwards.
-    """
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in exclude:
-            return port
-    raise RuntimeError("could not find a free TCP port on 127.0.0.1")
 
 
 def find_postgres_bin_dir() -> Path:
@@ -90,44 +69,6 @@ def find_postgres_bin_dir() -> Path:
         "/usr/lib/postgresql/*/bin or PATH; run `bash .ci/install-postgres.sh` "
         "(apt-get install postgresql)."
     )
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file, or why it could not be read."""
-    try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
-            return "".join(deque(fh, maxlen=lines))
-    except OSError as exc:
-        return f"<could not read {path}: {exc}>"
-
-
-class _AtExit:
-    """Stops the clusters and engines still running when the interpreter exits."""
-
-    def __init__(self) -> None:
-        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        atexit.register(self.stop_all)
-
-    def add(self, obj: Any) -> None:
-        with self._lock:
-            self._live.add(obj)
-
-    def discard(self, obj: Any) -> None:
-        with self._lock:
-            self._live.discard(obj)
-
-    def stop_all(self) -> None:
-        with self._lock:
-            live = list(self._live)
-        # clusters last: the engines hold connections to them
-        for obj in sorted(live, key=lambda o: isinstance(o, LocalPostgres)):
-            with contextlib.suppress(Exception):
-                obj.stop()
-
-
-#: What ``LocalPostgres`` and ``LocalEngine`` register while they run.
-at_exit = _AtExit()
 
 
 class LocalPostgres:
@@ -265,7 +206,7 @@ class LocalPostgres:
                 self._remove_dir()
                 raise
             self.startup_seconds = time.monotonic() - t0
-            at_exit.add(self)
+            at_exit.add(self, late=True)  # engines hold connections to it: stopped last
             return self
 
     def _initdb(self) -> None:

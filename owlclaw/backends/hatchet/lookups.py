@@ -1,0 +1,251 @@
+"""Finding a task by id, and the listings: engine rows in, ``TaskInfo`` out.
+
+An id is a run id (``run_task``, a cron tick) or our own schedule id, which
+travels in the schedule's and then its run's metadata. The engine's answers
+are turned into ``TaskInfo`` by :mod:`owlclaw.backends.hatchet.status` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from owlclaw.backends.hatchet.client import Connection
+from owlclaw.backends.hatchet.naming import TOMBSTONE
+from owlclaw.backends.hatchet.status import (
+    EngineRun,
+    LocalRecord,
+    local_info,
+    needs_details_error,
+    schedule_info,
+    task_info,
+    with_id,
+)
+from owlclaw.backends.hatchet.wire import ID_KEY, SDK_STATUSES, error_text
+from owlclaw.scheduler.clock import utc_now
+from owlclaw.scheduler.errors import SchedulerError, TaskNotFoundError, WaitTimeoutError
+from owlclaw.scheduler.models import TaskInfo, TaskState
+
+__all__ = ["LIST_WINDOW", "POLL_SECONDS", "Lookups"]
+
+LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
+POLL_SECONDS = 0.2
+
+
+def _get_run_once(runs: Any, run_id: str) -> Any:
+    """``runs.get`` without the SDK's retries: it retries a 404 for ~16 s, and an
+    unknown id is an ordinary answer here."""
+    with runs.client() as api_client:
+        return runs._wra(api_client).v1_workflow_run_get(run_id)
+
+
+class Lookups:
+    """Look-ups and listings over one connection, plus what this process
+    remembers of the tasks it created (``local``) and the schedules it
+    cancelled (``cancelled``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.local: dict[str, LocalRecord] = {}
+        self.cancelled: dict[str, TaskInfo] = {}
+
+    # reading one run
+
+    async def get_run(self, run_id: str) -> Any | None:
+        """The details of a run, or None if the engine knows no such run."""
+        runs = self.conn.require().runs
+        try:
+            with self.conn.sdk("get a run", missing=f"no run {run_id!r}"):
+                return await asyncio.to_thread(_get_run_once, runs, run_id)
+        except TaskNotFoundError:
+            return None
+
+    async def engine_run(self, details: Any) -> EngineRun | None:
+        """The run in its normalized shape; None for another namespace's run."""
+        tasks = list(details.tasks or [])
+        name = self.conn.names.strip(getattr(tasks[0], "workflow_name", None)) if tasks else None
+        if name is None:
+            name = await self.conn.name_of_workflow(details.run.workflow_id)
+        return EngineRun.from_details(details, name) if name is not None else None
+
+    async def _details_error(self, run_id: str) -> str | None:
+        """The error the engine keeps only on its gRPC side (a timeout's message)."""
+        try:
+            with self.conn.sdk("get run details"):
+                details = await self.conn.require().runs.aio_get_details(run_id)
+        except SchedulerError:
+            return None
+        for task_run in (getattr(details, "task_runs", None) or {}).values():
+            text = error_text(getattr(task_run, "error", None))
+            if text:
+                return text
+        return None
+
+    async def info(self, run: EngineRun, *, with_error: bool = True) -> TaskInfo:
+        """The run as a TaskInfo, reading its gRPC-side error first when it needs one."""
+        options = self.conn.tasks.get(run.task_name)
+        now = datetime.now(UTC)
+        details_error = None
+        if with_error and needs_details_error(run, options, now):
+            details_error = await self._details_error(run.run_id)
+        return task_info(run, options, now, details_error=details_error)
+
+    # finding an id
+
+    async def schedule_rows(self, task_id: str) -> list[Any]:
+        with self.conn.sdk("list schedules"):
+            rows = (
+                await self.conn.require().scheduled.aio_list(additional_metadata={ID_KEY: task_id}, limit=10)
+            ).rows or []
+        return [
+            r
+            for r in rows
+            if self.conn.names.strip(r.workflow_name) is not None
+            and (r.additional_metadata or {}).get(ID_KEY) == task_id
+        ]
+
+    async def run_by_metadata(self, task_id: str) -> Any | None:
+        """The details of the run that carries our schedule id."""
+        with self.conn.sdk("list runs"):
+            rows = (
+                await self.conn.require().runs.aio_list(
+                    since=utc_now() - LIST_WINDOW,
+                    additional_metadata={ID_KEY: task_id},
+                    limit=10,
+                    include_payloads=False,
+                )
+            ).rows or []
+        for row in rows:
+            if (row.additional_metadata or {}).get(ID_KEY) == task_id:
+                return await self.get_run(str(row.workflow_run_external_id))
+        return None
+
+    def _schedule_info(self, task_id: str, row: Any) -> TaskInfo:
+        name = self.conn.names.strip(row.workflow_name) or str(row.workflow_name)
+        return schedule_info(task_id, name, row.input, row.trigger_at)
+
+    async def _find_any(self, task_id: str) -> TaskInfo | Any | None:
+        """A pending schedule as TaskInfo, a run's details, or None."""
+        local = self.local.get(task_id)
+        if local is None or local.due is None:
+            details = await self.get_run(task_id)
+            if details is not None:
+                return details
+            if local is not None:
+                return None
+        for row in await self.schedule_rows(task_id):
+            if row.workflow_run_id:
+                details = await self.get_run(str(row.workflow_run_id))
+                if details is not None:
+                    return details
+                continue
+            return self._schedule_info(task_id, row)
+        return await self.run_by_metadata(task_id)
+
+    async def _find(self, task_id: str) -> TaskInfo | EngineRun | None:
+        """A pending schedule, a run of this namespace, or None."""
+        found = await self._find_any(task_id)
+        if found is None or isinstance(found, TaskInfo):
+            return found
+        return await self.engine_run(found)  # None: another namespace's run
+
+    async def lookup(self, task_id: str) -> TaskInfo | EngineRun:
+        """What ``task_id`` names: a schedule's (or local) TaskInfo, or a run."""
+        if not isinstance(task_id, str) or not task_id:
+            raise TaskNotFoundError(f"no task with id {task_id!r}")
+        found = await self._find(task_id)
+        if found is None and task_id in self.cancelled:
+            return self.cancelled[task_id]
+        if found is None:
+            local = self.local.get(task_id)
+            if local is not None:
+                # created here; the engine's read side has not caught up yet
+                return local_info(task_id, local, utc_now())
+            # a schedule that fires right now leaves the schedule list before its
+            # run is listed: look once more before saying it does not exist
+            await asyncio.sleep(0.5)
+            found = await self._find(task_id)
+        if found is None:
+            raise TaskNotFoundError(
+                f"no task with id {task_id!r} (runs are searched for {LIST_WINDOW.days} days back)"
+            )
+        return found
+
+    async def status(self, task_id: str) -> TaskInfo:
+        """``get_task_status``: the answer carries the id the caller holds."""
+        self.conn.require()
+        found = await self.lookup(task_id)
+        if isinstance(found, TaskInfo):
+            return found
+        return with_id(await self.info(found), task_id)
+
+    async def wait(self, task_id: str, timeout: float) -> TaskInfo:
+        """``wait_for_task``: poll the status until it is final."""
+        self.conn.require()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        info = await self.status(task_id)
+        while not info.state.is_final:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"task {task_id} is still {info.state.value} after {timeout:g}s")
+            await asyncio.sleep(min(POLL_SECONDS, remaining))
+            info = await self.status(task_id)
+        return info
+
+    # listings
+
+    async def list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
+        """Schedules of this namespace that have not fired and were not cancelled, soonest first."""
+        client = self.conn.require()
+        kwargs: dict[str, Any] = {"limit": 1000}
+        if task_name is not None:  # any name: another process may have registered it
+            wid = await self.conn.workflow_id(task_name)
+            if wid is None:
+                return []
+            kwargs["workflow_id"] = wid
+        with self.conn.sdk("list schedules"):
+            rows = (await client.scheduled.aio_list(**kwargs)).rows or []
+        found = []
+        for row in rows:
+            name = self.conn.names.strip(row.workflow_name)
+            if name is None or (task_name is not None and name != task_name) or row.workflow_run_id:
+                continue
+            task_id = (row.additional_metadata or {}).get(ID_KEY) or str(row.metadata.id)
+            if task_id in self.cancelled:
+                continue
+            found.append(self._schedule_info(str(task_id), row))
+        found.sort(key=lambda t: t.scheduled_at or datetime.max.replace(tzinfo=UTC))
+        return found
+
+    async def list_runs(
+        self, task_name: str | None, states: Iterable[TaskState] | None, limit: int
+    ) -> list[TaskInfo]:
+        """Runs of the last LIST_WINDOW, this namespace only, tombstones left out, newest first."""
+        client = self.conn.require()
+        wanted = set(states) if states is not None else None
+        kwargs: dict[str, Any] = {
+            "since": utc_now() - LIST_WINDOW,
+            "limit": max(limit, 1) * 4 if task_name is None else max(limit, 1),
+            "only_tasks": False,
+        }
+        if task_name is not None:  # any name: another process may have registered it
+            wid = await self.conn.workflow_id(task_name)
+            if wid is None:
+                return []
+            kwargs["workflow_ids"] = [wid]
+        if wanted is not None:
+            kwargs["statuses"] = [SDK_STATUSES[s] for s in wanted if s in SDK_STATUSES]
+        found: list[TaskInfo] = []  # runs only: pending schedules are list_scheduled_tasks()
+        if wanted is None or kwargs.get("statuses"):
+            with self.conn.sdk("list runs"):
+                rows = (await client.runs.aio_list(**kwargs)).rows or []
+            for row in rows:
+                name = self.conn.names.strip(row.workflow_name)
+                if name is None or name == TOMBSTONE or (task_name is not None and name != task_name):
+                    continue  # a tombstone records a schedule that never became a run
+                found.append(await self.info(EngineRun.from_listing(row, name)))
+        found.sort(key=lambda t: t.scheduled_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return found[:limit]

@@ -1,0 +1,190 @@
+"""The worker side: owlclaw tasks defined for the Hatchet SDK, and one attempt's execution.
+
+Every owlclaw task becomes a standalone Hatchet task (or durable task) whose
+function is :func:`execute`: it builds the ``TaskContext``, keeps the task's
+timeout, decides retries, and calls ``on_failure`` after the last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from hatchet_sdk import Context, DurableContext, Hatchet, Priority
+from hatchet_sdk.exceptions import NonRetryableException
+from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimitStrategy
+
+from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
+from owlclaw.scheduler.base import (
+    describe_error,
+    execute_attempt,
+    json_roundtrip,
+    log_attempt_failure,
+    run_on_failure,
+)
+from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
+
+__all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_GRACE", "backoff", "concurrency", "define", "execute", "serve"]
+
+log = logging.getLogger("owlclaw.scheduler.hatchet")
+
+TIMEOUT_GRACE = 5  # seconds the engine waits past a task's own timeout before it steps in
+DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
+
+
+class _FlagEvent(threading.Event):
+    """A ``threading.Event`` that reads the SDK context's cancellation flag."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self._ctx = ctx
+
+    def is_set(self) -> bool:
+        return bool(self._ctx.is_cancelled) or super().is_set()
+
+
+def backoff(options: TaskOptions) -> dict[str, Any]:
+    """Hatchet waits ``factor ** retry`` seconds, capped at a whole ``max``.
+    A fixed wait D (whole seconds >= 1) is factor=D, max=D."""
+    if options.backoff is None or options.backoff_base is None:
+        return {"backoff_factor": None, "backoff_max_seconds": None}
+    if options.backoff == "fixed":
+        seconds = int(options.backoff_base)
+        return {"backoff_factor": float(seconds), "backoff_max_seconds": seconds}
+    cap = options.backoff_max_seconds
+    return {
+        "backoff_factor": options.backoff_base,
+        "backoff_max_seconds": max(1, math.ceil(cap)) if cap is not None else None,
+    }
+
+
+def concurrency(options: TaskOptions) -> ConcurrencyExpression | None:
+    """``concurrency=N``: N runs at once per group; the group is the payload
+    field ``concurrency_key`` (runs without it share one group)."""
+    if options.concurrency is None:
+        return None
+    key = options.concurrency_key
+    expression = f"has(input.{key}) ? string(input.{key}) : ''" if key else "'all'"
+    return ConcurrencyExpression(
+        expression=expression,
+        max_runs=options.concurrency,
+        limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+    )
+
+
+def define(client: Hatchet, options: TaskOptions, scheduler: Any, schedule_timeout: float) -> Any:
+    """The SDK's standalone task for ``options``; its runs see ``scheduler`` as ``ctx.scheduler``."""
+
+    async def owlclaw_task(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        return await execute(options, payload, ctx, scheduler)
+
+    kwargs: dict[str, Any] = {
+        "name": options.name,
+        "input_validator": dict[str, Any],
+        "retries": options.retries,
+        "execution_timeout": (
+            timedelta(seconds=math.ceil(options.timeout) + TIMEOUT_GRACE)
+            if options.timeout is not None
+            else DEFAULT_TIMEOUT
+        ),
+        "default_priority": Priority(options.priority),
+        # the SDK's 5 minutes would fail runs queued through a longer worker outage
+        "schedule_timeout": timedelta(seconds=schedule_timeout),
+        **backoff(options),
+        "concurrency": concurrency(options),
+    }
+    # the SDK's overloads cannot be matched through **kwargs
+    decorate: Any = client.durable_task(**kwargs) if options.durable else client.task(**kwargs)
+    return decorate(owlclaw_task)
+
+
+async def never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  # pragma: no cover
+    """The tombstone workflow's function: no worker serves that workflow."""
+    raise RuntimeError("the owlclaw tombstone workflow is never served by a worker")
+
+
+async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
+    """One attempt of a task, in the worker."""
+    metadata = ctx.additional_metadata or {}
+    task_id = str(metadata.get(ID_KEY) or ctx.workflow_run_id)
+    attempt = int(ctx.attempt_number)
+    durable_sleep = None
+    if options.durable and isinstance(ctx, DurableContext):
+        durable_ctx = ctx
+
+        async def durable_sleep(seconds: float) -> None:
+            await durable_ctx.aio_sleep_for(timedelta(seconds=max(seconds, 0.0)))
+
+    task_ctx = TaskContext(
+        task_id=task_id,
+        task_name=options.name,
+        attempt=attempt,
+        scheduler=scheduler,
+        durable_sleep=durable_sleep,
+        cancel_event=_FlagEvent(ctx),
+    )
+    attempt_run = execute_attempt(
+        options, dict(payload or {}), task_ctx, trace=metadata, lateness=lateness(metadata, attempt)
+    )
+    try:
+        # the timeout is kept here, in the worker, so that a timed-out attempt
+        # is an ordinary failure (retries, on_failure); the engine's execution
+        # timeout is only a backstop a few seconds later
+        async with asyncio.timeout(options.timeout) as deadline:
+            result = await attempt_run
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        timed_out = isinstance(exc, TimeoutError) and deadline.expired()
+        if timed_out:
+            error = f"TimeoutError: task {options.name!r} exceeded its timeout of {options.timeout:g}s"
+            retryable = True
+        else:
+            error = describe_error(exc)
+            retryable = options.should_retry(exc)
+        final = attempt > options.retries or not retryable
+        log_attempt_failure(options, task_id, attempt, error, final=final)
+        if final:
+            # in the worker, before the engine records the failure: a run is
+            # reported FAILED only once its on_failure has returned
+            failure = TaskFailure(
+                options.name, task_id, json_roundtrip(payload or {}, "payload"), error, attempt
+            )
+            await run_on_failure(options, failure)
+        if not retryable and attempt <= options.retries:
+            raise NonRetryableException(error) from exc
+        if timed_out:
+            raise TimeoutError(error.removeprefix("TimeoutError: ")) from None
+        raise
+    return {RESULT_KEY: result}
+
+
+def serve(
+    client: Hatchet,
+    tasks: Mapping[str, TaskOptions],
+    standalones: Mapping[str, Any],
+    config: HatchetConfig,
+    host: str,
+) -> None:
+    """Run a worker for every registered task until SIGTERM/SIGINT (the SDK
+    drains the runs in flight, then exits the process with status 0)."""
+    worker = client.worker(
+        config.effective_worker_name,
+        slots=config.slots,
+        durable_slots=config.slots,
+        workflows=list(standalones.values()),
+    )
+    log.info(
+        "hatchet worker %s running %d tasks on %s (namespace %s); SIGTERM drains and stops",
+        worker.name,
+        len(tasks),
+        host,
+        config.namespace,
+    )
+    worker.start()
