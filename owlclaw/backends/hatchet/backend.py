@@ -64,18 +64,6 @@ from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 from pydantic import ValidationError
 
 from owlclaw.backends.hatchet.config import HatchetConfig
-from owlclaw.scheduler.base import (
-    BaseScheduler,
-    check_payload,
-    describe_error,
-    dump_json,
-    execute_attempt,
-    json_roundtrip,
-    log_attempt_failure,
-    resolve_due_time,
-    run_on_failure,
-    run_priority,
-)
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
 from owlclaw.scheduler.doctor import Finding
@@ -87,6 +75,18 @@ from owlclaw.scheduler.errors import (
     TaskDefinitionError,
     TaskNotFoundError,
     WaitTimeoutError,
+)
+from owlclaw.scheduler.kit import (
+    BaseScheduler,
+    check_payload,
+    describe_error,
+    dump_json,
+    execute_attempt,
+    json_roundtrip,
+    log_attempt_failure,
+    resolve_due_time,
+    run_on_failure,
+    run_priority,
 )
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
