@@ -22,9 +22,7 @@ from owlclaw.scheduler.models import TaskOptions
 
 
 def _options(func: Any, **declared: Any) -> TaskOptions:
-    settings: dict[str, Any] = {"cron": None, "retries": 0, "timeout": None, "priority": 1, "durable": False}
-    settings.update(declared)
-    return make_options(func, None, **settings)
+    return make_options(func, None, **declared)
 
 
 async def _attempt(

@@ -5,7 +5,8 @@
 * ``run_attempt`` (``kit.attempts``): one attempt of a task, run, timed out,
   logged and decided (retry after how long, or final with ``on_failure``
   called), returned as an ``AttemptOutcome``.
-* ``make_options`` (``kit.declare``): the checks of ``@scheduler.task(...)``.
+* ``make_options`` (``kit.declare``): the checks of ``@scheduler.task(...)``,
+  whose keyword arguments are ``TaskArgs``.
 * ``check_payload`` and the other JSON rules (``kit.payloads``).
 * ``serve_until_signal`` (``kit.signals``): a worker process's main loop.
 """
@@ -22,7 +23,7 @@ from owlclaw.scheduler.kit.attempts import (
     timeout_error,
 )
 from owlclaw.scheduler.kit.base import NOT_CONNECTED, BaseScheduler
-from owlclaw.scheduler.kit.declare import make_options
+from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import (
     MAX_PAYLOAD_BYTES,
     check_payload,
@@ -38,6 +39,7 @@ __all__ = [
     "NOT_CONNECTED",
     "AttemptOutcome",
     "BaseScheduler",
+    "TaskArgs",
     "check_payload",
     "describe_error",
     "dump_json",

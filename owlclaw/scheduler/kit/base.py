@@ -26,16 +26,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from inspect import signature
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import normalize_cron
 from owlclaw.scheduler.errors import SchedulerConnectionError, TaskDefinitionError, TaskNotRegisteredError
-from owlclaw.scheduler.kit.declare import make_options
+from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
 from owlclaw.scheduler.kit.signals import serve_until_signal
-from owlclaw.scheduler.models import CronInfo, OnFailure, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
 
 __all__ = ["NOT_CONNECTED", "BaseScheduler"]
@@ -68,45 +69,15 @@ class BaseScheduler:
 
     # declarations
 
-    def task(
-        self,
-        name: str | None = None,
-        *,
-        cron: str | None = None,
-        retries: int = 0,
-        timeout: float | None = None,
-        priority: int = 1,
-        durable: bool = False,
-        backoff_factor: float | None = None,
-        backoff_max_seconds: float | None = None,
-        backoff: str | None = None,
-        backoff_base: float | None = None,
-        retry_on: type[Exception] | tuple[type[Exception], ...] = (),
-        no_retry_on: type[Exception] | tuple[type[Exception], ...] = (),
-        on_failure: OnFailure | None = None,
-        concurrency: int | None = None,
-        concurrency_key: str | None = None,
-    ) -> Callable[[F], F]:
+    def task(self, name: str | None = None, **declared: Unpack[TaskArgs]) -> Callable[[F], F]:
+        """Register ``func(payload, ctx)`` as a task; see ``Scheduler.task``."""
+        try:  # a misspelled argument fails here, not when the decorator is applied
+            signature(make_options).bind(None, name, **declared)
+        except TypeError as exc:
+            raise TypeError(f"task() {exc}") from None
+
         def decorate(func: F) -> F:
-            options = make_options(
-                func,
-                name,
-                cron=cron,
-                retries=retries,
-                timeout=timeout,
-                priority=priority,
-                durable=durable,
-                backoff_factor=backoff_factor,
-                backoff_max_seconds=backoff_max_seconds,
-                backoff=backoff,
-                backoff_base=backoff_base,
-                retry_on=retry_on,
-                no_retry_on=no_retry_on,
-                on_failure=on_failure,
-                concurrency=concurrency,
-                concurrency_key=concurrency_key,
-            )
-            self.add_tasks([options])
+            self.add_tasks([make_options(func, name, **declared)])
             return func
 
         return decorate

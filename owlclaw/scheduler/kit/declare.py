@@ -12,16 +12,37 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from owlclaw.scheduler.cron import normalize_cron
 from owlclaw.scheduler.errors import TaskDefinitionError
-from owlclaw.scheduler.models import TaskOptions
+from owlclaw.scheduler.models import OnFailure, TaskOptions
 
-__all__ = ["make_options"]
+__all__ = ["TaskArgs", "make_options"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class TaskArgs(TypedDict, total=False):
+    """The keyword arguments of ``@scheduler.task(...)``, for a decorator that
+    passes them on to ``make_options`` (``**declared: Unpack[TaskArgs]``);
+    their defaults are ``make_options``'s."""
+
+    cron: str | None
+    retries: int
+    timeout: float | None
+    priority: int
+    durable: bool
+    backoff_factor: float | None
+    backoff_max_seconds: float | None
+    backoff: str | None
+    backoff_base: float | None
+    retry_on: type[Exception] | tuple[type[Exception], ...]
+    no_retry_on: type[Exception] | tuple[type[Exception], ...]
+    on_failure: OnFailure | None
+    concurrency: int | None
+    concurrency_key: str | None
 
 
 def _check_number(name: str, value: Any, *, minimum: float, allow_equal: bool) -> None:
@@ -38,24 +59,26 @@ def _check_number(name: str, value: Any, *, minimum: float, allow_equal: bool) -
 
 def make_options(
     func: Callable[..., Any],
-    name: str | None,
+    name: str | None = None,
     *,
-    cron: str | None,
-    retries: int,
-    timeout: float | None,
-    priority: int,
-    durable: bool,
+    cron: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    priority: int = 1,
+    durable: bool = False,
     backoff_factor: float | None = None,
     backoff_max_seconds: float | None = None,
     backoff: str | None = None,
     backoff_base: float | None = None,
-    retry_on: Any = (),
-    no_retry_on: Any = (),
-    on_failure: Any = None,
+    retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+    no_retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+    on_failure: OnFailure | None = None,
     concurrency: int | None = None,
     concurrency_key: str | None = None,
 ) -> TaskOptions:
-    """Check one task declaration and return its options.
+    """Check one task declaration and return its options. The keyword
+    arguments and their defaults are those of ``@scheduler.task(...)``
+    (``TaskArgs``, documented on ``Scheduler.task``).
 
     :raises TaskDefinitionError: an argument is out of range or of the wrong type.
     """
