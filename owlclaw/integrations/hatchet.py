@@ -58,7 +58,6 @@ from typing import Any, TypeVar
 
 from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
 from owlclaw.integrations._hatchet_context import HatchetTaskContext, wrap_handler
-from owlclaw.scheduler.base import BaseScheduler
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import (
     ConfigError,
@@ -69,6 +68,7 @@ from owlclaw.scheduler.errors import (
     TaskNotFoundError,
     TaskNotRegisteredError,
 )
+from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler

@@ -36,6 +36,7 @@ __all__ = [
     "TaskNotFoundError",
     "TaskNotRegisteredError",
     "WaitTimeoutError",
+    "describe_error",
 ]
 
 
@@ -89,3 +90,8 @@ class NonRetryableError(SchedulerError):
 
 class WaitTimeoutError(SchedulerError, TimeoutError):
     """``wait_for_task`` reached its timeout before the task finished."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as runs report it: ``"ExceptionType: message"``."""
+    return f"{type(exc).__name__}: {exc}"

@@ -45,9 +45,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from owlclaw.scheduler.base import dump_json
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import TaskDefinitionError
+from owlclaw.scheduler.kit.payloads import dump_json
 from owlclaw.scheduler.models import TaskContext
 
 __all__ = [

@@ -124,6 +124,12 @@ class TaskOptions:
             return False
         return not self.retry_on or isinstance(exc, self.retry_on)
 
+    def will_retry(self, attempt: int, exc: BaseException | None = None) -> bool:
+        """Whether failed attempt number ``attempt`` (1-based) is followed by
+        another: retries are left and the error may be retried (``exc`` None:
+        a timeout, which always may)."""
+        return attempt <= self.retries and (exc is None or self.should_retry(exc))
+
     def concurrency_group(self, payload: Any) -> str | None:
         """The group a run's concurrency is counted in; None when unlimited."""
         if self.concurrency is None:

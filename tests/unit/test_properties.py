@@ -16,10 +16,10 @@ from croniter import croniter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from owlclaw.scheduler.base import MAX_PAYLOAD_BYTES, check_payload, dump_json, json_roundtrip
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
 from owlclaw.scheduler.errors import ConfigError, InvalidCronError, PayloadError
+from owlclaw.scheduler.kit import MAX_PAYLOAD_BYTES, check_payload, dump_json, json_roundtrip
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -17,9 +17,9 @@ from owlclaw.backends.hatchet.client import Connection
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.worker import serve
-from owlclaw.scheduler.base import BaseScheduler
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError
+from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import traced_call
 

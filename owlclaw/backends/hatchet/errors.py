@@ -18,12 +18,12 @@ import urllib3
 from hatchet_sdk.clients.rest.exceptions import ApiException, NotFoundException
 from pydantic import ValidationError
 
-from owlclaw.scheduler.base import describe_error
 from owlclaw.scheduler.errors import (
     InvalidCronError,
     SchedulerConnectionError,
     SchedulerError,
     TaskNotFoundError,
+    describe_error,
 )
 
 __all__ = ["is_not_found", "map_sdk_errors", "sdk_error"]

@@ -40,7 +40,7 @@ from owlclaw.backends.hatchet.wire import (
     payload_of,
     utc,
 )
-from owlclaw.scheduler.base import json_roundtrip
+from owlclaw.scheduler.kit import json_roundtrip
 from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
 
 __all__ = [

@@ -19,10 +19,10 @@ from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
 from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, QUEUED_KEY
-from owlclaw.scheduler.base import check_payload, dump_json, json_roundtrip, resolve_due_time, run_priority
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time, normalize_cron
 from owlclaw.scheduler.errors import InvalidCronError, TaskNotFoundError
+from owlclaw.scheduler.kit import check_payload, dump_json, json_roundtrip, resolve_due_time, run_priority
 from owlclaw.scheduler.models import CronInfo, TaskOptions
 from owlclaw.scheduler.observability import current_metadata
 

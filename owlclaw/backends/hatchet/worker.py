@@ -21,7 +21,7 @@ from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimi
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
-from owlclaw.scheduler.base import (
+from owlclaw.scheduler.kit import (
     describe_error,
     execute_attempt,
     json_roundtrip,

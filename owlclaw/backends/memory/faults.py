@@ -24,15 +24,11 @@ import contextlib
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from owlclaw.scheduler.errors import SchedulerConnectionError
-from owlclaw.scheduler.models import TaskState
 
-if TYPE_CHECKING:
-    from owlclaw.backends.memory.backend import MemoryScheduler, _Run
-
-__all__ = ["Faults"]
+__all__ = ["FaultTarget", "Faults"]
 
 #: How long the engine takes to notice a dead worker and hand its runs to
 #: another (about 30 s measured with hatchet-lite v0.105.0).
@@ -45,11 +41,40 @@ class _Plan:
     times: int
 
 
+class FaultTarget(Protocol):
+    """What ``Faults`` needs of the scheduler it breaks (the memory backend's
+    ``Timetable``)."""
+
+    def now(self) -> datetime:
+        """The scheduler's clock."""
+        ...
+
+    def wake(self) -> None:
+        """Make the worker re-read its due times (an outage began or ended)."""
+        ...
+
+    def running(self) -> list[str]:
+        """Ids of the runs with an attempt in flight."""
+        ...
+
+    def requeue(self, run_id: str, delay: float) -> None:
+        """The run's attempt is lost: queue the run again after ``delay`` seconds."""
+        ...
+
+    async def cancel_attempts(self, run_ids: list[str]) -> None:
+        """Cancel these runs' attempts in flight; return once they have stopped."""
+        ...
+
+    def is_final(self, run_id: str) -> bool:
+        """Whether the run has finished (True for an unknown id)."""
+        ...
+
+
 class Faults:
     """Faults to inject into one ``MemoryScheduler``; see the module docstring."""
 
-    def __init__(self, scheduler: MemoryScheduler) -> None:
-        self._scheduler = scheduler
+    def __init__(self, target: FaultTarget) -> None:
+        self._target = target
         #: Seconds between a lost attempt and its redelivery (clock time).
         self.redelivery_seconds = REDELIVERY_SECONDS
         self._crashes: list[_Plan] = []
@@ -101,9 +126,9 @@ class Faults:
         go on."""
         if not seconds > 0 or start_in < 0:
             raise ValueError(f"outage() needs seconds > 0 and start_in >= 0, got {seconds!r}, {start_in!r}")
-        start = self._scheduler.clock.now() + timedelta(seconds=start_in)
+        start = self._target.now() + timedelta(seconds=start_in)
         self._outages.append((start, start + timedelta(seconds=seconds)))
-        self._scheduler._wakeup.set()
+        self._target.wake()
 
     def clear(self) -> None:
         """Cancel every planned fault and end any outage now."""
@@ -111,30 +136,23 @@ class Faults:
         self._duplicates.clear()
         self._drops.clear()
         self._outages.clear()
-        self._scheduler._wakeup.set()
+        self._target.wake()
 
     async def crash_worker(self) -> int:
         """The worker dies now: every running attempt, including durable tasks
         parked in a sleep, is lost and delivered again after
         ``redelivery_seconds``. Returns how many attempts were lost."""
-        lost = [
-            run
-            for run in list(self._scheduler._runs.values())
-            if run.state is TaskState.RUNNING and run.task is not None and not run.task.done()
-        ]
-        for run in lost:
-            self._lose(run, self.redelivery_seconds)
-            assert run.task is not None
-            run.task.cancel()
-        if lost:
-            await asyncio.gather(*(r.task for r in lost if r.task is not None), return_exceptions=True)
+        lost = self._target.running()
+        for run_id in lost:
+            self._lose(run_id, self.redelivery_seconds)
+        await self._target.cancel_attempts(lost)
         return len(lost)
 
     # hooks called by MemoryScheduler
 
     def before_call(self, operation: str) -> None:
         """Raise for a dropped connection or an outage."""
-        now = self._scheduler.clock.now()
+        now = self._target.now()
         for start, end in self._outages:
             if start <= now < end:
                 raise SchedulerConnectionError(
@@ -162,54 +180,46 @@ class Faults:
                 due = end
         return due
 
-    async def execute(self, run: _Run, attempt: Awaitable[Any]) -> Any:
+    async def execute(self, run_id: str, task_name: str, attempt: Awaitable[Any]) -> Any:
         """Run one attempt, losing it when a crash or duplicate is planned."""
-        name = run.options.name
-        if _take(self._crashes, name):
+        if _take(self._crashes, task_name):
             inner = asyncio.ensure_future(attempt)
             await asyncio.sleep(0)  # let it run to its first wait
             inner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await inner
-            self._lose(run, self.redelivery_seconds)
+            self._lose(run_id, self.redelivery_seconds)
             raise asyncio.CancelledError
         result = await attempt
-        if self._duplicates and _take(self._duplicates, name):
-            self._lose(run, 0.0)
+        if self._duplicates and _take(self._duplicates, task_name):
+            self._lose(run_id, 0.0)
             raise asyncio.CancelledError
         return result
 
-    def wake_time(self, run: _Run, due: datetime) -> datetime:
+    def wake_time(self, run_id: str, attempt: int, due: datetime) -> datetime:
         """When the durable sleep that would end at ``due`` ends: a run that lost
         an attempt replays its sleeps, and each keeps its first wake-up time
         (Hatchet's durable event log), or ends now if that time has passed."""
         if len(self._wakes) > 1000:
             self._forget_finished()
-        key = (run.id, run.attempts)
+        key = (run_id, attempt)
         index = self._sleeps.get(key, 0)
         self._sleeps[key] = index + 1
-        planned = self._wakes.setdefault(run.id, [])
-        if run.id in self.lost_attempts and index < len(planned):
+        planned = self._wakes.setdefault(run_id, [])
+        if run_id in self.lost_attempts and index < len(planned):
             return planned[index]
         del planned[index:]
         planned.append(due)
         return due
 
     def _forget_finished(self) -> None:
-        runs = self._scheduler._runs
-        done = {i for i in self._wakes if i not in runs or runs[i].state.is_final}
+        done = {i for i in self._wakes if self._target.is_final(i)}
         self._wakes = {i: w for i, w in self._wakes.items() if i not in done}
         self._sleeps = {k: n for k, n in self._sleeps.items() if k[0] not in done}
 
-    def _lose(self, run: _Run, delay: float) -> None:
-        from owlclaw.backends.memory.backend import _DUE
-
-        scheduler = self._scheduler
-        self.lost_attempts.append(run.id)
-        run.state = TaskState.QUEUED
-        if run.entry is not None:
-            run.entry.dead = True
-        run.entry = scheduler._push(scheduler.clock.now() + timedelta(seconds=delay), _DUE, run)
+    def _lose(self, run_id: str, delay: float) -> None:
+        self.lost_attempts.append(run_id)
+        self._target.requeue(run_id, delay)
 
 
 def _take(plans: list[_Plan], task_name: str) -> bool:

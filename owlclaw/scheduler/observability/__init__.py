@@ -2,8 +2,8 @@
 
 Backends decorate their scheduling methods with ``traced_call()``, send
 ``current_metadata()`` (the trace context) with each task they create, and
-run every attempt inside ``observe_attempt()`` (``owlclaw.scheduler.base.
-execute_attempt`` does this).
+run every attempt inside ``observe_attempt()`` (``owlclaw.scheduler.kit.
+run_attempt`` does this).
 Spans need the ``otel`` extra, metrics the ``metrics`` extra; without them
 both are no-ops. See docs/observability.md.
 """

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from owlclaw.scheduler.errors import describe_error
 from owlclaw.scheduler.models import TaskContext, TaskOptions
 from owlclaw.scheduler.observability import logs, metrics, tracing
 
@@ -47,7 +48,7 @@ def observe_attempt(
             raise
         except Exception as exc:
             duration = time.perf_counter() - start
-            will_retry = attempt <= options.retries and options.should_retry(exc)
+            will_retry = options.will_retry(attempt, exc)
             logs.attempt_event(
                 logging.WARNING if will_retry else logging.ERROR,
                 "failed",
@@ -55,7 +56,7 @@ def observe_attempt(
                 task_id,
                 attempt,
                 duration=duration,
-                error=f"{type(exc).__name__}: {exc}",
+                error=describe_error(exc),
                 will_retry=will_retry,
             )
             metrics.record_attempt(name, "failed", duration)

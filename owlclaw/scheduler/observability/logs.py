@@ -8,6 +8,7 @@ is logged only at DEBUG.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -43,11 +44,11 @@ def attempt_event(
 def log_payload(task_name: str, task_id: str, attempt: int, payload: Any) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
-    from owlclaw.scheduler.base import dump_json  # base imports this package
-
+    # Payloads were checked as JSON when scheduled (owlclaw.scheduler.kit.payloads,
+    # which depends on this package); what is not JSON is shown as its repr.
     try:
-        text = dump_json(payload, "payload")
-    except ValueError:
+        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
         text = repr(payload)
     log.debug(
         "run payload task_name=%s task_id=%s attempt=%d payload=%s",

@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from owlclaw.scheduler.base import MAX_PAYLOAD_BYTES
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import (
     InvalidCronError,
@@ -45,6 +44,7 @@ from owlclaw.scheduler.errors import (
     TaskNotRegisteredError,
     WaitTimeoutError,
 )
+from owlclaw.scheduler.kit import MAX_PAYLOAD_BYTES
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON, EXPONENTIAL_BACKOFF, FIXED_BACKOFF

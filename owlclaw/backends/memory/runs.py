@@ -1,0 +1,171 @@
+"""The memory backend's bookkeeping: its runs, crons and the heap of due times.
+
+``Timetable`` is also the interface ``Faults`` works through (``FaultTarget``
+in ``owlclaw.backends.memory.faults``): it can lose an attempt and queue its
+run again, list and cancel running attempts, and wake the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from owlclaw.scheduler.clock import Clock
+from owlclaw.scheduler.errors import TaskNotFoundError
+from owlclaw.scheduler.kit import json_roundtrip
+from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
+
+__all__ = ["CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+
+# What a heap entry does when its time comes.
+DUE = "due"  # a run leaves SCHEDULED (or its retry delay) and is queued
+CRON = "cron"  # a cron ticks: a new run is queued, the next tick is pushed
+WAKE = "wake"  # a durable sleep ends
+TIMEOUT = "timeout"  # an attempt has run too long
+
+
+@dataclass(eq=False)
+class Entry:
+    due: datetime
+    seq: int
+    kind: str
+    ref: Any
+    dead: bool = False
+
+    def __lt__(self, other: Entry) -> bool:
+        return (self.due, self.seq) < (other.due, other.seq)
+
+
+@dataclass(eq=False)
+class Run:
+    id: str
+    options: TaskOptions
+    payload: dict[str, Any]
+    state: TaskState
+    scheduled_at: datetime
+    priority: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    entry: Entry | None = None  # pending due/retry entry
+    task: asyncio.Task[None] | None = None
+    timed_out_attempt: int = 0
+    fired: bool = False  # queued at least once: a run, not only a schedule
+    trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            id=self.id,
+            task_name=self.options.name,
+            state=self.state,
+            payload=json_roundtrip(self.payload, "payload"),
+            scheduled_at=self.scheduled_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            attempts=self.attempts,
+            result=json_roundtrip(self.result, "result"),
+            error=self.error,
+        )
+
+    def lateness(self, attempt: int) -> float | None:
+        """Seconds from due time to the first attempt's start (None for retries)."""
+        if attempt != 1 or self.started_at is None:
+            return None
+        return (self.started_at - self.scheduled_at).total_seconds()
+
+
+@dataclass(eq=False)
+class Cron:
+    id: str
+    task_name: str
+    expression: str
+    payload: dict[str, Any]
+    entry: Entry
+
+
+class Timetable:
+    """Runs by id, crons by id, and the heap of what falls due when."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.heap: list[Entry] = []
+        self.seq = itertools.count()
+        self.runs: dict[str, Run] = {}
+        self.crons: dict[str, Cron] = {}
+        #: Set when the heap changes, so the worker re-reads its next due time.
+        #: Bound to an event loop: the scheduler makes a new one per connection.
+        self.wakeup = asyncio.Event()
+
+    def push(self, due: datetime, kind: str, ref: Any) -> Entry:
+        entry = Entry(due, next(self.seq), kind, ref)
+        heapq.heappush(self.heap, entry)
+        self.wakeup.set()
+        return entry
+
+    def new_run(self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState) -> Run:
+        run = Run(
+            id=str(uuid.uuid4()),
+            options=options,
+            payload=payload,
+            state=state,
+            scheduled_at=at,
+            priority=options.priority,
+        )
+        self.runs[run.id] = run
+        return run
+
+    def run(self, task_id: str) -> Run:
+        try:
+            return self.runs[task_id]
+        except (KeyError, TypeError):
+            raise TaskNotFoundError(
+                f"no task with id {task_id!r}; ids come from run_task() or schedule_task()"
+            ) from None
+
+    # what Faults uses
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def wake(self) -> None:
+        """Make the worker re-read the heap (an outage began or ended)."""
+        self.wakeup.set()
+
+    def running(self) -> list[str]:
+        """Ids of the runs with an attempt in flight (durable sleeps included)."""
+        return [
+            run.id
+            for run in self.runs.values()
+            if run.state is TaskState.RUNNING and run.task is not None and not run.task.done()
+        ]
+
+    def requeue(self, run_id: str, delay: float) -> None:
+        """The run's attempt is lost: it is queued again after ``delay`` seconds."""
+        run = self.runs[run_id]
+        run.state = TaskState.QUEUED
+        if run.entry is not None:
+            run.entry.dead = True
+        run.entry = self.push(self.clock.now() + timedelta(seconds=delay), DUE, run)
+
+    async def cancel_attempts(self, run_ids: list[str]) -> None:
+        """Cancel these runs' attempts in flight and wait until they have stopped."""
+        tasks = [t for t in (self.runs[i].task for i in run_ids) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def is_final(self, run_id: str) -> bool:
+        """Whether the run has finished (or is unknown)."""
+        run = self.runs.get(run_id)
+        return run is None or run.state.is_final

@@ -1,0 +1,58 @@
+"""What a backend author builds on: see docs/backends.md.
+
+* ``BaseScheduler`` (``kit.base``): the public methods of the ``Scheduler``
+  protocol, written once over a few hooks a backend implements.
+* ``run_attempt`` (``kit.attempts``): one attempt of a task, run, timed out,
+  logged and decided (retry after how long, or final with ``on_failure``
+  called), returned as an ``AttemptOutcome``.
+* ``make_options`` (``kit.declare``): the checks of ``@scheduler.task(...)``,
+  whose keyword arguments are ``TaskArgs``.
+* ``check_payload`` and the other JSON rules (``kit.payloads``).
+* ``serve_until_signal`` (``kit.signals``): a worker process's main loop.
+"""
+
+from owlclaw.scheduler.errors import describe_error
+from owlclaw.scheduler.kit.attempts import (
+    AttemptOutcome,
+    execute_attempt,
+    failed_outcome,
+    log_attempt_failure,
+    make_context,
+    run_attempt,
+    run_on_failure,
+    timeout_error,
+)
+from owlclaw.scheduler.kit.base import NOT_CONNECTED, BaseScheduler
+from owlclaw.scheduler.kit.declare import TaskArgs, make_options
+from owlclaw.scheduler.kit.payloads import (
+    MAX_PAYLOAD_BYTES,
+    check_payload,
+    dump_json,
+    json_roundtrip,
+    resolve_due_time,
+    run_priority,
+)
+from owlclaw.scheduler.kit.signals import serve_until_signal
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "NOT_CONNECTED",
+    "AttemptOutcome",
+    "BaseScheduler",
+    "TaskArgs",
+    "check_payload",
+    "describe_error",
+    "dump_json",
+    "execute_attempt",
+    "failed_outcome",
+    "json_roundtrip",
+    "log_attempt_failure",
+    "make_context",
+    "make_options",
+    "resolve_due_time",
+    "run_attempt",
+    "run_on_failure",
+    "run_priority",
+    "serve_until_signal",
+    "timeout_error",
+]

@@ -1,0 +1,226 @@
+"""Running one attempt of a task, and deciding what follows it.
+
+``run_attempt`` is the one place that decides whether a failed attempt is
+retried or final, after how long, and what a timeout says; a backend maps the
+``AttemptOutcome`` it returns onto its engine (queue the retry, record the
+failure, or tell the engine's SDK).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from owlclaw.scheduler.errors import describe_error
+from owlclaw.scheduler.kit.payloads import json_roundtrip
+from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
+from owlclaw.scheduler.observability import observe_attempt
+from owlclaw.scheduler.protocol import Scheduler
+
+__all__ = [
+    "AttemptOutcome",
+    "execute_attempt",
+    "failed_outcome",
+    "log_attempt_failure",
+    "make_context",
+    "run_attempt",
+    "run_on_failure",
+    "timeout_error",
+]
+
+log = logging.getLogger("owlclaw.scheduler.runs")
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt came to, and what follows it.
+
+    On success ``error`` is None, ``result`` is the task's result as JSON
+    carries it, and ``final`` is True. On failure ``error`` is
+    ``"ExceptionType: message"`` and ``exception`` the exception (a
+    ``TimeoutError`` carrying the timeout text when ``timed_out``);
+    ``retryable`` says whether the error may be retried at all, ``final``
+    whether this was the run's last attempt (no retries left, or not
+    retryable), and ``retry_delay`` how many seconds to wait before the next
+    attempt (None when final).
+    """
+
+    attempt: int
+    result: Any = None
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+    timed_out: bool = False
+    retryable: bool = False
+    final: bool = True
+    retry_delay: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+def timeout_error(options: TaskOptions) -> TimeoutError:
+    """The error of an attempt that ran past its task's ``timeout``."""
+    return TimeoutError(f"task {options.name!r} exceeded its timeout of {options.timeout:g}s")
+
+
+def failed_outcome(
+    options: TaskOptions, attempt: int, exc: BaseException, *, timed_out: bool = False
+) -> AttemptOutcome:
+    """The outcome of failed attempt number ``attempt`` (1-based).
+
+    A timeout may always be retried; another error as ``TaskOptions.should_retry``
+    says. The wait before a retry follows the task's backoff.
+    """
+    retryable = timed_out or options.should_retry(exc)
+    final = not options.will_retry(attempt, None if timed_out else exc)
+    return AttemptOutcome(
+        attempt=attempt,
+        error=describe_error(exc),
+        exception=exc,
+        timed_out=timed_out,
+        retryable=retryable,
+        final=final,
+        retry_delay=None if final else options.retry_delay(attempt),
+    )
+
+
+def make_context(
+    options: TaskOptions,
+    *,
+    task_id: str,
+    attempt: int,
+    scheduler: Scheduler,
+    durable_sleep: Callable[[float], Awaitable[None]] | None = None,
+    cancel_event: threading.Event | None = None,
+) -> TaskContext:
+    """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable tasks."""
+    return TaskContext(
+        task_id=task_id,
+        task_name=options.name,
+        attempt=attempt,
+        scheduler=scheduler,
+        durable_sleep=durable_sleep if options.durable else None,
+        cancel_event=cancel_event,
+    )
+
+
+async def run_attempt(
+    options: TaskOptions,
+    payload: Any,
+    ctx: TaskContext,
+    *,
+    trace: Mapping[str, Any] | None = None,
+    lateness: float | None = None,
+    timed_out: Callable[[], bool] | None = None,
+    through: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
+    record: Callable[[AttemptOutcome], None] | None = None,
+) -> AttemptOutcome:
+    """Run attempt ``ctx.attempt`` of a task and return its outcome; a task's
+    error is returned, not raised.
+
+    A failure is logged; a final one then calls the task's ``on_failure``
+    with a ``TaskFailure`` before this returns, so a run can be reported
+    FAILED once its callback has returned. ``record`` (if given) sees a
+    failed outcome before that, e.g. to store the error where status reads
+    find it while ``on_failure`` runs.
+
+    The attempt is cut off after ``options.timeout`` seconds of real time.
+    A backend that keeps time itself (the memory backend's virtual clock)
+    passes ``timed_out``, cancels the attempt when its time is up, and
+    ``timed_out()`` then says that the cancellation was a timeout. Any other
+    cancellation propagates. ``through`` wraps the task's call (the memory
+    backend injects faults there).
+
+    ``trace`` is the metadata the scheduling call sent (the attempt's span is
+    its child); ``lateness`` is the seconds from due time to a first attempt's
+    start. See ``owlclaw.scheduler.observability``.
+    """
+    call: Awaitable[Any] = execute_attempt(options, payload, ctx, trace=trace, lateness=lateness)
+    if through is not None:
+        call = through(call)
+    attempt = ctx.attempt
+    try:
+        if timed_out is None:
+            async with asyncio.timeout(options.timeout) as deadline:
+                result = await call
+            return AttemptOutcome(attempt=attempt, result=result)
+        result = await call
+        return AttemptOutcome(attempt=attempt, result=result)
+    except asyncio.CancelledError:
+        if timed_out is None or not timed_out():
+            raise
+        outcome = failed_outcome(options, attempt, timeout_error(options), timed_out=True)
+    except Exception as exc:  # noqa: BLE001 - a task's failure is data
+        if timed_out is None and isinstance(exc, TimeoutError) and deadline.expired():
+            outcome = failed_outcome(options, attempt, timeout_error(options), timed_out=True)
+        else:
+            outcome = failed_outcome(options, attempt, exc)
+    error = outcome.error or ""
+    if record is not None:
+        record(outcome)
+    log_attempt_failure(options, ctx.task_id, attempt, error, final=outcome.final)
+    if outcome.final:
+        failure = TaskFailure(options.name, ctx.task_id, json_roundtrip(payload, "payload"), error, attempt)
+        await run_on_failure(options, failure)
+    return outcome
+
+
+async def execute_attempt(
+    options: TaskOptions,
+    payload: Any,
+    ctx: TaskContext,
+    *,
+    trace: Mapping[str, Any] | None = None,
+    lateness: float | None = None,
+) -> Any:
+    """Call the task once and return its result as JSON would carry it; its
+    error is raised. Logged, traced and counted (``observe_attempt``).
+    ``run_attempt`` adds the timeout and the retry decision."""
+    with observe_attempt(options, ctx, payload, trace=trace, lateness=lateness):
+        if inspect.iscoroutinefunction(options.func):
+            result = await options.func(payload, ctx)
+        else:
+            result = await asyncio.to_thread(options.func, payload, ctx)
+            if inspect.isawaitable(result):
+                result = await result
+        return json_roundtrip(result, f"the result of task {options.name!r}")
+
+
+async def run_on_failure(options: TaskOptions, failure: TaskFailure) -> None:
+    """Call the task's ``on_failure``; its own errors are logged, never raised."""
+    if options.on_failure is None:
+        return
+    try:
+        if inspect.iscoroutinefunction(options.on_failure):
+            await options.on_failure(failure)
+        else:
+            result = await asyncio.to_thread(options.on_failure, failure)
+            if inspect.isawaitable(result):
+                await result
+    except Exception as exc:  # noqa: BLE001 - a failing callback must not change the run
+        log.error("on_failure of task %s (%s) raised %s", options.name, failure.task_id, describe_error(exc))
+
+
+def log_attempt_failure(
+    options: TaskOptions, task_id: str, attempt: int, error: str, *, final: bool = False
+) -> None:
+    """A DEBUG line per failed attempt with the retries left; the INFO+ line
+    per failure is observability's "run failed"."""
+    retries_left = 0 if final else max(options.retries + 1 - attempt, 0)
+    if retries_left:
+        log.debug(
+            "task %s (%s) attempt %d failed, %d retries left: %s",
+            options.name,
+            task_id,
+            attempt,
+            retries_left,
+            error,
+        )
+    else:
+        log.debug("task %s (%s) failed after %d attempts: %s", options.name, task_id, attempt, error)

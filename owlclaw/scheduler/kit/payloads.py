@@ -1,0 +1,100 @@
+"""The JSON rules every backend applies: what a payload, a result and a due
+time may be, and a run's priority.
+
+The engine carries payloads and results as JSON, so every backend checks them
+the same way before they leave the caller: a value the engine would refuse
+raises ``PayloadError`` at the call, not later in a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from owlclaw.scheduler.errors import InvalidScheduleError, PayloadError
+from owlclaw.scheduler.models import TaskOptions
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "check_payload",
+    "dump_json",
+    "json_roundtrip",
+    "resolve_due_time",
+    "run_priority",
+]
+
+#: Largest payload, as compact UTF-8 JSON: well under the 4 MiB gRPC message
+#: limit of Hatchet's SDK and engine, so every backend refuses the same ones.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+def dump_json(value: Any, what: str) -> str:
+    """Serialize as the engine would, or raise PayloadError naming ``what``."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(
+            f"{what} is not JSON-serializable ({exc}); use dicts, lists, str, "
+            "int, float (finite), bool and None, e.g. datetime.isoformat() for times"
+        ) from exc
+
+
+def json_roundtrip(value: Any, what: str) -> Any:
+    """Return ``value`` exactly as it comes back after a trip through JSON."""
+    return json.loads(dump_json(value, what))
+
+
+def check_payload(payload: Any) -> dict[str, Any]:
+    """A payload is a JSON object; None means ``{}``."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise PayloadError(
+            f"payload must be a JSON object (a dict), got {type(payload).__name__}; "
+            'wrap it, e.g. {"value": ...}'
+        )
+    text = dump_json(dict(payload), "payload")
+    size = len(text.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            f"payload is {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit; "
+            "store large data elsewhere (a file, a database row) and pass its key"
+        )
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | None) -> datetime:
+    """The UTC instant a one-off schedule is due."""
+    if (delay_seconds is None) == (at is None):
+        raise InvalidScheduleError(
+            "give exactly one of delay_seconds=<seconds> or at=<timezone-aware datetime>"
+        )
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise InvalidScheduleError(f"at must be a datetime, got {type(at).__name__}")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidScheduleError(
+                f"at={at.isoformat()} is naive; pass a timezone-aware datetime, "
+                "e.g. datetime(..., tzinfo=timezone.utc)"
+            )
+        return at.astimezone(UTC)
+    if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)):
+        raise InvalidScheduleError(f"delay_seconds must be a number of seconds, got {delay_seconds!r}")
+    if not math.isfinite(delay_seconds) or delay_seconds <= 0:
+        raise InvalidScheduleError(
+            f"delay_seconds must be > 0, got {delay_seconds!r}; use run_task() to run now"
+        )
+    return now + timedelta(seconds=delay_seconds)
+
+
+def run_priority(options: TaskOptions, priority: Any) -> int:
+    """A run's priority: the task's unless the call gives one."""
+    if priority is None:
+        return options.priority
+    if isinstance(priority, bool) or priority not in (1, 2, 3):
+        raise InvalidScheduleError(f"priority must be 1, 2 or 3 (3 runs first), got {priority!r}")
+    return int(priority)
