@@ -90,6 +90,7 @@ from owlclaw.scheduler.errors import (
 )
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
+from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["HatchetScheduler", "map_sdk_errors"]
 
@@ -255,6 +256,7 @@ class HatchetScheduler(BaseScheduler):
     """Runs owlclaw tasks on a Hatchet engine (see the module docstring for ids)."""
 
     backend_name = "hatchet"
+    capabilities = Capabilities(in_process=False, virtual_time=False, diagnose=True, start_worker=False)
 
     def __init__(self, config: HatchetConfig | None = None) -> None:
         super().__init__()

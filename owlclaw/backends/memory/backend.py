@@ -38,6 +38,7 @@ from owlclaw.scheduler.errors import (
 )
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
+from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["MemoryScheduler"]
 
@@ -117,6 +118,14 @@ class MemoryScheduler(BaseScheduler):
     """
 
     backend_name = "memory"
+    capabilities = property(
+        lambda self: Capabilities(
+            in_process=True,
+            virtual_time=isinstance(self.clock, VirtualClock),
+            diagnose=True,
+            start_worker=True,
+        )
+    )
 
     def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
         super().__init__()
