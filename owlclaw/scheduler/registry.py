@@ -149,9 +149,10 @@ def load_backend(name: str) -> tuple[type[Any], type[Any]]:
             f"reinstall it, e.g. pip install '{DISTRIBUTION}[{name}]'"
         )
     if spec is None:
+        # the built-in backends are always registered (by entry point or by import), so an
+        # unknown name is a typo or a third-party plugin that is not installed
         found = ", ".join(sorted(backends)) or "none (is owlclaw-scheduler installed?)"
-        extra = f"; for Hatchet: pip install '{DISTRIBUTION}[hatchet]'" if name == "hatchet" else ""
-        raise BackendNotFoundError(f"no scheduler backend named {name!r}; found: {found}{extra}")
+        raise BackendNotFoundError(f"no scheduler backend named {name!r}; found: {found}")
     return _import(spec.scheduler, spec), _import(spec.config, spec)
 
 
