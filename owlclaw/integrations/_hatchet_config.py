@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -18,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-from owlclaw.backends.hatchet.config import check_host_port, check_server_url
-from owlclaw.scheduler.config import BACKEND_ENV, read_yaml_section
+from owlclaw.scheduler.config import BACKEND_ENV, read_yaml_section, substitute_env
 from owlclaw.scheduler.errors import ConfigError
+from owlclaw.scheduler.validators import check_host_port, check_server_url
 
 __all__ = ["ENV_FALLBACKS", "HatchetConfig"]
 
@@ -35,7 +34,6 @@ ENV_FALLBACKS: dict[str, str] = {
 }
 DEFAULT_GRPC_PORT = 7077
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _OPTIONAL = ("server_url", "api_token", "grpc_host_port", "grpc_tls_strategy", "worker_name")
 
 
@@ -129,7 +127,8 @@ class HatchetConfig(BaseModel):
         :raises ConfigError: unreadable file, bad YAML or invalid values.
         """
         section = read_yaml_section(path, SECTION, "namespace: owlclaw")
-        return cls.from_mapping(_substitute(section), source=str(path))
+        substituted = substitute_env(section, str(path), SECTION, unset="empty")
+        return cls.from_mapping(substituted, source=str(path))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<dict>") -> HatchetConfig:
@@ -158,13 +157,3 @@ class HatchetConfig(BaseModel):
         )
 
     __str__ = __repr__
-
-
-def _substitute(value: Any) -> Any:
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", value)
-    if isinstance(value, Mapping):
-        return {k: _substitute(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v) for v in value]
-    return value

@@ -81,7 +81,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 CRON_PREFIX = "cron-"
-IN_PROCESS = frozenset({"memory"})  # backends whose runs live in this process's event loop
 _STATUS = {
     TaskState.SCHEDULED: "scheduled",
     TaskState.QUEUED: "queued",
@@ -140,11 +139,11 @@ class HatchetClient:
             return
         if self._given is not None:
             scheduler = self._given
-        elif self._scheduler is not None and self._scheduler.backend_name in IN_PROCESS:
+        elif self._scheduler is not None and self._scheduler.capabilities.in_process:
             scheduler = self._scheduler  # keep the runs of an earlier connect()
         else:
             scheduler = self._build(lambda name: name not in self._paused)
-        if scheduler.backend_name in IN_PROCESS:
+        if scheduler.capabilities.in_process:
             self._add_declared(scheduler)
             _drive(scheduler.connect(), "connect")
         else:
@@ -163,7 +162,7 @@ class HatchetClient:
         scheduler, loop = self._scheduler, self._loop
         if scheduler is None:
             return
-        if scheduler.backend_name not in IN_PROCESS:
+        if not scheduler.capabilities.in_process:
             self._loop = None
         if loop is None:
             _drive(scheduler.disconnect(), "disconnect")
@@ -222,7 +221,7 @@ class HatchetClient:
                 task_name, cron=cron, retries=retries, timeout=timeout, priority=priority, durable=durable
             )(wrap_handler(func, durable=durable))
             self._generation += 1
-            if self._scheduler is not None and self._scheduler.backend_name in IN_PROCESS:
+            if self._scheduler is not None and self._scheduler.capabilities.in_process:
                 self._add_declared(self._scheduler)
             return func
 
@@ -373,7 +372,7 @@ class HatchetClient:
         if crons is None:
             return False
         declared = self._declared.tasks[name].cron
-        remote = self._require().backend_name not in IN_PROCESS
+        remote = not self._require().capabilities.in_process
 
         async def resume(scheduler: Scheduler) -> dict[str, str]:
             new_ids: dict[str, str] = {}
@@ -403,7 +402,7 @@ class HatchetClient:
         scheduler = self._require()
         if not self._declared.tasks:
             raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
-        if scheduler.backend_name in IN_PROCESS:
+        if scheduler.capabilities.in_process:
             if self._loop is not None:
                 if not self._loop.is_closed():
                     raise NotSupportedError(
@@ -467,7 +466,7 @@ class HatchetClient:
 
     def _sync(self, work: Callable[[Scheduler], Awaitable[T]], *, keep_cron: str | None) -> T:
         scheduler = self._require()
-        if scheduler.backend_name in IN_PROCESS:
+        if scheduler.capabilities.in_process:
             self._add_declared(scheduler)
             _drive(scheduler.connect(), "connect")
 
@@ -527,7 +526,7 @@ class HatchetClient:
             scheduler = self._require()
             if self._loop is loop and self._built_generation == self._generation:
                 return scheduler
-            if scheduler.backend_name in IN_PROCESS:
+            if scheduler.capabilities.in_process:
                 if self._loop is not None and self._loop is not loop:
                     if not self._loop.is_closed():
                         raise NotSupportedError(

@@ -12,10 +12,11 @@ from owlclaw.scheduler import errors
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import NonRetryableError
 from owlclaw.scheduler.models import CronInfo, TaskContext, TaskFailure, TaskInfo, TaskState
-from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.protocol import Capabilities, Scheduler
 from owlclaw.scheduler.registry import available_backends, create_scheduler
 
 __all__ = [
+    "Capabilities",
     "CronInfo",
     "NonRetryableError",
     "Scheduler",

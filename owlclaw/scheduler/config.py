@@ -17,14 +17,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from owlclaw.scheduler.errors import ConfigError
 
-__all__ = ["SchedulerConfig"]
+__all__ = ["SchedulerConfig", "substitute_env"]
 
 CONFIG_ENV = "OWLCLAW_CONFIG"
 BACKEND_ENV = "OWLCLAW_SCHEDULER_BACKEND"
@@ -90,7 +90,7 @@ class SchedulerConfig(BaseModel):
         :raises ConfigError: unreadable file, bad YAML, unset variable, bad values.
         """
         section = read_yaml_section(path, SECTION, "backend: memory")
-        substituted = _substitute(section, str(path), SECTION)
+        substituted = substitute_env(section, str(path), SECTION)
         return cls.from_mapping(substituted, source=str(path))
 
     @classmethod
@@ -132,15 +132,28 @@ def read_yaml_section(path: str | os.PathLike[str], key: str, example: str) -> M
     return section
 
 
-def _substitute(value: Any, source: str, where: str) -> Any:
+def substitute_env(value: Any, source: str, where: str, *, unset: Literal["error", "empty"] = "error") -> Any:
+    """``value`` (a string, or mappings and lists of them) with ``${VAR}`` and
+    ``${VAR:-default}`` replaced from the environment.
+
+    ``${VAR:-default}`` gives ``default`` when VAR is unset or empty, as shells
+    and Docker Compose do. ``${VAR}`` gives VAR's value, even an empty one;
+    when VAR is unset, ``unset="error"`` raises and ``unset="empty"`` gives "".
+    ``source`` and ``where`` (the dotted key) name the place in the error.
+
+    :raises ConfigError: an unset ``${VAR}`` without default, with ``unset="error"``.
+    """
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
+            current = os.environ.get(name)
             if default is not None:
-                return default
+                return current or default
+            if current is not None:
+                return current
+            if unset == "empty":
+                return ""
             raise ConfigError(
                 f"{source}: {where} uses ${{{name}}} but {name} is not set; "
                 f"export {name}=... or write ${{{name}:-default}}"
@@ -148,9 +161,9 @@ def _substitute(value: Any, source: str, where: str) -> Any:
 
         return _VAR.sub(replace, value)
     if isinstance(value, Mapping):
-        return {k: _substitute(v, source, f"{where}.{k}") for k, v in value.items()}
+        return {k: substitute_env(v, source, f"{where}.{k}", unset=unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [substitute_env(v, source, f"{where}[{i}]", unset=unset) for i, v in enumerate(value)]
     return value
 
 

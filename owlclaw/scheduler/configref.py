@@ -49,7 +49,8 @@ _INTRO = f"""\
 `create_scheduler()` reads the `{SECTION}:` section of a YAML file: the path in
 `${CONFIG_ENV}`, else `./{DEFAULT_FILE}`, else it uses the defaults (the memory
 backend). Any value may use `${{VAR}}` or `${{VAR:-default}}`; both are read from
-the environment when the file is loaded, and an unset `${{VAR}}` without a
+the environment when the file is loaded. `${{VAR:-default}}` uses the default
+when VAR is unset or empty, as shells do; an unset `${{VAR}}` without a
 default is a `ConfigError` naming the key.
 
 ```yaml

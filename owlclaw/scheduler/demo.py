@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from owlclaw.scheduler.errors import NotSupportedError
 from owlclaw.scheduler.models import TaskContext, TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 
@@ -72,12 +71,10 @@ async def run_demo(
     def say(text: str) -> None:
         out(f"{time.monotonic() - started:5.1f}s  {text}")
 
+    in_process = scheduler.capabilities.start_worker  # else its workers run in their own process
     async with scheduler:
-        try:
+        if in_process:
             await scheduler.start_worker()
-            in_process = True
-        except NotSupportedError:
-            in_process = False  # its workers run in their own process
         say(
             f"backend={scheduler.backend_name} worker={'in-process' if in_process else 'external'}; "
             "cron demo_heartbeat fires every 2 seconds"

@@ -1,22 +1,22 @@
 """``owlclaw-scheduler doctor``: check config, engine, versions and workers.
 
 Each check yields a :class:`Finding` that says what is wrong and how to fix
-it. Backends add their own checks with an ``async def diagnose(self) ->
-list[Finding]`` method, called once connected.
+it. A backend adds its own checks by declaring ``Capabilities(diagnose=True)``
+and an ``async def diagnose(self) -> list[Finding]`` method, called once connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 from owlclaw.scheduler.config import SchedulerConfig, validate_section
 from owlclaw.scheduler.errors import BackendNotFoundError, ConfigError, SchedulerError
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import load_backend
 
-__all__ = ["Finding", "run_checks"]
+__all__ = ["Diagnosable", "Finding", "run_checks"]
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -27,6 +27,12 @@ class Finding:
     level: Level
     detail: str
     fix: str = ""
+
+
+class Diagnosable(Protocol):
+    """A scheduler whose ``capabilities.diagnose`` is True."""
+
+    async def diagnose(self) -> list[Finding]: ...
 
 
 async def run_checks(
@@ -66,9 +72,8 @@ async def run_checks(
         return found
     try:
         found.append(Finding("connect", "ok", f"connected ({scheduler.backend_name})"))
-        diagnose = getattr(scheduler, "diagnose", None)
-        if diagnose is not None:
-            found.extend(await diagnose())
+        if scheduler.capabilities.diagnose:
+            found.extend(await cast(Diagnosable, scheduler).diagnose())
     finally:
         await scheduler.disconnect()
     return found

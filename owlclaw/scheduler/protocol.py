@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from owlclaw.scheduler.models import CronInfo, OnFailure, TaskInfo, TaskOptions, TaskState
 
-__all__ = ["Scheduler"]
+__all__ = ["Capabilities", "Scheduler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound="Scheduler")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond the protocol, declared by the backend so
+    callers (CLI, doctor, adapters, the conformance suite) need not guess from
+    its name or by trying."""
+
+    #: its runs execute in this process's event loop, so they live and die with it
+    in_process: bool = False
+    #: its clock is virtual: ``await scheduler.advance(seconds)`` moves time
+    #: and ``scheduler.clock.now()`` reads it
+    virtual_time: bool = False
+    #: it has ``async def diagnose(self) -> list[Finding]`` for ``doctor``, called once connected
+    diagnose: bool = False
+    #: ``start_worker()`` runs a worker inside the running event loop; without it,
+    #: workers are processes of their own (``run_worker()``) and ``start_worker``
+    #: raises ``NotSupportedError``
+    start_worker: bool = False
 
 
 @runtime_checkable
@@ -20,9 +40,18 @@ class Scheduler(Protocol):
     """Run tasks now, later, at a time or on a cron; cancel; inspect; sleep durably.
 
     Payloads and results are JSON. Times are timezone-aware UTC.
+
+    ``capabilities`` declares what the backend can do beyond this interface
+    (see :class:`Capabilities`); a backend sets it on its class, or as a
+    property when it depends on the instance (e.g. a virtual clock).
     """
 
     backend_name: str
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this scheduler can do beyond the protocol."""
+        ...
 
     @property
     def tasks(self) -> Mapping[str, TaskOptions]:
@@ -175,7 +204,8 @@ class Scheduler(Protocol):
         """Start running due tasks in this process.
 
         :raises NotSupportedError: the backend's workers run only in a process
-            of their own (``run_worker()``, ``owlclaw-scheduler worker APP``).
+            of their own (``run_worker()``, ``owlclaw-scheduler worker APP``);
+            ``capabilities.start_worker`` is False.
         """
         ...
 

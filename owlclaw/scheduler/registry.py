@@ -14,14 +14,28 @@ import pluggy
 from owlclaw.scheduler import hookspecs
 from owlclaw.scheduler.config import SchedulerConfig, validate_section
 from owlclaw.scheduler.errors import BackendNotFoundError, ConfigError
-from owlclaw.scheduler.hookspecs import BackendSpec
+from owlclaw.scheduler.hookspecs import BackendSpec, CliCommand, DemoEnvironment
 from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["available_backends", "create_scheduler", "load_backend", "plugin_manager"]
+__all__ = [
+    "available_backends",
+    "cli_commands",
+    "create_scheduler",
+    "demo_environment",
+    "load_backend",
+    "plugin_manager",
+]
 
 _pm: pluggy.PluginManager | None = None
 _broken: dict[str, str] = {}  # entry-point name -> why its plugin module failed to import
 DISTRIBUTION = "owlclaw-scheduler"
+#: The backends shipped in this distribution, by entry-point name -> plugin module.
+#: Registered by import when their entry points are absent (a source checkout
+#: that was never pip-installed), so they are named here as strings: this
+#: package imports no backend statically.
+BUILTIN_PLUGINS: Mapping[str, str] = MappingProxyType(
+    {"memory": "owlclaw.backends.memory.plugin", "hatchet": "owlclaw.backends.hatchet.plugin"}
+)
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -41,6 +55,16 @@ def plugin_manager() -> pluggy.PluginManager:
                 pm.register(ep.load(), name=ep.name)
             except Exception as exc:  # noqa: BLE001 - reported when that backend is chosen
                 _broken[ep.name] = f"{type(exc).__name__}: {exc}"
+        for name, module_name in BUILTIN_PLUGINS.items():
+            if pm.get_plugin(name) is not None or name in _broken:
+                continue  # its entry point registered it (or failed, and says why)
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:  # noqa: BLE001 - reported when that backend is chosen
+                _broken[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            if not pm.is_registered(module):  # e.g. an entry point of another name loaded it
+                pm.register(module, name=name)
         _pm = pm
     return _pm
 
@@ -59,6 +83,35 @@ def available_backends() -> Mapping[str, BackendSpec]:
 
     plugin_manager().hook.owlclaw_scheduler_register_backends(register=register)
     return MappingProxyType(found)
+
+
+def cli_commands() -> dict[str, CliCommand]:
+    """The commands plugins add to ``owlclaw-scheduler``, by name.
+
+    :raises BackendNotFoundError: two plugins add a command of the same name.
+    """
+    found: dict[str, CliCommand] = {}
+
+    def register(command: CliCommand) -> None:
+        if command.name in found:
+            raise BackendNotFoundError(
+                f"two plugins add an owlclaw-scheduler command named {command.name!r}; uninstall one"
+            )
+        found[command.name] = command
+
+    plugin_manager().hook.owlclaw_scheduler_cli_commands(register=register)
+    return found
+
+
+def demo_environment(name: str) -> DemoEnvironment | None:
+    """What backend ``name`` declares to prepare the demo (``BackendSpec.demo``), if anything.
+
+    :raises BackendNotFoundError: it names a function that cannot be imported.
+    """
+    spec = available_backends().get(name)
+    if spec is None or spec.demo is None:
+        return None
+    return cast(DemoEnvironment, _import(spec.demo, spec))
 
 
 def _import(ref: str, spec: BackendSpec) -> Any:
@@ -96,9 +149,10 @@ def load_backend(name: str) -> tuple[type[Any], type[Any]]:
             f"reinstall it, e.g. pip install '{DISTRIBUTION}[{name}]'"
         )
     if spec is None:
+        # the built-in backends are always registered (by entry point or by import), so an
+        # unknown name is a typo or a third-party plugin that is not installed
         found = ", ".join(sorted(backends)) or "none (is owlclaw-scheduler installed?)"
-        extra = f"; for Hatchet: pip install '{DISTRIBUTION}[hatchet]'" if name == "hatchet" else ""
-        raise BackendNotFoundError(f"no scheduler backend named {name!r}; found: {found}{extra}")
+        raise BackendNotFoundError(f"no scheduler backend named {name!r}; found: {found}")
     return _import(spec.scheduler, spec), _import(spec.config, spec)
 
 

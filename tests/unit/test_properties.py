@@ -198,16 +198,18 @@ def test_substitution_inserts_environment_values(
 
 @FAST
 @given(env_names, plain_text.filter(lambda d: "}" not in d))
-def test_substitution_default_applies_only_when_unset(
+def test_substitution_default_applies_when_unset_or_empty(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, default: str
 ) -> None:
-    """${VAR:-default} is the default when VAR is unset, the value when set (even empty)."""
+    """${VAR:-default} is the default when VAR is unset or empty (as in shells and Compose)."""
     path = tmp_path / "owlclaw.yaml"
     path.write_text(yaml.safe_dump({"scheduler": {"note": f"${{{name}:-{default}}}"}}), encoding="utf-8")
     monkeypatch.delenv(name, raising=False)
     assert SchedulerConfig.load(path).model_extra == {"note": default}
     monkeypatch.setenv(name, "")
-    assert SchedulerConfig.load(path).model_extra == {"note": ""}
+    assert SchedulerConfig.load(path).model_extra == {"note": default}
+    monkeypatch.setenv(name, "set")
+    assert SchedulerConfig.load(path).model_extra == {"note": "set"}
     monkeypatch.delenv(name)
 
 

@@ -1,9 +1,16 @@
 """The ``owlclaw_scheduler`` fixture comes from the package's pytest11 entry point."""
 
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from owlclaw.backends.memory import MemoryScheduler
 from owlclaw.scheduler import TaskContext, TaskState
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_fixture_gives_a_running_virtual_scheduler(owlclaw_scheduler: MemoryScheduler) -> None:
@@ -34,3 +41,56 @@ async def test_fixture_takes_an_apps_tasks(owlclaw_scheduler: MemoryScheduler) -
     [pending] = await owlclaw_scheduler.list_scheduled_tasks(task_name="remind")
     assert pending.scheduled_at is not None
     assert (pending.scheduled_at - owlclaw_scheduler.clock.now()).total_seconds() == 3600
+
+
+# --------------------------------------------------------------------------
+# The plugin loads with and without pytest-asyncio: run pytest in a subprocess
+# on a one-test file, with entry points off so only the plugins named load.
+
+USES_FIXTURE = """
+async def test_uses_it(owlclaw_scheduler):
+    assert owlclaw_scheduler.capabilities.virtual_time
+    await owlclaw_scheduler.advance(60)
+"""
+
+
+def _pytest(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_it.py").write_text(USES_FIXTURE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # not this project's ini (asyncio_mode)
+    args = ["-p", "owlclaw.backends.memory.pytest_plugin", *options]
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_it.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_plugin_module_imports_without_pytest_asyncio() -> None:
+    code = (
+        "import sys; sys.modules['pytest_asyncio'] = None\n"  # any import of it fails
+        "import owlclaw.backends.memory.pytest_plugin as p\n"
+        "assert p.INSTALL_HINT\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def test_fixture_works_with_pytest_asyncio(tmp_path: Path) -> None:
+    result = _pytest(tmp_path, "-p", "pytest_asyncio.plugin", "-o", "asyncio_mode=auto")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fixture_without_pytest_asyncio_says_what_to_install(tmp_path: Path) -> None:
+    result = _pytest(tmp_path)
+    assert result.returncode != 0
+    assert "pip install 'owlclaw-scheduler[test]'" in result.stdout, result.stdout + result.stderr
+
+
+def test_entry_point_names_the_memory_plugin() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    plugins = pyproject["project"]["entry-points"]["pytest11"]
+    assert plugins == {"owlclaw_scheduler_memory": "owlclaw.backends.memory.pytest_plugin"}

@@ -22,6 +22,7 @@ from owlclaw.scheduler.errors import NotSupportedError
 from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import traced_call
+from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["HatchetScheduler"]
 
@@ -30,6 +31,11 @@ class HatchetScheduler(BaseScheduler):
     """Runs owlclaw tasks on a Hatchet engine (ids and states: docs/hatchet.md)."""
 
     backend_name = "hatchet"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Workers run in their own process (``run_worker``); ``doctor`` can diagnose it."""
+        return Capabilities(in_process=False, virtual_time=False, diagnose=True, start_worker=False)
 
     def __init__(self, config: HatchetConfig | None = None) -> None:
         super().__init__()

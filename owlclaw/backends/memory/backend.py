@@ -20,6 +20,7 @@ from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, json_roundtrip, make_context, run_attempt
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["MemoryScheduler"]
 
@@ -36,6 +37,13 @@ class MemoryScheduler(BaseScheduler):
     """
 
     backend_name = "memory"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Runs in this event loop; virtual time when its clock is virtual."""
+        return Capabilities(
+            in_process=True, virtual_time=self.clock.is_virtual, diagnose=True, start_worker=True
+        )
 
     def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
         super().__init__()

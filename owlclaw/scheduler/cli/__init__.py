@@ -34,6 +34,7 @@ from owlclaw.scheduler.errors import (
 )
 from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.registry import cli_commands
 
 __all__ = ["build_parser", "load_app", "main", "main_async"]
 
@@ -170,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=60.0, help="give up after this many seconds (default 60; exit 5)"
     )
+
+    # commands the installed plugins add (owlclaw_scheduler_cli_commands)
+    for name, command in sorted(cli_commands().items()):
+        if name in sub.choices:
+            print(f"warning: ignoring a plugin's command {name!r}: a built-in has that name", file=sys.stderr)
+            continue
+        p = add(name, command.help)
+        if command.configure is not None:
+            command.configure(p)
+        p.set_defaults(plugin_command=command)
     return parser
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import sys
-import tempfile
 from typing import Any
 
 from owlclaw.scheduler.cli.commands import EXIT_TIMEOUT
@@ -17,7 +15,8 @@ from owlclaw.scheduler.cli.session import build_scheduler, load_app
 from owlclaw.scheduler.config import SchedulerConfig, validate_section
 from owlclaw.scheduler.doctor import run_checks
 from owlclaw.scheduler.errors import BackendNotFoundError
-from owlclaw.scheduler.registry import available_backends, create_scheduler, load_backend
+from owlclaw.scheduler.hookspecs import CliCommand
+from owlclaw.scheduler.registry import available_backends, create_scheduler, demo_environment, load_backend
 
 __all__ = ["run"]
 
@@ -98,27 +97,20 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from owlclaw.scheduler.cli.local import local_hatchet, worker_process
     from owlclaw.scheduler.demo import declare_demo_tasks, run_demo
 
     config = SchedulerConfig.load(args.config)
     with contextlib.ExitStack() as stack:
-        if (
-            config.backend == "hatchet"
-            and not config.section("hatchet")
-            and not os.environ.get("HATCHET_CLIENT_TOKEN")
-        ):
-            config = stack.enter_context(local_hatchet())
-        worker_log = None
-        if config.backend == "hatchet":
-            if not args.verbose:
-                worker_log = stack.enter_context(tempfile.TemporaryFile())
-            stack.enter_context(worker_process(config, "owlclaw.scheduler.demo_app:scheduler", worker_log))
+        worker_output = None
+        environment = demo_environment(config.backend)  # declared by the backend's plugin
+        if environment is not None:
+            setup = stack.enter_context(environment(config, verbose=args.verbose))
+            config, worker_output = setup.config, setup.worker_output
         scheduler = declare_demo_tasks(create_scheduler(config))
         missing = asyncio.run(run_demo(scheduler, timeout=args.timeout))
-        if missing and worker_log is not None and worker_log.tell():
-            worker_log.seek(0)
-            tail = worker_log.read().decode(errors="replace").splitlines()[-40:]
+        if missing and worker_output is not None and worker_output.tell():
+            worker_output.seek(0)
+            tail = worker_output.read().decode(errors="replace").splitlines()[-40:]
             print("the worker's last output:", *tail, sep="\n", file=sys.stderr)
     return EXIT_TIMEOUT if missing else 0
 
@@ -127,5 +119,9 @@ _ADMIN = {"worker": _worker, "backends": _backends, "config": _config, "doctor":
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run an admin command, or a command a plugin added (``args.plugin_command``)."""
+    plugin_command: CliCommand | None = getattr(args, "plugin_command", None)
+    if plugin_command is not None:
+        return plugin_command.run(args)
     code: int = _ADMIN[args.command](args)
     return code

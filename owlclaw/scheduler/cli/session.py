@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from owlclaw.scheduler.config import BACKEND_ENV, CONFIG_ENV, SchedulerConfig
-from owlclaw.scheduler.errors import NotSupportedError, SchedulerError
+from owlclaw.scheduler.errors import SchedulerError
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler
 
@@ -83,13 +83,12 @@ async def open_session(
         yield Session(given, ephemeral=False)
         return
     scheduler = build_scheduler(app, config)
+    # without it, workers are processes of their own (``owlclaw-scheduler worker APP``)
+    in_process = scheduler.capabilities.start_worker
     await scheduler.connect()
-    in_process = True
     try:
-        try:
+        if in_process:
             await scheduler.start_worker()
-        except NotSupportedError:
-            in_process = False  # workers are processes of their own
         yield Session(scheduler, ephemeral=in_process)
     finally:
         if in_process:

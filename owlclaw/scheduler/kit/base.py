@@ -38,6 +38,7 @@ from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_
 from owlclaw.scheduler.kit.signals import serve_until_signal
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
+from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["NOT_CONNECTED", "BaseScheduler"]
 
@@ -62,6 +63,11 @@ class BaseScheduler:
         self._tasks: dict[str, TaskOptions] = {}
         #: Set by the backend's ``connect``/``disconnect``; read by ``_check_connected``.
         self._connected = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend can do beyond the protocol: nothing unless it says so."""
+        return Capabilities()
 
     @property
     def tasks(self) -> Mapping[str, TaskOptions]:
