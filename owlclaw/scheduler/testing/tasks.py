@@ -62,6 +62,20 @@ def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
         await asyncio.sleep(float(payload.get("seconds", 30)))
         return "finished"
 
+    @scheduler.task(name="conf_cancel_race")
+    async def cancel_race(payload: dict[str, Any], ctx: TaskContext) -> str:
+        # Waits for a cancel request a bounded time, then returns normally, even
+        # if the wait itself is interrupted: the run's code finishes just as its
+        # cancel arrives, the race a backend must still report one way.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(payload.get("seconds", 30))
+        try:
+            while not ctx.cancelled and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            pass  # deliberately swallowed: the code returns right after the cancel
+        return "finished"
+
     @scheduler.task(name="conf_timeout", timeout=1, retries=1)
     async def too_slow(payload: dict[str, Any], ctx: TaskContext) -> str:
         await asyncio.sleep(float(payload.get("seconds", 10)))

@@ -24,11 +24,12 @@ clock can run and moves time with ``scheduler.advance``::
 One module per concern: ``bad_calls`` (the table of bad input), ``running``,
 ``scheduling`` (delays, listings, crons), ``policies`` (retries, backoff,
 on_failure, timeouts, concurrency, priority), ``durable`` (``ctx.sleep``),
-``virtual_time`` and
+``agreement`` (listings agree with status reads), ``virtual_time`` and
 ``faults`` (:class:`SchedulerFaultConformance`, opted into separately).
 """
 
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
+from owlclaw.scheduler.testing.conformance.agreement import ListingAgreementConformance
 from owlclaw.scheduler.testing.conformance.bad_calls import (
     BAD_CALLS,
     BadCall,
@@ -63,6 +64,7 @@ class SchedulerConformance(
     SchedulingConformance,
     PolicyConformance,
     DurableSleepConformance,
+    ListingAgreementConformance,
     BadCallConformance,
 ):
     """Every rule of the ``Scheduler`` protocol, as tests."""
