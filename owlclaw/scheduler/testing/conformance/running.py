@@ -11,7 +11,7 @@ from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 
-__all__ = ["RunningConformance"]
+__all__ = ["JSON_VALUES", "RunningConformance"]
 
 JSON_VALUES: list[Any] = [
     {"nested": {"list": [1, 2.5, "x", None, True]}},
