@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from owlclaw.scheduler.models import CronInfo, OnFailure, TaskInfo, TaskOptions, TaskState
 
-__all__ = ["Capabilities", "Scheduler"]
+__all__ = ["Capabilities", "Scheduler", "VirtualClockScheduler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound="Scheduler")
@@ -216,3 +216,17 @@ class Scheduler(Protocol):
     def run_worker(self) -> None:
         """Run a worker until SIGTERM or SIGINT, then drain and return."""
         ...
+
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@runtime_checkable
+class VirtualClockScheduler(Protocol):
+    """What a scheduler whose ``capabilities.virtual_time`` is True also has:
+    a clock that moves only through ``advance(seconds)``."""
+
+    clock: _Clock
+
+    async def advance(self, seconds: float) -> None: ...

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import pytest
 from processes import WorkerProcess, start_worker
 
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -217,9 +217,8 @@ def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | Non
         .with_env("SERVER_GRPC_BROADCAST_ADDRESS", "localhost:7077")
         .with_exposed_ports(8888, 7077) as lite,
     ):
-        deadline = time.monotonic() + 120
-        token = ""
-        while time.monotonic() < deadline and not token:
+
+        def create_token() -> tuple[int, str]:
             code, output = lite.exec(
                 [
                     "/hatchet-admin",
@@ -231,12 +230,21 @@ def _container_engine(reasons: list[str]) -> Iterator[tuple[str, str, str] | Non
                     "707d0855-80ab-4e1f-a156-f1c4546cbf52",
                 ]
             )
-            if code == 0:
-                token = output.decode().strip().splitlines()[-1]
-            else:
-                time.sleep(2)
-        if not token:
-            reasons.append("testcontainers: hatchet-lite started but no token could be created")
+            return int(code), output.decode().strip()
+
+        token = ""
+        try:
+            # token create fails until the engine in the container is ready
+            _, output = poll_until_blocking(
+                create_token,
+                lambda result: result[0] == 0,
+                timeout=120,
+                interval=2,
+                what="hatchet-admin token create to succeed (exit code, output)",
+            )
+            token = output.splitlines()[-1]
+        except PollTimeoutError as exc:
+            reasons.append(f"testcontainers: hatchet-lite started but no token could be created: {exc}")
             yield None
             return
         host = lite.get_container_host_ip()

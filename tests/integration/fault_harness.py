@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from processes import WorkerProcess, worker_command
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.scheduler.models import TaskState
+from owlclaw.scheduler.polling import poll_until
 
 HERE = Path(__file__).parent
 APP = "fault_app:scheduler"
@@ -109,13 +109,14 @@ def count(events: list[Event], kind: str) -> Counter[str]:
 
 
 async def wait_for_event(directory: Path, kind: str, task_id: str, timeout: float = 60.0) -> Event:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_events(directory):
-            if event.kind == kind and event.task_id == task_id:
-                return event
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {kind!r} event for task {task_id} within {timeout:g}s")
+
+    def matching() -> list[Event]:
+        return [e for e in read_events(directory) if e.kind == kind and e.task_id == task_id]
+
+    found = await poll_until(
+        matching, timeout=timeout, interval=0.1, what=f"a {kind!r} event for task {task_id} in the event log"
+    )
+    return found[0]
 
 
 async def wait_final(scheduler: HatchetScheduler, task_ids: list[str], timeout: float) -> dict[str, Any]:

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until_blocking
 
 CONFORMANCE_APP = "owlclaw.scheduler.testing.app:scheduler"
 # importing the SDK alone can take 20 s on a loaded 2-core runner
@@ -71,14 +72,22 @@ class WorkerProcess:
         """Until ``engine`` lists a worker named ``name`` ACTIVE; the log in the error otherwise."""
         assert self.proc is not None
         sdk = _sdk_client(engine)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
-            if any(w.name.endswith(name) and w.status == "ACTIVE" for w in sdk.workers.list().rows or []):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {name} not ACTIVE after {timeout:g}s: {self.log_tail()}")
+        proc = self.proc
+
+        def workers() -> list[tuple[str, Any]]:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}: {self.log_tail()}")
+            return [(w.name, w.status) for w in sdk.workers.list().rows or []]
+
+        try:
+            poll_until_blocking(
+                workers,
+                lambda rows: any(n.endswith(name) and status == "ACTIVE" for n, status in rows),
+                timeout=timeout,
+                what=f"worker {name} ACTIVE among the engine's workers (name, status)",
+            )
+        except PollTimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 40) -> str:
         try:

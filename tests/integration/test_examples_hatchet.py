@@ -22,7 +22,8 @@ import pytest
 import yaml
 from processes import WorkerProcess, worker_command
 
-from owlclaw.scheduler.models import TaskState
+from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 from owlclaw.scheduler.registry import create_scheduler
 
 pytestmark = pytest.mark.integration
@@ -145,11 +146,15 @@ async def test_durable_timer_survives_a_killed_worker(
     watcher = create_scheduler()
     watcher.add_tasks(example.module.scheduler.tasks.values())
     async with watcher:
-        deadline = time.monotonic() + 60
-        while not await watcher.list_tasks("heartbeat", states=[TaskState.RUNNING]):
-            assert time.monotonic() < deadline, f"heartbeat never started\n{example.logs()}"
+
+        async def running() -> list[TaskInfo]:
             assert not heartbeat.done(), heartbeat
-            await asyncio.sleep(0.2)
+            return await watcher.list_tasks("heartbeat", states=[TaskState.RUNNING])
+
+        try:
+            await poll_until(running, timeout=60, what="a RUNNING heartbeat run in list_tasks")
+        except PollTimeoutError as exc:
+            raise AssertionError(f"heartbeat never started: {exc}\n{example.logs()}") from exc
     await asyncio.sleep(2)  # inside the 8 s durable sleep
     first.kill()
     example.start_worker()

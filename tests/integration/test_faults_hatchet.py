@@ -22,6 +22,7 @@ from fault_harness import FaultWorker, Target, count, read_events, wait_final, w
 
 from owlclaw.scheduler.errors import WaitTimeoutError
 from owlclaw.scheduler.models import TaskState
+from owlclaw.scheduler.polling import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +72,7 @@ async def spawn(target: Target, tmp_path: Path, workers: list[FaultWorker]) -> F
 
 
 async def until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, f"{what} not within {timeout:g}s"
-        await asyncio.sleep(0.3)
+    await poll_until(predicate, timeout=timeout, interval=0.3, what=what)
 
 
 @pytest.fixture

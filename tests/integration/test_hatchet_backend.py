@@ -26,7 +26,8 @@ from owlclaw.scheduler.errors import (
     SchedulerConnectionError,
     TaskNotFoundError,
 )
-from owlclaw.scheduler.models import TaskState
+from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.registry import create_scheduler
 
 pytestmark = pytest.mark.integration
@@ -75,11 +76,13 @@ async def test_durable_sleep_survives_a_killed_worker(
 ) -> None:
     async with connect_scheduler(engine) as scheduler:
         task_id = await scheduler.run_task("conf_durable", {"seconds": 8})
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while (info := await scheduler.get_task_status(task_id)).state is not TaskState.RUNNING:
-            assert loop.time() < deadline, info
-            await asyncio.sleep(0.1)
+        await poll_until(
+            lambda: scheduler.get_task_status(task_id),
+            lambda info: info.state is TaskState.RUNNING,
+            timeout=30,
+            interval=0.1,
+            what=f"conf_durable run {task_id} to be running",
+        )
         started = datetime.now(UTC)
         await asyncio.sleep(2)  # inside the durable sleep
         worker.signal(signal.SIGKILL)
@@ -97,11 +100,13 @@ async def test_durable_sleep_survives_a_killed_worker(
 async def test_sigterm_drains_the_run_in_flight(engine: Any, worker: Any, connect_scheduler: Any) -> None:
     async with connect_scheduler(engine) as scheduler:
         task_id = await scheduler.run_task("conf_slow", {"seconds": 4})
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while (await scheduler.get_task_status(task_id)).state is not TaskState.RUNNING:
-            assert loop.time() < deadline
-            await asyncio.sleep(0.1)
+        await poll_until(
+            lambda: scheduler.get_task_status(task_id),
+            lambda info: info.state is TaskState.RUNNING,
+            timeout=30,
+            interval=0.1,
+            what=f"conf_slow run {task_id} to be running",
+        )
         worker.signal(signal.SIGTERM)
         code = await asyncio.to_thread(worker.wait, 60)
         assert code == 0, worker.log_tail()
@@ -159,11 +164,13 @@ async def test_cancel_before_and_after_firing(engine: Any, worker: Any, connect_
             assert before not in [t.id for t in await other_process.list_scheduled_tasks()]
 
         after = await scheduler.schedule_task("conf_slow", {"seconds": 30}, delay_seconds=1)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while (await scheduler.get_task_status(after)).state is not TaskState.RUNNING:
-            assert loop.time() < deadline
-            await asyncio.sleep(0.1)
+        await poll_until(
+            lambda: scheduler.get_task_status(after),
+            lambda info: info.state is TaskState.RUNNING,
+            timeout=30,
+            interval=0.1,
+            what=f"scheduled conf_slow run {after} to be running",
+        )
         assert await scheduler.cancel_task(after) is True
         info = await scheduler.wait_for_task(after, timeout=60)
         assert info.state is TaskState.CANCELLED
@@ -189,13 +196,21 @@ async def test_failed_between_retries_is_reported_queued(
     """The engine shows a run FAILED for a moment before each retry."""
     async with connect_scheduler(engine) as scheduler:
         task_id = await scheduler.run_task("conf_flaky", {"fail_times": 9})
-        seen = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (info := await scheduler.get_task_status(task_id)).state.is_final:
-            seen.append((info.state, info.attempts))
-            assert loop.time() < deadline
-            await asyncio.sleep(0.02)
+        seen: list[tuple[TaskState, int]] = []
+
+        async def read() -> TaskInfo:
+            info = await scheduler.get_task_status(task_id)
+            if not info.state.is_final:
+                seen.append((info.state, info.attempts))
+            return info
+
+        info = await poll_until(
+            read,
+            lambda info: info.state.is_final,
+            timeout=60,
+            interval=0.02,
+            what=f"conf_flaky run {task_id} to reach a final state",
+        )
         assert info.state is TaskState.FAILED
         assert info.attempts == 3, seen
         assert info.error and "planned failure on attempt 3" in info.error

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 class TestHatchet(SchedulerConformance):
-    supports_virtual_time = False
+    # a real clock: VirtualTimeConformance is not inherited, so its tests are not collected
 
     @pytest.fixture
     async def scheduler(

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import socket
 import textwrap
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from processes import WorkerProcess, worker_command
 
 from owlclaw.scheduler import TaskState
+from owlclaw.scheduler.polling import poll_until_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -138,16 +138,18 @@ def app_module(directory: Path) -> Any:
 
 def worker_spans(path: Path, want: set[str], timeout: float = 30) -> list[dict[str, Any]]:
     """The worker's run spans for the task ids in ``want`` (waits for them)."""
-    deadline = time.monotonic() + timeout
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+
+    def spans() -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         rows = [json.loads(line) for line in lines]
-        rows = [r for r in rows if r["attributes"].get("owlclaw.task.id") in want]
-        if {r["attributes"]["owlclaw.task.id"] for r in rows} == want:
-            return rows
-        time.sleep(0.2)
-    raise AssertionError(f"the worker exported no run span for some of {want}: {rows}")
+        return [r for r in rows if r["attributes"].get("owlclaw.task.id") in want]
+
+    return poll_until_blocking(
+        spans,
+        lambda rows: {r["attributes"]["owlclaw.task.id"] for r in rows} == want,
+        timeout=timeout,
+        what=f"the worker's exported run spans for each of {sorted(want)} (spans seen)",
+    )
 
 
 def call_span(spans: list[ReadableSpan], name: str, task_id: str) -> ReadableSpan:
@@ -156,17 +158,20 @@ def call_span(spans: list[ReadableSpan], name: str, task_id: str) -> ReadableSpa
 
 
 def scrape(url: str, want: list[str], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
+
+    def read() -> str:
         try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            return str(urllib.request.urlopen(url, timeout=5).read().decode())
         except OSError:
-            text = ""
-        if all(line in text for line in want):
-            return text
-        time.sleep(0.5)
-    raise AssertionError(f"{want} not all in:\n{text}")
+            return ""
+
+    return poll_until_blocking(
+        read,
+        lambda text: all(line in text for line in want),
+        timeout=timeout,
+        interval=0.5,
+        what=f"{url} to show all of {want} (page read)",
+    )
 
 
 async def test_runs_are_children_of_their_calls_and_the_worker_counts_them(

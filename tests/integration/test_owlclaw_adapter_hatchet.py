@@ -25,6 +25,7 @@ import yaml
 from processes import WorkerProcess
 
 from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+from owlclaw.scheduler.polling import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -144,10 +145,12 @@ def client(engine: Any, worker: Worker) -> Iterator[HatchetClient]:
 async def _wait(
     client: HatchetClient, task_id: str, statuses: set[str], timeout: float = 60
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while (status := await client.get_task_status(task_id))["status"] not in statuses:
-        assert time.monotonic() < deadline, status
-        await asyncio.sleep(0.2)
+    status: dict[str, Any] = await poll_until(
+        lambda: client.get_task_status(task_id),
+        lambda status: status["status"] in statuses,
+        timeout=timeout,
+        what=f"task {task_id} to have a status in {sorted(statuses)}",
+    )
     return status
 
 
@@ -207,10 +210,12 @@ async def test_3_schedule_cron_registers_fires_and_cancel_cron_stops_it(client: 
     # a seconds-level cron shows it firing with its input
     tick = await client.schedule_cron("cron_tick", "agent_cron_tick", "*/2 * * * * *", {"tick": "bot-3"})
     try:
-        deadline = time.monotonic() + 30
-        while not (runs := await client.scheduler.list_tasks("cron_tick")):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.5)
+        runs = await poll_until(
+            lambda: client.scheduler.list_tasks("cron_tick"),
+            timeout=30,
+            interval=0.5,
+            what="a run of the */2 s cron_tick cron in list_tasks",
+        )
         done = await _wait(client, runs[-1].id, {"completed", "failed"})
         assert done["result"] == {"tick": "bot-3"}
     finally:

@@ -208,7 +208,8 @@ def test_worker_on_memory_serves_until_sigterm(clean_env: None) -> None:
     import signal
     import subprocess
     import sys
-    import time
+
+    from owlclaw.scheduler.polling import poll_until_blocking
 
     env = dict(os.environ, OWLCLAW_SCHEDULER_BACKEND="memory")
     proc = subprocess.Popen(
@@ -218,10 +219,13 @@ def test_worker_on_memory_serves_until_sigterm(clean_env: None) -> None:
         text=True,
     )
     assert proc.stderr is not None
-    line = ""
-    deadline = time.monotonic() + 30
-    while "worker running" not in line and time.monotonic() < deadline:
-        line = proc.stderr.readline()
+    line = poll_until_blocking(
+        proc.stderr.readline,
+        lambda line: "worker running" in line,
+        timeout=30,
+        interval=0,  # readline() itself waits for the next line
+        what="the worker's 'worker running' line on stderr (last line read)",
+    )
     assert "memory worker running 4 tasks" in line
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0

@@ -4,11 +4,10 @@ import pytest
 
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
 from owlclaw.backends.memory.config import MemoryConfig
-from owlclaw.scheduler.testing import SchedulerConformance, register_conformance_tasks
+from owlclaw.scheduler.testing import SchedulerConformance, VirtualTimeConformance, register_conformance_tasks
 
 
-class TestMemoryVirtualClock(SchedulerConformance):
-    supports_virtual_time = True
+class TestMemoryVirtualClock(VirtualTimeConformance, SchedulerConformance):
     start_tolerance = 0.001
     retry_slack = 0.0  # retries wait exactly their backoff on the virtual clock
 

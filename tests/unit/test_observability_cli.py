@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
 from owlclaw.scheduler.cli import build_parser
+from owlclaw.scheduler.polling import poll_until_blocking
 
 WORKER = [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", "obs_cli_app:scheduler"]
 APP = textwrap.dedent(
@@ -41,18 +41,21 @@ def free_port() -> int:
 
 
 def scrape(url: str, want: list[str], proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
+
+    def read() -> str:
         assert proc.poll() is None, f"worker exited with {proc.returncode}"
         try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            return str(urllib.request.urlopen(url, timeout=5).read().decode())
         except OSError:
-            text = ""
-        if all(line in text for line in want):
-            return text
-        time.sleep(0.3)
-    raise AssertionError(f"{want} not all in:\n{text}")
+            return ""
+
+    return poll_until_blocking(
+        read,
+        lambda text: all(line in text for line in want),
+        timeout=timeout,
+        interval=0.3,
+        what=f"{url} to show all of {want} (page read)",
+    )
 
 
 def test_the_worker_parser_takes_a_metrics_port() -> None:

@@ -7,12 +7,12 @@ memory, so they behave the same when a worker runs in another process.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import NonRetryableError
 from owlclaw.scheduler.models import TaskContext, TaskFailure
-from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.protocol import Scheduler, VirtualClockScheduler
 
 __all__ = ["DECLARED_CRON", "EXPONENTIAL_BACKOFF", "FIXED_BACKOFF", "register_conformance_tasks"]
 
@@ -62,6 +62,20 @@ def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
         await asyncio.sleep(float(payload.get("seconds", 30)))
         return "finished"
 
+    @scheduler.task(name="conf_cancel_race")
+    async def cancel_race(payload: dict[str, Any], ctx: TaskContext) -> str:
+        # Waits for a cancel request a bounded time, then returns normally, even
+        # if the wait itself is interrupted: the run's code finishes just as its
+        # cancel arrives, the race a backend must still report one way.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(payload.get("seconds", 30))
+        try:
+            while not ctx.cancelled and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            pass  # deliberately swallowed: the code returns right after the cancel
+        return "finished"
+
     @scheduler.task(name="conf_timeout", timeout=1, retries=1)
     async def too_slow(payload: dict[str, Any], ctx: TaskContext) -> str:
         await asyncio.sleep(float(payload.get("seconds", 10)))
@@ -109,8 +123,9 @@ async def _stamp_attempt(payload: dict[str, Any], ctx: TaskContext) -> None:
     of conf_attempt_log, which the test finds wherever the worker runs. A
     schedule, not a run: Hatchet makes a run started inside a task its child,
     and a retry asking again gets the first attempt's child back."""
-    clock = getattr(ctx.scheduler, "clock", None)
-    started = (clock.now() if clock is not None else utc_now()).isoformat()
+    scheduler = ctx.scheduler
+    virtual = scheduler.capabilities.virtual_time
+    started = (cast(VirtualClockScheduler, scheduler).clock.now() if virtual else utc_now()).isoformat()
     record = {"tag": payload["tag"], "attempt": ctx.attempt, "started": started}
     await ctx.scheduler.schedule_task("conf_attempt_log", record, delay_seconds=86400)
     if ctx.attempt <= 2:
