@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from owlclaw.scheduler.validators import check_host_port, check_server_url
+
 __all__ = ["ENV_FALLBACKS", "HatchetConfig"]
 
 #: field -> environment variable read when the field is not set.
@@ -45,26 +47,6 @@ ENV_FALLBACKS: dict[str, str] = {
     "namespace": "HATCHET_CLIENT_NAMESPACE",
     "tls_strategy": "HATCHET_CLIENT_TLS_STRATEGY",
 }
-
-
-def check_host_port(value: str | None, field: str) -> str | None:
-    """``host:port`` with a port in 1..65535 (a validator shared with the OwlClaw adapter)."""
-    if value is None:
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{field} must look like host:port, e.g. localhost:7070, got {value!r}")
-    return value
-
-
-def check_server_url(value: str | None) -> str | None:
-    """An http(s) URL, without its trailing slash."""
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"server_url must be an http(s) URL, e.g. http://localhost:8080, got {value!r}")
-    return value.rstrip("/")
 
 
 class HatchetConfig(BaseModel):
