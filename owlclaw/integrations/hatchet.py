@@ -13,38 +13,9 @@ OwlClaw adopts owlclaw-scheduler by changing one import::
     run_id = await client.schedule_task("agent_scheduled_run", 300, agent_id="bot")
 
 ``hatchet.backend: memory`` (or ``OWLCLAW_SCHEDULER_BACKEND=memory``) runs the same
-code in-process, which is what OwlClaw's tests want.
-
-Sync ``connect()`` and the async calls. ``connect()``/``disconnect()`` are
-synchronous, but every backend is async and its connections belong to the
-event loop they were made in. So nothing async is made in a throw-away loop
-and then reused:
-
-* On Hatchet, ``connect()`` checks the settings (``ValueError`` without a
-  token) and then, in a thread of its own with its own loop, connects a
-  separate scheduler once: engine version, token, task registration, crons
-  declared so far. It raises ``ConnectionError`` on failure or after
-  ``connect_timeout_seconds``. That scheduler is then dropped.
-* The scheduler your ``await`` calls use connects lazily, on the first awaited
-  call, in *your* loop. It is rebuilt when tasks were declared since (so they
-  are registered) or when a call comes from another event loop.
-* On memory, runs live in this process: ``connect()`` connects it inline and
-  the first awaited call starts an in-process worker in your loop, so handlers
-  run without ``start_worker()``. Its runs belong to that loop: a call from
-  another live loop raises ``NotSupportedError``; once that loop is closed, a
-  new loop starts with a fresh in-memory scheduler.
-
-Ids. Task ids are the ids the backend gives (one id per run or schedule, valid
-before and after it fires). Cron ids are ``cron-<backend cron id>``, so the two
-id spaces never meet: ``cancel_task`` on a cron id and ``cancel_cron`` on a task
-id return False at once, as does either on an unknown id.
-
-Pausing. Hatchet has no paused cron, so ``pause_task(name)`` removes the
-task's crons from the engine and this client remembers them; ``resume_task``
-adds them back (under new engine ids; this client still maps the old
-``cron-...`` ids). The memory is this process's: if it exits while paused,
-the ``schedule_cron`` crons stay removed, and a cron declared with
-``task(cron=...)`` comes back at the next ``connect()`` of any process.
+code in-process, which is what OwlClaw's tests want. How the synchronous
+``connect()`` meets async backends, the two id spaces (``cron-<id>`` for crons)
+and what pausing keeps: docs/migrating-from-owlclaw-hatchet-client.md.
 """
 
 from __future__ import annotations
@@ -52,15 +23,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+from owlclaw.integrations._hatchet_bridge import (
+    drive,
+    hatchet_settings,
+    in_thread,
+    nothing,
+    running_loop,
+    status_dict,
+)
 from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
 from owlclaw.integrations._hatchet_context import HatchetTaskContext, wrap_handler
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import (
-    ConfigError,
     InvalidCronError,
     NotSupportedError,
     PayloadError,
@@ -69,7 +46,7 @@ from owlclaw.scheduler.errors import (
     TaskNotRegisteredError,
 )
 from owlclaw.scheduler.kit import BaseScheduler
-from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskOptions
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler
 
@@ -81,14 +58,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 CRON_PREFIX = "cron-"
-_STATUS = {
-    TaskState.SCHEDULED: "scheduled",
-    TaskState.QUEUED: "queued",
-    TaskState.RUNNING: "running",
-    TaskState.SUCCEEDED: "completed",
-    TaskState.FAILED: "failed",
-    TaskState.CANCELLED: "cancelled",
-}
 _SOURCE = "hatchet: (owlclaw.integrations.hatchet)"
 
 
@@ -145,9 +114,9 @@ class HatchetClient:
             scheduler = self._build(lambda name: name not in self._paused)
         if scheduler.capabilities.in_process:
             self._add_declared(scheduler)
-            _drive(scheduler.connect(), "connect")
+            drive(scheduler.connect(), "connect")
         else:
-            self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
+            self._in_thread(self._with_helper(lambda name: name not in self._paused, nothing))
         self._scheduler = scheduler
         self._built_generation = -1  # the first awaited call (re)connects it in its loop
         self._connected = True
@@ -165,9 +134,9 @@ class HatchetClient:
         if not scheduler.capabilities.in_process:
             self._loop = None
         if loop is None:
-            _drive(scheduler.disconnect(), "disconnect")
+            drive(scheduler.disconnect(), "disconnect")
         elif not loop.is_closed():
-            if _running_loop() is loop:
+            if running_loop() is loop:
                 task = loop.create_task(scheduler.disconnect())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
@@ -318,7 +287,7 @@ class HatchetClient:
             raise TaskNotFoundError(
                 f"{task_id!r} is a cron id (from schedule_cron): crons have no status; cancel_cron() stops it"
             )
-        return _status(await scheduler.get_task_status(task_id))
+        return status_dict(await scheduler.get_task_status(task_id))
 
     async def list_scheduled_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """Schedules waiting for their due time, soonest first: ``{"id", "workflow",
@@ -412,7 +381,7 @@ class HatchetClient:
                 scheduler = self._renew_memory()
             scheduler.run_worker()
             return
-        self._in_thread(self._with_helper(lambda name: name not in self._paused, _nothing))
+        self._in_thread(self._with_helper(lambda name: name not in self._paused, nothing))
         self._build(lambda name: False).run_worker()
 
     # internals
@@ -434,7 +403,7 @@ class HatchetClient:
         if cfg.backend == "memory":
             settings: dict[str, Any] = {"slots": cfg.max_concurrent_tasks}
         else:
-            settings = _hatchet_settings(cfg)
+            settings = hatchet_settings(cfg)
         scheduler = create_scheduler(
             SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
         )
@@ -468,38 +437,18 @@ class HatchetClient:
         scheduler = self._require()
         if scheduler.capabilities.in_process:
             self._add_declared(scheduler)
-            _drive(scheduler.connect(), "connect")
+            drive(scheduler.connect(), "connect")
 
             async def inline() -> T:
                 return await work(scheduler)
 
-            return _drive(inline(), "pause_task/resume_task")
+            return drive(inline(), "pause_task/resume_task")
         return self._in_thread(self._with_helper(lambda name: name == keep_cron, work))
 
     def _in_thread(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``make()`` to completion in a new thread with its own event loop
-        (callable from sync code and from inside a running loop alike)."""
-        outcome: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                outcome["value"] = asyncio.run(make())
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=target, name="owlclaw-hatchet-connect", daemon=True)
-        thread.start()
-        limit = self.config.connect_timeout_seconds * 4 + 10  # every step has its own timeout
-        thread.join(limit)
-        if thread.is_alive():
-            raise SchedulerConnectionError(
-                f"Hatchet at {self.config.effective_grpc_host_port} did not answer within {limit:g}s; "
-                "is the engine running, and are server_url / grpc_host_port right?"
-            )
-        if "error" in outcome:
-            raise outcome["error"]
-        value: T = outcome["value"]
-        return value
+        # every step of a connect has its own timeout; this bounds them all
+        limit = self.config.connect_timeout_seconds * 4 + 10
+        return in_thread(make, limit=limit, address=str(self.config.effective_grpc_host_port))
 
     def _renew_memory(self) -> Scheduler:
         """A fresh memory scheduler: the runs of a closed event loop ended with it.
@@ -512,7 +461,7 @@ class HatchetClient:
                 "closed; give the client a new scheduler for the new loop"
             )
         scheduler = self._build(lambda name: name not in self._paused)
-        _drive(scheduler.connect(), "connect")
+        drive(scheduler.connect(), "connect")
         self._scheduler, self._loop = scheduler, None
         return scheduler
 
@@ -552,74 +501,3 @@ class HatchetClient:
             self._loop = loop
             self._built_generation = self._generation
             return scheduler
-
-
-def _hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
-    """The ``scheduler.hatchet`` settings for the adapter's fields.
-
-    :raises ConfigError: no token or no address, saying which key or variable to set.
-    """
-    if cfg.api_token is None:
-        raise ConfigError(
-            "no Hatchet API token: set hatchet.api_token in owlclaw.yaml "
-            "(e.g. api_token: ${HATCHET_API_TOKEN}) or export HATCHET_API_TOKEN"
-        )
-    host_port = cfg.effective_grpc_host_port
-    if host_port is None:
-        raise ConfigError(
-            "no Hatchet address: set hatchet.server_url (and hatchet.grpc_host_port if gRPC is on "
-            "another port) in owlclaw.yaml, or export HATCHET_SERVER_URL / HATCHET_GRPC_HOST_PORT"
-        )
-    if cfg.mode == "production" and cfg.grpc_tls_strategy == "none":
-        raise ConfigError(
-            "hatchet.mode 'production' requires TLS: set grpc_tls_strategy to tls or mtls, "
-            "or mode: lite for a server without TLS"
-        )
-    settings: dict[str, Any] = {
-        "mode": cfg.mode,
-        "server_url": cfg.server_url,
-        "host_port": host_port,
-        "api_token": cfg.api_token.get_secret_value(),
-        "namespace": cfg.namespace,
-        "tls_strategy": cfg.grpc_tls_strategy,
-        "worker_name": cfg.worker_name,
-        "slots": cfg.max_concurrent_tasks,
-        "connect_timeout_seconds": cfg.connect_timeout_seconds,
-    }
-    return {k: v for k, v in settings.items() if v is not None}
-
-
-def _status(info: TaskInfo) -> dict[str, Any]:
-    return {
-        "id": info.id,
-        "status": _STATUS[info.state],
-        "result": info.result,
-        "error": info.error,
-        "workflow": info.task_name,
-        "scheduled_at": info.scheduled_at,
-        "started_at": info.started_at,
-        "finished_at": info.finished_at,
-        "attempts": info.attempts,
-    }
-
-
-def _drive(coro: Coroutine[Any, Any, T], what: str) -> T:
-    """Run a coroutine that never waits (the memory backend's bookkeeping) without a loop."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        value: T = done.value
-        return value
-    coro.close()
-    raise NotSupportedError(f"{what} had to wait for the event loop; call it from outside a running task")
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-async def _nothing(scheduler: Scheduler) -> None:
-    return None

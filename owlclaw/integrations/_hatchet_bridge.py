@@ -1,0 +1,124 @@
+"""What the OwlClaw adapter needs around a scheduler: its settings, its status
+dict, and running coroutines from synchronous code (inline or in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from owlclaw.integrations._hatchet_config import HatchetConfig
+from owlclaw.scheduler.errors import ConfigError, NotSupportedError, SchedulerConnectionError
+from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.protocol import Scheduler
+
+__all__ = ["drive", "hatchet_settings", "in_thread", "nothing", "running_loop", "status_dict"]
+
+T = TypeVar("T")
+
+_STATUS = {
+    TaskState.SCHEDULED: "scheduled",
+    TaskState.QUEUED: "queued",
+    TaskState.RUNNING: "running",
+    TaskState.SUCCEEDED: "completed",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+}
+
+
+def hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
+    """The ``scheduler.hatchet`` settings for the adapter's fields.
+
+    :raises ConfigError: no token or no address, saying which key or variable to set.
+    """
+    if cfg.api_token is None:
+        raise ConfigError(
+            "no Hatchet API token: set hatchet.api_token in owlclaw.yaml "
+            "(e.g. api_token: ${HATCHET_API_TOKEN}) or export HATCHET_API_TOKEN"
+        )
+    host_port = cfg.effective_grpc_host_port
+    if host_port is None:
+        raise ConfigError(
+            "no Hatchet address: set hatchet.server_url (and hatchet.grpc_host_port if gRPC is on "
+            "another port) in owlclaw.yaml, or export HATCHET_SERVER_URL / HATCHET_GRPC_HOST_PORT"
+        )
+    if cfg.mode == "production" and cfg.grpc_tls_strategy == "none":
+        raise ConfigError(
+            "hatchet.mode 'production' requires TLS: set grpc_tls_strategy to tls or mtls, "
+            "or mode: lite for a server without TLS"
+        )
+    settings: dict[str, Any] = {
+        "mode": cfg.mode,
+        "server_url": cfg.server_url,
+        "host_port": host_port,
+        "api_token": cfg.api_token.get_secret_value(),
+        "namespace": cfg.namespace,
+        "tls_strategy": cfg.grpc_tls_strategy,
+        "worker_name": cfg.worker_name,
+        "slots": cfg.max_concurrent_tasks,
+        "connect_timeout_seconds": cfg.connect_timeout_seconds,
+    }
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+def status_dict(info: TaskInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "status": _STATUS[info.state],
+        "result": info.result,
+        "error": info.error,
+        "workflow": info.task_name,
+        "scheduled_at": info.scheduled_at,
+        "started_at": info.started_at,
+        "finished_at": info.finished_at,
+        "attempts": info.attempts,
+    }
+
+
+def drive(coro: Coroutine[Any, Any, T], what: str) -> T:
+    """Run a coroutine that never waits (the memory backend's bookkeeping) without a loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    coro.close()
+    raise NotSupportedError(f"{what} had to wait for the event loop; call it from outside a running task")
+
+
+def in_thread(make: Callable[[], Coroutine[Any, Any, T]], *, limit: float, address: str) -> T:
+    """Run ``make()`` to completion in a new thread with its own event loop
+    (callable from sync code and from inside a running loop alike), for at most
+    ``limit`` seconds."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(make())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="owlclaw-hatchet-connect", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise SchedulerConnectionError(
+            f"Hatchet at {address} did not answer within {limit:g}s; "
+            "is the engine running, and are server_url / grpc_host_port right?"
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def nothing(scheduler: Scheduler) -> None:
+    return None
