@@ -1,13 +1,13 @@
 """The Hatchet backend: every owlclaw task is a Hatchet task.
 
-``HatchetScheduler`` holds the protocol's public methods; the work is done by
+``HatchetScheduler`` implements the hooks of ``BaseScheduler`` (which holds
+the protocol's public methods and their common checks); the work is done by
 its collaborators (docs/hatchet.md, "Code layout", lists them). How ids,
 workers, tombstones and states map onto the engine is in docs/hatchet.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,6 @@ from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError
 from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
-from owlclaw.scheduler.observability import traced_call
 from owlclaw.scheduler.protocol import Capabilities
 
 __all__ = ["HatchetScheduler"]
@@ -69,57 +68,48 @@ class HatchetScheduler(BaseScheduler):
     async def disconnect(self) -> None:
         await self._connection.drop()
 
-    # scheduling and crons
+    def _check_connected(self, operation: str) -> None:
+        """Connected while the SDK client exists (``Connection.require``)."""
+        self._connection.require()
 
-    @traced_call("run_task")
-    async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
-        return await triggers.run_task(self._lookups, self._options, task_name, payload, priority)
+    # the hooks of BaseScheduler: scheduling and crons
 
-    @traced_call("schedule_task")
-    async def schedule_task(
+    async def _submit(
         self,
-        task_name: str,
-        payload: Any = None,
+        options: TaskOptions,
+        payload: dict[str, Any],
         *,
-        delay_seconds: float | None = None,
-        at: datetime | None = None,
-        priority: int | None = None,
+        due: datetime | None,
+        priority: int,
+        metadata: dict[str, str],
     ) -> str:
-        return await triggers.schedule_task(
-            self._lookups, self._options, task_name, payload, delay_seconds, at, priority
-        )
+        return await triggers.submit(self._lookups, options, payload, due, priority, metadata)
 
-    @traced_call("add_cron")
-    async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
-        return await triggers.add_cron(self._lookups, self._options, task_name, expression, payload)
+    async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
+        return await triggers.add_cron(self._lookups, options, expression, payload)
 
-    async def remove_cron(self, cron_id: str) -> None:
+    async def _remove_cron(self, cron_id: str) -> None:
         await triggers.remove_cron(self._lookups, cron_id)
 
-    async def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
+    async def _list_crons(self, task_name: str | None) -> list[CronInfo]:
         return await triggers.list_crons(self._lookups, task_name)
 
-    # status, cancel, wait, listings
+    # the hooks of BaseScheduler: status, cancel, wait, listings
 
-    async def get_task_status(self, task_id: str) -> TaskInfo:
+    async def _status(self, task_id: str) -> TaskInfo:
         return await self._lookups.status(task_id)
 
-    @traced_call("cancel_task")
-    async def cancel_task(self, task_id: str) -> bool:
+    async def _cancel(self, task_id: str) -> bool:
         return await cancel_task(self._lookups, task_id)
 
-    async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
+    async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
         return await self._lookups.wait(task_id, timeout)
 
-    async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
+    async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
         return await self._lookups.list_scheduled(task_name)
 
-    async def list_tasks(
-        self,
-        task_name: str | None = None,
-        *,
-        states: Iterable[TaskState] | None = None,
-        limit: int = 100,
+    async def _list_runs(
+        self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
         return await self._lookups.list_runs(task_name, states, limit)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 from owlclaw.backends.hatchet.lookups import POLL_SECONDS, Lookups
 from owlclaw.backends.hatchet.status import cancelled_info
@@ -19,12 +20,13 @@ from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, TASK_KEY
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import SchedulerConnectionError, SchedulerError, TaskNotFoundError
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
 __all__ = ["cancel_task"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
-CANCEL_RETRIES = 50  # x POLL_SECONDS / 2: how long cancel_task waits for the engine's listings
+CANCEL_LIST_SECONDS = 10.0  # how long cancel_task tries again while the engine's listings lag
 CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
 CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED is read again this long after the cancel
 FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
@@ -33,67 +35,100 @@ FIRED_WATCH_SECONDS = 3.0  # how long a deleted schedule's run may take to be li
 
 async def cancel_task(lookups: Lookups, task_id: str) -> bool:
     """True if this call cancelled the task; False if it had finished (or was cancelled) already."""
-    conn = lookups.conn
-    client = conn.require()
+    lookups.conn.require()
     if task_id in lookups.cancelled:
         return False
     # The engine's listings lag its writes a little: a schedule made a moment
-    # ago may not be listed yet, a fired one's run not yet visible. Retry a while.
-    for _ in range(CANCEL_RETRIES):
-        found = await lookups.lookup(task_id)
-        if not isinstance(found, TaskInfo):
-            if (await lookups.info(found, with_error=False)).state.is_final:
-                return False
-            with conn.sdk("cancel a run"):
-                await client.runs.aio_cancel(found.run_id)
-            return await _run_cancelled(lookups, task_id)
-        if found.state.is_final:
+    # ago may not be listed yet, a fired one's run not yet visible. Try again
+    # every POLL_SECONDS / 2 for CANCEL_LIST_SECONDS.
+    try:
+        answer: bool | None = await poll_until(
+            lambda: _try_cancel(lookups, task_id),
+            lambda answer: answer is not None,
+            timeout=CANCEL_LIST_SECONDS,
+            interval=POLL_SECONDS / 2,
+            what=f"cancel task {task_id}",
+        )
+    except PollTimeoutError:
+        raise SchedulerConnectionError(
+            f"could not cancel task {task_id}: Hatchet at {lookups.conn.host} did not list its schedule "
+            "or its run; try again"
+        ) from None
+    assert answer is not None
+    return answer
+
+
+async def _try_cancel(lookups: Lookups, task_id: str) -> bool | None:
+    """One try of ``cancel_task``: its answer, or None when the engine does not
+    list the schedule or its run yet."""
+    conn = lookups.conn
+    client = conn.require()
+    found = await lookups.lookup(task_id)
+    if not isinstance(found, TaskInfo):
+        if (await lookups.info(found, with_error=False)).state.is_final:
             return False
-        if found.state is TaskState.SCHEDULED:
-            if await _cancel_schedule(lookups, found):
-                return True
-        elif (local := lookups.local.get(task_id)) is not None and local.due is None:
-            with conn.sdk("cancel a run"):  # run_task's id is the run's id
-                await client.runs.aio_cancel(task_id)
-            return await _run_cancelled(lookups, task_id)
-        await asyncio.sleep(POLL_SECONDS / 2)
-    raise SchedulerConnectionError(
-        f"could not cancel task {task_id}: Hatchet at {conn.host} did not list its schedule "
-        "or its run; try again"
-    )
+        with conn.sdk("cancel a run"):
+            await client.runs.aio_cancel(found.run_id)
+        return await _run_cancelled(lookups, task_id)
+    if found.state.is_final:
+        return False
+    if found.state is TaskState.SCHEDULED:
+        if await _cancel_schedule(lookups, found):
+            return True
+    elif (local := lookups.local.get(task_id)) is not None and local.due is None:
+        with conn.sdk("cancel a run"):  # run_task's id is the run's id
+            await client.runs.aio_cancel(task_id)
+        return await _run_cancelled(lookups, task_id)
+    return None
 
 
 async def _run_cancelled(lookups: Lookups, task_id: str) -> bool:
     """After asking the engine to cancel a run: False if the run finished
-    first (the cancel came too late), so the answer matches its final state."""
+    first (the cancel came too late), so the answer matches its final state.
+    The status is read every POLL_SECONDS for CANCEL_CONFIRM_SECONDS."""
     loop = asyncio.get_running_loop()
     asked = loop.time()
-    deadline = asked + CANCEL_CONFIRM_SECONDS
-    while True:
+
+    async def read() -> TaskInfo:
         info = await lookups.status(task_id)
         settle = asked + CANCEL_SETTLE_SECONDS - loop.time()
         if info.state is TaskState.CANCELLED and info.started_at is not None and settle > 0:
-            # code that finished just before the cancel reached its worker is
-            # recorded SUCCEEDED a moment after the cancel: look again
+            # A fixed delay, not a poll: a run whose code finished just before
+            # the cancel reached its worker reads CANCELLED first and is
+            # recorded SUCCEEDED a moment later, and no read can tell that
+            # CANCELLED from a final one. The read CANCEL_SETTLE_SECONDS after
+            # the cancel request decides.
             await asyncio.sleep(settle)
             info = await lookups.status(task_id)
-        if info.state.is_final:
-            return info.state is TaskState.CANCELLED
-        if loop.time() >= deadline:
-            return True  # the engine has the cancel; the run is still stopping
-        await asyncio.sleep(POLL_SECONDS)
+        return info
+
+    try:
+        info: TaskInfo = await poll_until(
+            read,
+            lambda info: info.state.is_final,
+            timeout=CANCEL_CONFIRM_SECONDS,
+            interval=POLL_SECONDS,
+            what=f"cancelled task {task_id} to stop",
+        )
+    except PollTimeoutError:
+        return True  # the engine has the cancel; the run is still stopping
+    return info.state is TaskState.CANCELLED
 
 
 async def _fired(lookups: Lookups, task_id: str) -> bool:
-    """Whether a run of this schedule shows up: the engine may have fired
-    it just before it was deleted."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + FIRED_WATCH_SECONDS
-    while loop.time() < deadline:
-        if await lookups.run_by_metadata(task_id) is not None:
-            return True
-        await asyncio.sleep(POLL_SECONDS)
-    return False
+    """Whether a run of this schedule shows up within FIRED_WATCH_SECONDS:
+    the engine may have fired it just before it was deleted."""
+    try:
+        run: Any | None = await poll_until(
+            lambda: lookups.run_by_metadata(task_id),
+            lambda details: details is not None,
+            timeout=FIRED_WATCH_SECONDS,
+            interval=POLL_SECONDS,
+            what=f"a run of deleted schedule {task_id}",
+        )
+    except PollTimeoutError:
+        return False
+    return run is not None
 
 
 async def _cancel_schedule(lookups: Lookups, info: TaskInfo) -> bool:

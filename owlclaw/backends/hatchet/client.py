@@ -20,6 +20,7 @@ from owlclaw.backends.hatchet.errors import map_sdk_errors
 from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, TOMBSTONE, Names
 from owlclaw.backends.hatchet.worker import define, never_runs
 from owlclaw.scheduler.errors import SchedulerConnectionError
+from owlclaw.scheduler.kit import NOT_CONNECTED
 from owlclaw.scheduler.models import TaskOptions
 
 __all__ = ["Connection"]
@@ -53,10 +54,7 @@ class Connection:
 
     def require(self) -> Hatchet:
         if self.client is None:
-            raise SchedulerConnectionError(
-                "the scheduler is not connected: use `async with scheduler:` "
-                "or `await scheduler.connect()` first"
-            )
+            raise SchedulerConnectionError(NOT_CONNECTED)
         return self.client
 
     def _define(self, client: Hatchet, options: TaskOptions) -> Any:

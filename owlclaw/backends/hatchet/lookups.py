@@ -27,6 +27,7 @@ from owlclaw.backends.hatchet.wire import ID_KEY, SDK_STATUSES, error_text
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import SchedulerError, TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
 __all__ = ["LIST_WINDOW", "POLL_SECONDS", "Lookups"]
 
@@ -182,18 +183,24 @@ class Lookups:
         return with_id(await self.info(found), task_id)
 
     async def wait(self, task_id: str, timeout: float) -> TaskInfo:
-        """``wait_for_task``: poll the status until it is final."""
+        """``wait_for_task``: read the status every POLL_SECONDS until it is final."""
         self.conn.require()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        info = await self.status(task_id)
-        while not info.state.is_final:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise WaitTimeoutError(f"task {task_id} is still {info.state.value} after {timeout:g}s")
-            await asyncio.sleep(min(POLL_SECONDS, remaining))
+        if not timeout > 0:  # poll_until needs a positive bound: one read decides
             info = await self.status(task_id)
-        return info
+            if info.state.is_final:
+                return info
+        else:
+            try:
+                return await poll_until(
+                    lambda: self.status(task_id),
+                    lambda info: info.state.is_final,
+                    timeout=timeout,
+                    interval=POLL_SECONDS,
+                    what=f"task {task_id} to finish",
+                )
+            except PollTimeoutError as exc:
+                info = exc.last
+        raise WaitTimeoutError(f"task {task_id} is still {info.state.value} after {timeout:g}s")
 
     # listings
 

@@ -40,7 +40,7 @@ from owlclaw.backends.hatchet.wire import (
     payload_of,
     utc,
 )
-from owlclaw.scheduler.kit import json_roundtrip
+from owlclaw.scheduler.kit import describe_error, json_roundtrip, timeout_error
 from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
 
 __all__ = [
@@ -208,7 +208,7 @@ def _failure(run: EngineRun, options: TaskOptions | None, details_error: str | N
             return f"TimeoutError: {details_error}"
         return details_error
     if options is not None and options.timeout is not None:
-        return f"TimeoutError: task {run.task_name!r} exceeded its timeout of {options.timeout:g}s"
+        return describe_error(timeout_error(options))
     return "failed (the engine recorded no error message)"
 
 

@@ -1,4 +1,7 @@
-"""What makes runs happen: ``run_task``, ``schedule_task`` and crons.
+"""What makes runs happen: ``run_task`` and ``schedule_task`` (``submit``) and crons.
+
+``HatchetScheduler``'s hooks call these once ``BaseScheduler`` has done the
+common checks (connected, task known, due time, priority, payload JSON).
 
 ``run_task``'s id is the engine's run id. ``schedule_task``'s is our own UUID,
 stored with the due time in the schedule's metadata: the engine deletes a
@@ -10,7 +13,6 @@ engine's read side shows them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,77 +22,76 @@ from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
 from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, QUEUED_KEY
 from owlclaw.scheduler.clock import utc_now
-from owlclaw.scheduler.cron import next_fire_time, normalize_cron
+from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import InvalidCronError, TaskNotFoundError
-from owlclaw.scheduler.kit import check_payload, dump_json, json_roundtrip, resolve_due_time, run_priority
+from owlclaw.scheduler.kit import dump_json, json_roundtrip
 from owlclaw.scheduler.models import CronInfo, TaskOptions
-from owlclaw.scheduler.observability import current_metadata
 
-__all__ = ["add_cron", "list_crons", "remove_cron", "run_task", "schedule_task"]
-
-OptionsOf = Callable[[str], TaskOptions]  # the scheduler's registry look-up (TaskNotRegisteredError)
+__all__ = ["add_cron", "list_crons", "remove_cron", "submit"]
 
 
-async def run_task(
-    lookups: Lookups, options_of: OptionsOf, task_name: str, payload: Any, priority: int | None
+async def submit(
+    lookups: Lookups,
+    options: TaskOptions,
+    data: dict[str, Any],
+    due: datetime | None,
+    priority: int,
+    metadata: dict[str, str],
+) -> str:
+    """A run queued now (``due`` None; its id is the engine's run id) or a
+    schedule due then (its id is our UUID, in the schedule's metadata)."""
+    if due is None:
+        return await _run_now(lookups, options, data, priority, metadata)
+    return await _schedule(lookups, options, data, due, priority, metadata)
+
+
+async def _run_now(
+    lookups: Lookups, options: TaskOptions, data: dict[str, Any], priority: int, trace: dict[str, str]
 ) -> str:
     conn = lookups.conn
     conn.require()
-    options = options_of(task_name)
-    standalone = conn.standalone(task_name)
-    data = check_payload(payload)
-    run_prio = run_priority(options, priority)
-    metadata = {QUEUED_KEY: utc_now().isoformat(), **current_metadata()}
-    with conn.sdk(f"run task {task_name!r}"):
+    standalone = conn.standalone(options.name)
+    metadata = {QUEUED_KEY: utc_now().isoformat(), **trace}
+    with conn.sdk(f"run task {options.name!r}"):
         ref = await standalone.aio_run(
-            data, wait_for_result=False, additional_metadata=metadata, priority=run_prio
+            data, wait_for_result=False, additional_metadata=metadata, priority=priority
         )
     task_id = str(ref.workflow_run_id)
-    lookups.local[task_id] = LocalRecord(task_name, data, utc_now(), None)
+    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), None)
     return task_id
 
 
-async def schedule_task(
+async def _schedule(
     lookups: Lookups,
-    options_of: OptionsOf,
-    task_name: str,
-    payload: Any,
-    delay_seconds: float | None,
-    at: datetime | None,
-    priority: int | None,
+    options: TaskOptions,
+    data: dict[str, Any],
+    due: datetime,
+    priority: int,
+    trace: dict[str, str],
 ) -> str:
-    conn = lookups.conn
-    client = conn.require()
-    due = resolve_due_time(utc_now(), delay_seconds, at)
-    run_prio = run_priority(options_of(task_name), priority)
-    data = check_payload(payload)
+    client = lookups.conn.require()
     task_id = str(uuid.uuid4())
-    metadata = {ID_KEY: task_id, DUE_KEY: due.isoformat(), **current_metadata()}
+    metadata = {ID_KEY: task_id, DUE_KEY: due.isoformat(), **trace}
     # Through the admin client: Standalone.aio_schedule sends an empty
     # payload as "" and the engine rejects that as invalid JSON.
-    with conn.sdk(f"schedule task {task_name!r}"):
+    with lookups.conn.sdk(f"schedule task {options.name!r}"):
         await client._client.admin.aio_schedule_workflow(
-            task_name,
+            options.name,
             [due],
             dump_json(data, "payload"),
-            ScheduleTriggerWorkflowOptions(additional_metadata=metadata, priority=run_prio),
+            ScheduleTriggerWorkflowOptions(additional_metadata=metadata, priority=priority),
         )
-    lookups.local[task_id] = LocalRecord(task_name, data, utc_now(), due)
+    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), due)
     return task_id
 
 
-async def add_cron(
-    lookups: Lookups, options_of: OptionsOf, task_name: str, expression: str, payload: Any
-) -> str:
+async def add_cron(lookups: Lookups, options: TaskOptions, expression: str, data: dict[str, Any]) -> str:
     """A cron named ``owlclaw-<uuid>``; its id is the engine's."""
     conn = lookups.conn
     client = conn.require()
-    expression = normalize_cron(expression)
-    options_of(task_name)
-    data = check_payload(payload)
     invalid = f"Hatchet rejected cron expression {expression!r}"
-    with conn.sdk(f"add a cron for {task_name!r}", invalid=invalid):
-        cron = await client.cron.aio_create(task_name, f"owlclaw-{uuid.uuid4()}", expression, data, {})
+    with conn.sdk(f"add a cron for {options.name!r}", invalid=invalid):
+        cron = await client.cron.aio_create(options.name, f"owlclaw-{uuid.uuid4()}", expression, data, {})
     return str(cron.metadata.id)
 
 

@@ -1,13 +1,13 @@
 """The worker side: owlclaw tasks defined for the Hatchet SDK, and one attempt's execution.
 
 Every owlclaw task becomes a standalone Hatchet task (or durable task) whose
-function is :func:`execute`: it builds the ``TaskContext``, keeps the task's
-timeout, decides retries, and calls ``on_failure`` after the last attempt.
+function is :func:`execute`: it runs one attempt with the kit's
+``run_attempt`` (timeout, retry decision, ``on_failure`` after the last
+attempt) and tells the SDK what came of it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -21,14 +21,8 @@ from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimi
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
-from owlclaw.scheduler.kit import (
-    describe_error,
-    execute_attempt,
-    json_roundtrip,
-    log_attempt_failure,
-    run_on_failure,
-)
-from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
+from owlclaw.scheduler.kit import make_context, run_attempt
+from owlclaw.scheduler.models import TaskOptions
 
 __all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_GRACE", "backoff", "concurrency", "define", "execute", "serve"]
 
@@ -110,59 +104,44 @@ async def never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  
 
 
 async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
-    """One attempt of a task, in the worker."""
+    """One attempt of a task, in the worker: ``run_attempt`` runs it (the
+    task's timeout is kept here, so a timed-out attempt is an ordinary
+    failure; the engine's execution timeout is only a backstop a few seconds
+    later) and its outcome is told to the SDK. A final failure's
+    ``on_failure`` has returned before this raises, so the engine reports a
+    run FAILED only once its callback is done. An engine cancellation
+    propagates as ``CancelledError``."""
     metadata = ctx.additional_metadata or {}
     task_id = str(metadata.get(ID_KEY) or ctx.workflow_run_id)
     attempt = int(ctx.attempt_number)
     durable_sleep = None
-    if options.durable and isinstance(ctx, DurableContext):
+    if isinstance(ctx, DurableContext):
         durable_ctx = ctx
 
         async def durable_sleep(seconds: float) -> None:
             await durable_ctx.aio_sleep_for(timedelta(seconds=max(seconds, 0.0)))
 
-    task_ctx = TaskContext(
+    task_ctx = make_context(
+        options,
         task_id=task_id,
-        task_name=options.name,
         attempt=attempt,
         scheduler=scheduler,
         durable_sleep=durable_sleep,
         cancel_event=_FlagEvent(ctx),
     )
-    attempt_run = execute_attempt(
+    outcome = await run_attempt(
         options, dict(payload or {}), task_ctx, trace=metadata, lateness=lateness(metadata, attempt)
     )
-    try:
-        # the timeout is kept here, in the worker, so that a timed-out attempt
-        # is an ordinary failure (retries, on_failure); the engine's execution
-        # timeout is only a backstop a few seconds later
-        async with asyncio.timeout(options.timeout) as deadline:
-            result = await attempt_run
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        timed_out = isinstance(exc, TimeoutError) and deadline.expired()
-        if timed_out:
-            error = f"TimeoutError: task {options.name!r} exceeded its timeout of {options.timeout:g}s"
-            retryable = True
-        else:
-            error = describe_error(exc)
-            retryable = options.should_retry(exc)
-        final = attempt > options.retries or not retryable
-        log_attempt_failure(options, task_id, attempt, error, final=final)
-        if final:
-            # in the worker, before the engine records the failure: a run is
-            # reported FAILED only once its on_failure has returned
-            failure = TaskFailure(
-                options.name, task_id, json_roundtrip(payload or {}, "payload"), error, attempt
-            )
-            await run_on_failure(options, failure)
-        if not retryable and attempt <= options.retries:
-            raise NonRetryableException(error) from exc
-        if timed_out:
-            raise TimeoutError(error.removeprefix("TimeoutError: ")) from None
-        raise
-    return {RESULT_KEY: result}
+    if outcome.succeeded:
+        return {RESULT_KEY: outcome.result}
+    assert outcome.exception is not None and outcome.error is not None
+    if not outcome.retryable and attempt <= options.retries:
+        # retries are left but this error may not use them: the SDK's wrapper
+        # stops the engine's retries (its stored text is "Type: message")
+        raise NonRetryableException(outcome.error) from outcome.exception
+    if outcome.timed_out:
+        raise outcome.exception from None
+    raise outcome.exception  # the engine retries, or records the final failure
 
 
 def serve(
