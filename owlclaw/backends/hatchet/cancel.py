@@ -26,7 +26,7 @@ __all__ = ["cancel_task"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
-CANCEL_LIST_SECONDS = 10.0  # how long cancel_task tries again while the engine's listings lag
+CANCEL_LIST_SECONDS = 20.0  # how long cancel_task tries again while the engine's listings lag
 CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
 CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED is read again this long after the cancel
 FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
