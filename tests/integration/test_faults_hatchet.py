@@ -248,7 +248,7 @@ async def test_cancel_racing_the_due_time_is_cancelled_or_run_never_both(
 
 async def test_schedule_timeout_setting_reaches_the_engine(shared: Target) -> None:
     async with shared.scheduler() as default:
-        proto = default._standalones["fault_work"].to_proto()
+        proto = default._connection.standalone("fault_work").to_proto()
         assert proto.tasks[0].schedule_timeout == "24h"  # not the SDK's 5 minutes
     # no worker serves this namespace: the run waits, then the engine fails it
     async with shared.scheduler(schedule_timeout_seconds=2) as client:

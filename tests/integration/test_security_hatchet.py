@@ -235,7 +235,7 @@ async def _outcome_cron(s: Any, expression: str) -> str:
     except TaskNotFoundError:
         # remove_cron looks the id up among 1000 crons of the tenant; on a busy
         # shared engine a new one can be past them (docs/hatchet.md): delete it directly
-        await s._require().cron.aio_delete(cron_id)
+        await s._connection.require().cron.aio_delete(cron_id)
     return "accepted"
 
 
