@@ -77,6 +77,30 @@ class PolicyConformance(ConformanceBase):
                 # never early; late by at most the backend's retry slack
                 assert wait - 0.001 <= gap <= wait + self.retry_slack, (name, gaps)
 
+    async def test_started_at_is_the_first_attempts_start(self, scheduler: Scheduler) -> None:
+        # conf_fixed_backoff fails twice, waiting FIXED_BACKOFF seconds before each retry
+        tag = uuid.uuid4().hex
+        task_id = await scheduler.run_task("conf_fixed_backoff", {"tag": tag})
+        info = await scheduler.wait_for_task(task_id, timeout=self.wait_timeout + 2 * self.retry_slack)
+        assert (info.state, info.attempts) == (TaskState.SUCCEEDED, 3), info.error
+        first, second, third = await self._attempt_starts(scheduler, tag, attempts=3)
+        assert info.started_at is not None and info.finished_at is not None
+        slack = timedelta(seconds=self.start_tolerance)
+        # the first attempt's: before the second attempt by most of the backoff
+        latest = (
+            second - timedelta(seconds=FIXED_BACKOFF / 2)
+            if self.started_at_is_first_attempt
+            else third + slack
+        )
+        assert first - slack <= info.started_at <= latest, (
+            f"run {task_id}: started_at {info.started_at.isoformat()}, attempts started at "
+            f"{first.isoformat()}, {second.isoformat()}, {third.isoformat()}"
+        )
+        assert info.started_at <= info.finished_at and info.finished_at >= third - slack, (
+            info.finished_at,
+            third,
+        )
+
     async def _attempt_starts(self, scheduler: Scheduler, tag: str, attempts: int) -> list[datetime]:
         """Start times of each attempt, from the conf_attempt_log schedules they made."""
 
