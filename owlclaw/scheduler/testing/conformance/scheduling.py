@@ -8,6 +8,7 @@ import pytest
 
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON
@@ -76,6 +77,33 @@ class SchedulingConformance(ConformanceBase):
         assert [t.id for t in await scheduler.list_tasks(states=[TaskState.SCHEDULED])] == []
         await scheduler.cancel_task(pending)
         assert pending not in [t.id for t in await scheduler.list_tasks(limit=1000)]
+
+    async def test_list_tasks_returns_at_most_limit_rows(self, scheduler: Scheduler) -> None:
+        ids = [await scheduler.run_task("conf_echo", {"value": n}) for n in range(3)]
+        for task_id in ids:
+            await self.finish(scheduler, task_id)
+
+        async def all_echo_runs() -> list[TaskInfo]:
+            return await scheduler.list_tasks(task_name="conf_echo", limit=1000)
+
+        # a listing may lag on a real engine: wait until all three are listed
+        everything: list[TaskInfo] = await poll_until(
+            lambda: all_echo_runs(),
+            lambda rows: set(ids) <= {r.id for r in rows},
+            timeout=self.listing_timeout,
+            interval=0.5,
+            what=f"list_tasks to show the runs {ids}",
+        )
+        listed = {r.id for r in everything}
+        for limit in (1, 2):
+            for rows in (
+                await scheduler.list_tasks(task_name="conf_echo", limit=limit),
+                await scheduler.list_tasks(limit=limit),
+                await scheduler.list_tasks(task_name="conf_echo", states=[TaskState.SUCCEEDED], limit=limit),
+            ):
+                assert len(rows) == limit, f"list_tasks(limit={limit}) returned {len(rows)} rows: {rows}"
+            named = await scheduler.list_tasks(task_name="conf_echo", limit=limit)
+            assert {r.id for r in named} <= listed, (named, everything)
 
     async def test_listing_an_unknown_task_name_is_empty(self, scheduler: Scheduler) -> None:
         # listings filter; they do not require the task to be registered here
