@@ -210,6 +210,17 @@ class PolicyConformance(ConformanceBase):
         assert states == {TaskState.RUNNING, TaskState.QUEUED}, states  # one of agent a's waits
         infos = [await self.finish(scheduler, i) for i in [*a_ids, b_id]]
         assert all(i.state is TaskState.SUCCEEDED for i in infos), [i.error for i in infos]
+        # when each run's code ran, by the real clock (conf_limited reports it):
+        # the runs' own timestamps do not move on a virtual clock
+        ran = [
+            (datetime.fromisoformat(i.result["started"]), datetime.fromisoformat(i.result["finished"]))
+            for i in infos
+        ]
+        (a1, a2), b = sorted(ran[:2]), ran[2]
+        assert a2[0] >= a1[1] - timedelta(seconds=0.5), (
+            f"agent a's runs overlapped: {ran[:2]}"
+        )  # one at a time
+        assert b[0] <= a1[1], f"agent b's run {b} waited for agent a's first {a1}"  # b not kept behind a
         first, second = sorted(infos[:2], key=lambda i: i.started_at or datetime.max.replace(tzinfo=UTC))
         assert first.finished_at and second.started_at and infos[2].started_at
         assert second.started_at >= first.finished_at - timedelta(seconds=0.5)  # one at a time
