@@ -8,7 +8,7 @@ import pytest
 
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
-from owlclaw.scheduler.polling import poll_until
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON
@@ -159,9 +159,37 @@ class SchedulingConformance(ConformanceBase):
             assert [c.id for c in listed] == [cron_id]
             assert listed[0].expression == "*/1 * * * * *"
             assert listed[0].payload == {"from": "cron"}
+            started = await self.now(scheduler)
             await self.advance(scheduler, 3.5)
-            runs = await self._cron_runs(scheduler)
-            assert runs, "a per-second cron ran no task in 3.5 seconds"
+
+            async def step() -> list[TaskInfo]:
+                # on a virtual clock time moves only through advance(): step it between reads
+                runs = await self._cron_runs(scheduler)
+                if len(runs) < 3:
+                    await self.advance(scheduler, 0.5)
+                return runs
+
+            try:
+                runs: list[TaskInfo] = await poll_until(
+                    lambda: step(),
+                    lambda runs: len(runs) >= 3,
+                    timeout=30,
+                    interval=0.1,
+                    what="a per-second cron to have run 3 times",
+                )
+            except PollTimeoutError as exc:
+                raise AssertionError(f"a per-second cron ran {len(exc.last or [])} times, not 3") from None
+            # never more than one run per second (a tick on each side of the span at most)
+            elapsed = (await self.now(scheduler) - started).total_seconds()
+            assert len(runs) <= elapsed + 2, f"a per-second cron ran {len(runs)} times in {elapsed:.1f}s"
+            # and not fewer: three whole seconds passed in the first 3.5 (the runs'
+            # due times say when they fell due, however late a listing shows them)
+            due = sorted(r.scheduled_at for r in runs if r.scheduled_at is not None)[:3]
+            assert len(due) == 3, runs
+            assert due[2] <= started + timedelta(seconds=3.5 + self.start_tolerance), (
+                f"a per-second cron's first 3 runs fell due at {[d.isoformat() for d in due]}, "
+                f"its first 3.5 s ran from {started.isoformat()}"
+            )
             done = await self.finish(scheduler, runs[-1].id)
             assert done.state is TaskState.SUCCEEDED
             assert done.result == {"from": "cron"}
