@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.demo_tour import assert_full_tour
+
 pytestmark = pytest.mark.integration
 
 
@@ -33,3 +35,4 @@ def test_demo_runs_on_the_local_engine(local_engine_binaries: None) -> None:
         "'beat'",
     ):
         assert expected in out, out
+    assert_full_tour(out)  # each step as the row of the run that showed it

@@ -23,6 +23,10 @@ pytestmark = pytest.mark.integration
 class TestHatchet(SchedulerConformance):
     # a real clock: VirtualTimeConformance is not inherited, so its tests are not collected
 
+    # the engine clears a run's started_at when it retries it (docs/hatchet.md):
+    # started_at is the latest attempt's start here, the first attempt's on memory
+    started_at_is_first_attempt = False
+
     @pytest.fixture
     async def scheduler(
         self, hatchet_engine: Any, conformance_worker: Any, connect_scheduler: Any

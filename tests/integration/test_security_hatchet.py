@@ -167,18 +167,21 @@ def cli_env(hatchet_engine: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "code", "shows"),
     [
-        ["config", "show", "-v"],
-        ["doctor", "-v"],
-        ["status", "00000000-0000-0000-0000-000000000000", "-v"],
+        pytest.param(["config", "show", "-v"], 0, "api_token: '**********'", id="config-show--v"),
+        pytest.param(["doctor", "-v"], 0, "[ok  ] connect", id="doctor--v"),
+        # the engine answers that there is no such run: exit code 3
+        pytest.param(["status", "00000000-0000-0000-0000-000000000000", "-v"], 3, "error: ", id="status--v"),
     ],
-    ids=lambda a: "-".join(x for x in a if len(x) < 12),
 )
 def test_cli_output_on_the_engine_never_shows_the_token(
-    hatchet_engine: Any, cli_env: dict[str, str], args: list[str]
+    hatchet_engine: Any, cli_env: dict[str, str], args: list[str], code: int, shows: str
 ) -> None:
-    """CLI commands against the real engine, verbose, print no token on stdout or stderr."""
+    """CLI commands against the real engine, verbose, print no token on stdout or stderr.
+
+    Each must do its work (its exit code and output are checked): a command
+    that failed before it reached the engine would show no token and prove nothing."""
     result = subprocess.run(
         [sys.executable, "-m", "owlclaw.scheduler.cli", *args],
         env=cli_env,
@@ -187,8 +190,12 @@ def test_cli_output_on_the_engine_never_shows_the_token(
         timeout=180,
         check=False,
     )
-    assert result.stdout or result.stderr
-    _assert_no_token(result.stdout + result.stderr, hatchet_engine.token, f"`{' '.join(args)}`")
+    said = result.stdout + result.stderr
+    assert (result.returncode, shows in said, "Traceback" in said) == (code, True, False), (
+        f"`owlclaw-scheduler {' '.join(args)}` exited {result.returncode} (want {code}, printing {shows!r}); "
+        f"it printed:\n{said[-2000:]}"
+    )
+    _assert_no_token(said, hatchet_engine.token, f"`{' '.join(args)}`")
 
 
 # --------------------------------------------------------------------------

@@ -75,6 +75,9 @@ async def in_chunks(calls: list[Any]) -> list[Any]:
     return results
 
 
+# its own bound: DEADLINE for the runs, then a wait for each cancelled and
+# sampled run, the engine's start and the workers' restarts on top
+@pytest.mark.timeout(DEADLINE + 1500)
 async def test_soak_5000_tasks_with_two_worker_restarts(
     hatchet_engine: Any, tmp_path: Path, workers: list[FaultWorker]
 ) -> None:

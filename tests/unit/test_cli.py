@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from owlclaw.scheduler.cli import main
+from tests.demo_tour import assert_full_tour
 
 
 def test_backends_lists_memory(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +25,7 @@ def test_demo_shows_each_feature(capsys: pytest.CaptureFixture[str], monkeypatch
     assert "'step 3: done'" in out  # self-scheduling
     assert "demo_heartbeat" in out and "'beat'" in out  # cron
     assert out.rstrip().endswith("tour complete")
+    assert_full_tour(out)  # each step as the row of the run that showed it
 
 
 def test_demo_exits_5_and_names_what_it_did_not_see(

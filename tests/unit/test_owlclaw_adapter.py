@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
+from owlclaw.integrations._hatchet_bridge import status_dict
 from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
 from owlclaw.scheduler.errors import (
     ConfigError,
@@ -27,6 +28,7 @@ from owlclaw.scheduler.errors import (
     TaskNotFoundError,
     TaskNotRegisteredError,
 )
+from owlclaw.scheduler.models import TaskInfo, TaskState
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2VuLXBheWxvYWQ.c2lnbmF0dXJl"
 # shaped like a Hatchet token, so the SDK accepts it and the failure is the connection's
@@ -481,3 +483,48 @@ def _silent_server() -> Iterator[int]:
         for conn in accepted:
             conn.close()
         sock.close()
+
+
+# --------------------------------------------------------------------------
+# the status dict: one string per state, as the migration guide lists them
+
+_ADAPTER_STATUS = {
+    TaskState.SCHEDULED: "scheduled",
+    TaskState.QUEUED: "queued",
+    TaskState.RUNNING: "running",
+    TaskState.SUCCEEDED: "completed",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+}
+
+
+def test_the_status_table_covers_every_state() -> None:
+    assert set(_ADAPTER_STATUS) == set(TaskState)
+
+
+@pytest.mark.parametrize("state", list(TaskState), ids=lambda s: s.value)
+def test_status_dict_names_each_state_as_owlclaw_did(state: TaskState) -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    info = TaskInfo(
+        id="run-1",
+        task_name="remind",
+        state=state,
+        payload={"user": "ada"},
+        scheduled_at=at,
+        started_at=at + timedelta(seconds=1),
+        finished_at=at + timedelta(seconds=2),
+        attempts=2,
+        result={"ok": True},
+        error="ValueError: x",
+    )
+    assert status_dict(info) == {
+        "id": "run-1",
+        "status": _ADAPTER_STATUS[state],
+        "result": {"ok": True},
+        "error": "ValueError: x",
+        "workflow": "remind",
+        "scheduled_at": at,
+        "started_at": at + timedelta(seconds=1),
+        "finished_at": at + timedelta(seconds=2),
+        "attempts": 2,
+    }

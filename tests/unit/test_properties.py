@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from croniter import croniter
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from owlclaw.scheduler.config import SchedulerConfig
@@ -145,15 +145,43 @@ def test_six_field_crons_put_seconds_first(expression: str, after: datetime) -> 
     assert nxt - after <= timedelta(days=366 * 8)
 
 
+@st.composite
+def _spaced(draw: st.DrawFn, fields: st.SearchStrategy[str]) -> tuple[str, str]:
+    """A valid expression as a user might type it (extra spaces around and
+    between its fields), paired with the single-spaced form it normalizes to."""
+    first, *rest = draw(fields).split(" ")
+    edge = st.text(alphabet=" ", max_size=2)
+    gaps = [draw(st.text(alphabet=" ", min_size=1, max_size=3)) for _ in rest]
+    typed = (
+        draw(edge) + first + "".join(gap + part for gap, part in zip(gaps, rest, strict=True)) + draw(edge)
+    )
+    return typed, " ".join([first, *rest])
+
+
+# a third of the examples are arbitrary text (almost never a cron); the rest are
+# valid 5- and 6-field crons, so the branch that accepts one sees most examples
+CRON_OR_TEXT = st.one_of(
+    st.text(max_size=30).map(lambda text: (text, None)),
+    _spaced(FIVE),
+    _spaced(SIX),
+)
+
+
 @FAST
-@given(st.text(max_size=30))
-def test_any_text_is_a_cron_or_an_invalid_cron_error(text: str) -> None:
+@given(CRON_OR_TEXT)
+def test_any_text_is_a_cron_or_an_invalid_cron_error(case: tuple[str, str | None]) -> None:
     """normalize_cron never raises anything but InvalidCronError, and its output is a fixed point."""
+    text, valid = case
     try:
         normalized = normalize_cron(text)
     except InvalidCronError as exc:
+        event("refused")  # --hypothesis-show-statistics shows how the examples split
+        assert valid is None, f"{text!r} is a valid cron, refused: {exc}"
         assert "fields" in str(exc)
         return
+    event("accepted")
+    if valid is not None:
+        assert normalized == valid
     assert normalize_cron(normalized) == normalized
     assert len(normalized.split(" ")) in (5, 6)
     assert next_fire_time(normalized, datetime(2030, 1, 1, tzinfo=UTC)) > datetime(2030, 1, 1, tzinfo=UTC)

@@ -194,8 +194,11 @@ def _register_policy_tasks(scheduler: Scheduler) -> None:
 
     @scheduler.task(name="conf_limited", concurrency=1, concurrency_key="agent_id")
     async def limited(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        # when its code ran, by the real clock: on a virtual clock the run's own
+        # timestamps stand still while it sleeps, so only these show an overlap
+        started = utc_now().isoformat()
         await asyncio.sleep(float(payload["seconds"]))
-        return payload["agent_id"]
+        return {"agent_id": payload["agent_id"], "started": started, "finished": utc_now().isoformat()}
 
     @scheduler.task(name="conf_prioritized")  # priority 1; runs ask for more
     async def prioritized(payload: dict[str, Any], ctx: TaskContext) -> str:

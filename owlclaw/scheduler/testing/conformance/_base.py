@@ -39,6 +39,10 @@ class ConformanceBase:
     #: polls its retry queue, and polls it less often while it stays empty (see
     #: docs/hatchet.md for the delays measured on Hatchet).
     retry_slack: float = 60.0
+    #: Whether a retried run's ``started_at`` stays the first attempt's start.
+    #: A backend whose engine restarts the stamp at each attempt sets it False;
+    #: ``started_at`` must then still fall within the run's attempts.
+    started_at_is_first_attempt: bool = True
 
     @pytest.fixture
     async def scheduler(self) -> AsyncIterator[Scheduler]:

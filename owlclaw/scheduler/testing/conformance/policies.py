@@ -77,6 +77,30 @@ class PolicyConformance(ConformanceBase):
                 # never early; late by at most the backend's retry slack
                 assert wait - 0.001 <= gap <= wait + self.retry_slack, (name, gaps)
 
+    async def test_started_at_is_the_first_attempts_start(self, scheduler: Scheduler) -> None:
+        # conf_fixed_backoff fails twice, waiting FIXED_BACKOFF seconds before each retry
+        tag = uuid.uuid4().hex
+        task_id = await scheduler.run_task("conf_fixed_backoff", {"tag": tag})
+        info = await scheduler.wait_for_task(task_id, timeout=self.wait_timeout + 2 * self.retry_slack)
+        assert (info.state, info.attempts) == (TaskState.SUCCEEDED, 3), info.error
+        first, second, third = await self._attempt_starts(scheduler, tag, attempts=3)
+        assert info.started_at is not None and info.finished_at is not None
+        slack = timedelta(seconds=self.start_tolerance)
+        # the first attempt's: before the second attempt by most of the backoff
+        latest = (
+            second - timedelta(seconds=FIXED_BACKOFF / 2)
+            if self.started_at_is_first_attempt
+            else third + slack
+        )
+        assert first - slack <= info.started_at <= latest, (
+            f"run {task_id}: started_at {info.started_at.isoformat()}, attempts started at "
+            f"{first.isoformat()}, {second.isoformat()}, {third.isoformat()}"
+        )
+        assert info.started_at <= info.finished_at and info.finished_at >= third - slack, (
+            info.finished_at,
+            third,
+        )
+
     async def _attempt_starts(self, scheduler: Scheduler, tag: str, attempts: int) -> list[datetime]:
         """Start times of each attempt, from the conf_attempt_log schedules they made."""
 
@@ -186,6 +210,17 @@ class PolicyConformance(ConformanceBase):
         assert states == {TaskState.RUNNING, TaskState.QUEUED}, states  # one of agent a's waits
         infos = [await self.finish(scheduler, i) for i in [*a_ids, b_id]]
         assert all(i.state is TaskState.SUCCEEDED for i in infos), [i.error for i in infos]
+        # when each run's code ran, by the real clock (conf_limited reports it):
+        # the runs' own timestamps do not move on a virtual clock
+        ran = [
+            (datetime.fromisoformat(i.result["started"]), datetime.fromisoformat(i.result["finished"]))
+            for i in infos
+        ]
+        (a1, a2), b = sorted(ran[:2]), ran[2]
+        assert a2[0] >= a1[1] - timedelta(seconds=0.5), (
+            f"agent a's runs overlapped: {ran[:2]}"
+        )  # one at a time
+        assert b[0] <= a1[1], f"agent b's run {b} waited for agent a's first {a1}"  # b not kept behind a
         first, second = sorted(infos[:2], key=lambda i: i.started_at or datetime.max.replace(tzinfo=UTC))
         assert first.finished_at and second.started_at and infos[2].started_at
         assert second.started_at >= first.finished_at - timedelta(seconds=0.5)  # one at a time

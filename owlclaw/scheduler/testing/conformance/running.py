@@ -77,6 +77,48 @@ class RunningConformance(ConformanceBase):
         assert info.payload == {"value": [1, 2], "5": "five"}
         assert await scheduler.cancel_task(task_id) is True
 
+    async def test_payload_changed_by_the_caller_after_run_task_does_not_change_the_run(
+        self, scheduler: Scheduler
+    ) -> None:
+        # the payload is carried as JSON: the run keeps what it was given, not a reference to it
+        payload: dict[str, Any] = {"value": {"items": [1], "name": "before"}}
+        task_id = await scheduler.run_task("conf_echo", payload)
+        _scribble(payload)
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert (info.result, info.payload) == ({"items": [1], "name": "before"}, _ORIGINAL), (
+            f"run {task_id} saw the caller's later changes: result {info.result!r}, payload {info.payload!r}"
+        )
+
+    async def test_payload_changed_by_the_caller_after_schedule_task_does_not_change_the_run(
+        self, scheduler: Scheduler
+    ) -> None:
+        payload: dict[str, Any] = {"value": {"items": [1], "name": "before"}}
+        task_id = await scheduler.schedule_task("conf_echo", payload, delay_seconds=2)
+        _scribble(payload)
+        pending = await scheduler.get_task_status(task_id)
+        assert pending.payload == _ORIGINAL, (
+            f"schedule {task_id} shows the caller's later changes: {pending.payload}"
+        )
+        await self.advance(scheduler, 2.5)
+        info = await self.finish(scheduler, task_id)
+        assert info.state is TaskState.SUCCEEDED, info.error
+        assert (info.result, info.payload) == ({"items": [1], "name": "before"}, _ORIGINAL), (
+            f"run {task_id} saw the caller's later changes: result {info.result!r}, payload {info.payload!r}"
+        )
+
+    async def test_payload_changed_by_the_caller_after_add_cron_does_not_change_the_cron(
+        self, scheduler: Scheduler
+    ) -> None:
+        payload: dict[str, Any] = {"value": {"items": [1], "name": "before"}}
+        cron_id = await scheduler.add_cron("conf_cron_target", "0 0 1 1 *", payload)
+        try:
+            _scribble(payload)
+            listed = [c for c in await scheduler.list_crons(task_name="conf_cron_target") if c.id == cron_id]
+            assert [c.payload for c in listed] == [_ORIGINAL], f"cron {cron_id} is listed as {listed}"
+        finally:
+            await scheduler.remove_cron(cron_id)
+
     async def test_failure_is_reported_with_its_error(self, scheduler: Scheduler) -> None:
         info = await self.finish(scheduler, await scheduler.run_task("conf_fail"))
         assert info.state is TaskState.FAILED
@@ -98,3 +140,14 @@ class RunningConformance(ConformanceBase):
         await self.finish(scheduler, task_id)
         assert await scheduler.cancel_task(task_id) is False
         assert (await scheduler.get_task_status(task_id)).state is TaskState.SUCCEEDED
+
+
+#: The payload the payload-copy tests pass, as the run must keep it.
+_ORIGINAL: dict[str, Any] = {"value": {"items": [1], "name": "before"}}
+
+
+def _scribble(payload: dict[str, Any]) -> None:
+    """Change ``payload`` in place at every depth, as a caller reusing its dict would."""
+    payload["value"]["items"].append(2)
+    payload["value"]["name"] = "after"
+    payload["added"] = True

@@ -8,6 +8,7 @@ import pytest
 
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON
@@ -77,6 +78,33 @@ class SchedulingConformance(ConformanceBase):
         await scheduler.cancel_task(pending)
         assert pending not in [t.id for t in await scheduler.list_tasks(limit=1000)]
 
+    async def test_list_tasks_returns_at_most_limit_rows(self, scheduler: Scheduler) -> None:
+        ids = [await scheduler.run_task("conf_echo", {"value": n}) for n in range(3)]
+        for task_id in ids:
+            await self.finish(scheduler, task_id)
+
+        async def all_echo_runs() -> list[TaskInfo]:
+            return await scheduler.list_tasks(task_name="conf_echo", limit=1000)
+
+        # a listing may lag on a real engine: wait until all three are listed
+        everything: list[TaskInfo] = await poll_until(
+            lambda: all_echo_runs(),
+            lambda rows: set(ids) <= {r.id for r in rows},
+            timeout=self.listing_timeout,
+            interval=0.5,
+            what=f"list_tasks to show the runs {ids}",
+        )
+        listed = {r.id for r in everything}
+        for limit in (1, 2):
+            for rows in (
+                await scheduler.list_tasks(task_name="conf_echo", limit=limit),
+                await scheduler.list_tasks(limit=limit),
+                await scheduler.list_tasks(task_name="conf_echo", states=[TaskState.SUCCEEDED], limit=limit),
+            ):
+                assert len(rows) == limit, f"list_tasks(limit={limit}) returned {len(rows)} rows: {rows}"
+            named = await scheduler.list_tasks(task_name="conf_echo", limit=limit)
+            assert {r.id for r in named} <= listed, (named, everything)
+
     async def test_listing_an_unknown_task_name_is_empty(self, scheduler: Scheduler) -> None:
         # listings filter; they do not require the task to be registered here
         assert await scheduler.list_tasks(task_name="conf_never_registered") == []
@@ -131,9 +159,37 @@ class SchedulingConformance(ConformanceBase):
             assert [c.id for c in listed] == [cron_id]
             assert listed[0].expression == "*/1 * * * * *"
             assert listed[0].payload == {"from": "cron"}
+            started = await self.now(scheduler)
             await self.advance(scheduler, 3.5)
-            runs = await self._cron_runs(scheduler)
-            assert runs, "a per-second cron ran no task in 3.5 seconds"
+
+            async def step() -> list[TaskInfo]:
+                # on a virtual clock time moves only through advance(): step it between reads
+                runs = await self._cron_runs(scheduler)
+                if len(runs) < 3:
+                    await self.advance(scheduler, 0.5)
+                return runs
+
+            try:
+                runs: list[TaskInfo] = await poll_until(
+                    lambda: step(),
+                    lambda runs: len(runs) >= 3,
+                    timeout=30,
+                    interval=0.1,
+                    what="a per-second cron to have run 3 times",
+                )
+            except PollTimeoutError as exc:
+                raise AssertionError(f"a per-second cron ran {len(exc.last or [])} times, not 3") from None
+            # never more than one run per second (a tick on each side of the span at most)
+            elapsed = (await self.now(scheduler) - started).total_seconds()
+            assert len(runs) <= elapsed + 2, f"a per-second cron ran {len(runs)} times in {elapsed:.1f}s"
+            # and not fewer: three whole seconds passed in the first 3.5 (the runs'
+            # due times say when they fell due, however late a listing shows them)
+            due = sorted(r.scheduled_at for r in runs if r.scheduled_at is not None)[:3]
+            assert len(due) == 3, runs
+            assert due[2] <= started + timedelta(seconds=3.5 + self.start_tolerance), (
+                f"a per-second cron's first 3 runs fell due at {[d.isoformat() for d in due]}, "
+                f"its first 3.5 s ran from {started.isoformat()}"
+            )
             done = await self.finish(scheduler, runs[-1].id)
             assert done.state is TaskState.SUCCEEDED
             assert done.result == {"from": "cron"}
