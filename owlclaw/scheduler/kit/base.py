@@ -32,7 +32,12 @@ from typing import Any, TypeVar, Unpack
 
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import normalize_cron
-from owlclaw.scheduler.errors import SchedulerConnectionError, TaskDefinitionError, TaskNotRegisteredError
+from owlclaw.scheduler.errors import (
+    InvalidScheduleError,
+    SchedulerConnectionError,
+    TaskDefinitionError,
+    TaskNotRegisteredError,
+)
 from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
 from owlclaw.scheduler.kit.signals import serve_until_signal
@@ -189,6 +194,8 @@ class BaseScheduler:
         limit: int = 100,
     ) -> list[TaskInfo]:
         self._check_connected("list_tasks")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidScheduleError(f"limit must be an int >= 1 (most runs to return), got {limit!r}")
         wanted = frozenset(states) if states is not None else None
         return await self._list_runs(task_name, states=wanted, limit=limit)
 
