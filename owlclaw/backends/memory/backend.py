@@ -13,12 +13,19 @@ from typing import Any, cast
 
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
+from owlclaw.backends.memory.guards import (
+    CURRENT_RUN,
+    RunawayGuard,
+    stop_attempts,
+    wait_hint,
+    warn_no_worker,
+)
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Cron, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, json_roundtrip, make_context, run_attempt
+from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, make_context, run_attempt
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
 
@@ -60,6 +67,7 @@ class MemoryScheduler(BaseScheduler):
         self._busy = 0  # running attempts not parked in a durable sleep
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
+        self._runaway = RunawayGuard()
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -112,6 +120,12 @@ class MemoryScheduler(BaseScheduler):
             run = self._book.new_run(options, payload, due, TaskState.SCHEDULED)
         run.priority = priority
         run.trace = metadata
+        if self.clock.is_virtual:
+            try:
+                self._runaway.submitted(run, due, self.clock.now())
+            except Exception:
+                del self._book.runs[run.id]
+                raise
         if due is None:
             self._enqueue(run)
         else:
@@ -128,17 +142,7 @@ class MemoryScheduler(BaseScheduler):
         cron.entry.dead = True
 
     async def _list_crons(self, task_name: str | None) -> list[CronInfo]:
-        return [
-            CronInfo(
-                id=c.id,
-                task_name=c.task_name,
-                expression=c.expression,
-                payload=json_roundtrip(c.payload, "payload"),
-                next_run_at=c.entry.due,
-            )
-            for c in self._book.crons.values()
-            if task_name is None or c.task_name == task_name
-        ]
+        return self._book.cron_infos(task_name)
 
     async def _cancel(self, task_id: str) -> bool:
         run = self._book.run(task_id)
@@ -157,25 +161,12 @@ class MemoryScheduler(BaseScheduler):
         return self._book.run(task_id).info()
 
     async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
-        pending = [
-            r
-            for r in self._book.runs.values()
-            if r.state is TaskState.SCHEDULED and (task_name is None or r.options.name == task_name)
-        ]
-        pending.sort(key=lambda r: r.scheduled_at)
-        return [r.info() for r in pending]
+        return self._book.scheduled(task_name)
 
     async def _list_runs(
         self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
-        found = [
-            r
-            for r in reversed(self._book.runs.values())
-            if r.fired
-            and (task_name is None or r.options.name == task_name)
-            and (states is None or r.state in states)
-        ]
-        return [r.info() for r in found[:limit]]
+        return self._book.fired(task_name, states, limit)
 
     async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
         run = self._book.run(task_id)
@@ -192,11 +183,10 @@ class MemoryScheduler(BaseScheduler):
         else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(run.done.wait(), timeout)
+        self._runaway.check()
         if not run.state.is_final:
-            raise WaitTimeoutError(
-                f"task {task_id} is still {run.state.value} after {timeout:g}s"
-                + ("" if self._worker else "; no worker is running: call start_worker()")
-            )
+            hint = wait_hint(worker=self._worker is not None, virtual=clock is not None)
+            raise WaitTimeoutError(f"task {task_id} is still {run.state.value} after {timeout:g}s{hint}")
         return run.info()
 
     # virtual time
@@ -218,6 +208,7 @@ class MemoryScheduler(BaseScheduler):
             await self._settle()
         clock.move_to(target)
         await self._settle()
+        self._warn_idle_queue("advance()")
 
     async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
         """Run until nothing is running, queued or waiting, crons aside.
@@ -236,6 +227,11 @@ class MemoryScheduler(BaseScheduler):
             # crons that fall before it still fire, in order
             clock.move_to(self._next_due() or nxt)
             await self._settle()
+        self._warn_idle_queue("run_until_idle()")
+
+    def _warn_idle_queue(self, what: str) -> None:
+        if self._worker is None:
+            warn_no_worker(what, sum(r.state is TaskState.QUEUED for _, _, r in self._ready))
 
     def _moving_clock(self) -> VirtualClock | None:
         """The clock, when it is virtual (it moves only when told to)."""
@@ -273,6 +269,9 @@ class MemoryScheduler(BaseScheduler):
         await asyncio.sleep(0)
 
     async def stop_worker(self) -> None:
+        """Stop taking runs; running attempts get ``config.shutdown_grace_seconds``
+        to finish, then they (and durable sleepers, at once) are cancelled and
+        their runs queued again."""
         if self._worker is None:
             return
         # no cancel(): on Python 3.11 a cancelled asyncio.wait_for can hang
@@ -280,8 +279,7 @@ class MemoryScheduler(BaseScheduler):
         self._accepting = False
         self._book.wake()
         await worker
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await stop_attempts(self._book, self._running, self.config.shutdown_grace_seconds)
 
     async def _work(self) -> None:
         while self._accepting:
@@ -301,8 +299,12 @@ class MemoryScheduler(BaseScheduler):
                 waiter.cancel()
 
     async def _settle(self) -> None:
-        """Return once what is due now has run (or is sleeping)."""
+        """Return once what is due now has run (or is sleeping).
+
+        :raises RunawayTaskError: a task keeps queueing runs at this instant.
+        """
         while True:
+            self._runaway.check()
             self._progress.clear()
             self._fire_due()
             await asyncio.sleep(0)
@@ -405,6 +407,7 @@ class MemoryScheduler(BaseScheduler):
         self._start_ready()
 
     async def _attempt(self, run: Run) -> None:
+        CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
         ctx = make_context(
             options,
@@ -488,13 +491,17 @@ class MemoryScheduler(BaseScheduler):
     async def _durable_sleep(self, run: Run, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         wake = self.clock.now() + timedelta(seconds=max(seconds, 0.0))
+        if self.clock.is_virtual:
+            self._runaway.slept(run, wake, self.clock.now())
         entry = self._book.push(self.faults.wake_time(run.id, run.attempts, wake), WAKE, future)
         self._busy -= 1
+        run.sleeping = True
         self._progress.set()
         try:
             await future
         finally:
             entry.dead = True
+            run.sleeping = False
             self._busy += 1
 
     # crons

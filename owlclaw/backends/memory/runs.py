@@ -19,7 +19,7 @@ from typing import Any
 from owlclaw.scheduler.clock import Clock
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import json_roundtrip
-from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
 
@@ -59,6 +59,9 @@ class Run:
     task: asyncio.Task[None] | None = None
     timed_out_attempt: int = 0
     fired: bool = False  # queued at least once: a run, not only a schedule
+    sleeping: bool = False  # parked in a durable sleep
+    chain: int = 0  # runs queued "now" one from another up to this one (guards.RunawayGuard)
+    instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,6 +134,43 @@ class Timetable:
             raise TaskNotFoundError(
                 f"no task with id {task_id!r}; ids come from run_task() or schedule_task()"
             ) from None
+
+    # listings
+
+    def cron_infos(self, task_name: str | None) -> list[CronInfo]:
+        """The crons, of ``task_name`` only if given."""
+        return [
+            CronInfo(
+                id=c.id,
+                task_name=c.task_name,
+                expression=c.expression,
+                payload=json_roundtrip(c.payload, "payload"),
+                next_run_at=c.entry.due,
+            )
+            for c in self.crons.values()
+            if task_name is None or c.task_name == task_name
+        ]
+
+    def scheduled(self, task_name: str | None) -> list[TaskInfo]:
+        """Schedules not yet due, soonest first."""
+        pending = [
+            r
+            for r in self.runs.values()
+            if r.state is TaskState.SCHEDULED and (task_name is None or r.options.name == task_name)
+        ]
+        pending.sort(key=lambda r: r.scheduled_at)
+        return [r.info() for r in pending]
+
+    def fired(self, task_name: str | None, states: frozenset[TaskState] | None, limit: int) -> list[TaskInfo]:
+        """Runs (queued at least once), newest first, at most ``limit``."""
+        found = [
+            r
+            for r in reversed(self.runs.values())
+            if r.fired
+            and (task_name is None or r.options.name == task_name)
+            and (states is None or r.state in states)
+        ]
+        return [r.info() for r in found[:limit]]
 
     # what Faults uses
 
