@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from owlclaw.scheduler.clock import Clock
+from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import json_roundtrip
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -134,6 +135,13 @@ class Timetable:
             raise TaskNotFoundError(
                 f"no task with id {task_id!r}; ids come from run_task() or schedule_task()"
             ) from None
+
+    def new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
+        """A cron whose first tick is pushed; returns its id."""
+        cron_id = str(uuid.uuid4())
+        entry = self.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
+        self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
+        return cron_id
 
     # listings
 
