@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from owlclaw.scheduler.errors import PayloadError
+from owlclaw.scheduler.errors import InvalidScheduleError, PayloadError
 
 __all__ = [
     "MAX_BACKOFF_SECONDS",
@@ -21,7 +21,9 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_RETRIES",
     "MAX_TIMEOUT_SECONDS",
+    "MAX_WAIT_SECONDS",
     "check_json_depth",
+    "check_wait_seconds",
     "exponential_delay",
 ]
 
@@ -42,6 +44,10 @@ MAX_RETRIES = 100
 #: Longest wait between two attempts (``backoff_max_seconds``, a fixed
 #: ``backoff_base``, or the largest exponential step): one day.
 MAX_BACKOFF_SECONDS = _DAY
+
+#: Longest ``wait_for_task(timeout=...)``, ``advance(seconds)`` or
+#: ``run_until_idle(max_seconds=...)``: as far as a schedule may reach.
+MAX_WAIT_SECONDS = MAX_DELAY_SECONDS
 
 #: Deepest nesting of lists and objects in a payload or result. JSON
 #: encoders recurse per level; this is far below Python's recursion limit.
@@ -77,3 +83,17 @@ def check_json_depth(value: Any, what: str) -> None:
                 "flatten it (e.g. a list of rows with parent ids) or store it elsewhere and pass its key"
             )
         stack.extend((child, depth + 1) for child in children)
+
+
+def check_wait_seconds(name: str, value: Any) -> float:
+    """A number of seconds to wait or move time by: finite, >= 0, at most
+    ``MAX_WAIT_SECONDS`` (date arithmetic past it overflows).
+
+    :raises InvalidScheduleError: naming ``name`` and the range.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or value > MAX_WAIT_SECONDS:
+        raise InvalidScheduleError(
+            f"{name} takes seconds from 0 to {MAX_WAIT_SECONDS} (ten years), got {value!r}"
+        )
+    return float(value)

@@ -16,7 +16,7 @@ import pytest
 from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
 from owlclaw.backends.memory.guards import MAX_SAME_INSTANT
 from owlclaw.scheduler import TaskContext, TaskState
-from owlclaw.scheduler.errors import RunawayTaskError, WaitTimeoutError
+from owlclaw.scheduler.errors import InvalidScheduleError, RunawayTaskError, WaitTimeoutError
 from owlclaw.scheduler.kit import serve_until_signal
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, MAX_JSON_DEPTH, MAX_TIMEOUT_SECONDS
 
@@ -207,6 +207,34 @@ async def test_many_runs_at_one_instant_are_not_a_runaway() -> None:
         await s.run_task("countdown", {"n": MAX_SAME_INSTANT})  # a chain exactly at the bound
         await s.advance(0)
     assert len(done) == MAX_SAME_INSTANT + 10
+
+
+async def test_run_until_idle_on_the_real_clock_gives_up_after_max_seconds() -> None:
+    s = MemoryScheduler(MemoryConfig(shutdown_grace_seconds=0.1))
+
+    @s.task()
+    async def again(payload: dict[str, Any], ctx: TaskContext) -> None:
+        await asyncio.sleep(0.001)
+        await ctx.scheduler.run_task("again")
+
+    async with asyncio.timeout(10):
+        async with s:
+            await s.start_worker()
+            await s.run_task("again")
+            started = time.monotonic()
+            with pytest.raises(WaitTimeoutError, match="max_seconds"):
+                await s.run_until_idle(max_seconds=0.3)
+            assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("seconds", [-1, float("nan"), float("inf"), 1e12])
+async def test_moving_virtual_time_by_a_bad_amount_is_refused(seconds: float) -> None:
+    s = virtual()
+    async with s:
+        with pytest.raises(InvalidScheduleError, match="seconds from 0 to"):
+            await s.advance(seconds)
+        with pytest.raises(InvalidScheduleError, match="seconds from 0 to"):
+            await s.run_until_idle(max_seconds=seconds)
 
 
 # values at the limits work; past them they are refused (see the bad-call table)

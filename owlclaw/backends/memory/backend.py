@@ -6,26 +6,20 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import uuid
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
-from owlclaw.backends.memory.guards import (
-    CURRENT_RUN,
-    RunawayGuard,
-    stop_attempts,
-    wait_hint,
-    warn_no_worker,
-)
-from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Cron, Entry, Run, Timetable
+from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, make_context, run_attempt
+from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
 
@@ -67,7 +61,7 @@ class MemoryScheduler(BaseScheduler):
         self._busy = 0  # running attempts not parked in a durable sleep
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
-        self._runaway = RunawayGuard()
+        self._runaway = guards.RunawayGuard()
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -185,7 +179,7 @@ class MemoryScheduler(BaseScheduler):
                 await asyncio.wait_for(run.done.wait(), timeout)
         self._runaway.check()
         if not run.state.is_final:
-            hint = wait_hint(worker=self._worker is not None, virtual=clock is not None)
+            hint = guards.wait_hint(worker=self._worker is not None, virtual=clock is not None)
             raise WaitTimeoutError(f"task {task_id} is still {run.state.value} after {timeout:g}s{hint}")
         return run.info()
 
@@ -199,8 +193,7 @@ class MemoryScheduler(BaseScheduler):
         :raises NotSupportedError: the scheduler runs on the real clock.
         """
         clock = self._virtual_clock("advance()")
-        if seconds < 0:
-            raise ValueError(f"advance() takes seconds >= 0, got {seconds!r}")
+        seconds = check_wait_seconds("advance()", seconds)
         target = clock.now() + timedelta(seconds=seconds)
         await self._settle()
         while (nxt := self._next_due()) is not None and nxt <= target:
@@ -208,7 +201,7 @@ class MemoryScheduler(BaseScheduler):
             await self._settle()
         clock.move_to(target)
         await self._settle()
-        self._warn_idle_queue("advance()")
+        guards.warn_no_worker("advance()", self._worker, self._ready)
 
     async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
         """Run until nothing is running, queued or waiting, crons aside.
@@ -216,22 +209,23 @@ class MemoryScheduler(BaseScheduler):
         On a virtual clock time jumps from one due time to the next, for at
         most ``max_seconds`` of virtual time (a task that reschedules itself
         forever would otherwise never be idle). On the real clock it waits for
-        what is due now to finish.
+        what is due now to finish, at most ``max_seconds``.
+
+        :raises WaitTimeoutError: on the real clock, still busy after ``max_seconds``.
+        :raises RunawayTaskError: a task keeps queueing runs at one virtual instant.
         """
-        await self._settle()
+        max_seconds = check_wait_seconds("run_until_idle(max_seconds=...)", max_seconds)
         clock = self._moving_clock()
         if clock is None:
+            await guards.settle_within(self._settle(), max_seconds)
             return
+        await self._settle()
         deadline = clock.now() + timedelta(seconds=max_seconds)
         while (nxt := self._next_due(skip_crons=True)) is not None and nxt <= deadline:
             # crons that fall before it still fire, in order
             clock.move_to(self._next_due() or nxt)
             await self._settle()
-        self._warn_idle_queue("run_until_idle()")
-
-    def _warn_idle_queue(self, what: str) -> None:
-        if self._worker is None:
-            warn_no_worker(what, sum(r.state is TaskState.QUEUED for _, _, r in self._ready))
+        guards.warn_no_worker("run_until_idle()", self._worker, self._ready)
 
     def _moving_clock(self) -> VirtualClock | None:
         """The clock, when it is virtual (it moves only when told to)."""
@@ -279,7 +273,7 @@ class MemoryScheduler(BaseScheduler):
         self._accepting = False
         self._book.wake()
         await worker
-        await stop_attempts(self._book, self._running, self.config.shutdown_grace_seconds)
+        await guards.stop_attempts(self._book, self._running, self.config.shutdown_grace_seconds)
 
     async def _work(self) -> None:
         while self._accepting:
@@ -407,7 +401,7 @@ class MemoryScheduler(BaseScheduler):
         self._start_ready()
 
     async def _attempt(self, run: Run) -> None:
-        CURRENT_RUN.set(run)
+        guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
         ctx = make_context(
             options,
@@ -507,10 +501,7 @@ class MemoryScheduler(BaseScheduler):
     # crons
 
     def _new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
-        cron_id = str(uuid.uuid4())
-        entry = self._book.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
-        self._book.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
-        return cron_id
+        return self._book.new_cron(task_name, expression, payload)
 
     def _tick(self, entry: Entry) -> None:
         cron = self._book.crons.get(entry.ref)

@@ -17,13 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 from owlclaw.backends.memory.runs import Run, Timetable
-from owlclaw.scheduler.errors import RunawayTaskError
+from owlclaw.scheduler.errors import RunawayTaskError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskState
 
-__all__ = ["CURRENT_RUN", "MAX_SAME_INSTANT", "RunawayGuard", "stop_attempts", "wait_hint", "warn_no_worker"]
+__all__ = [
+    "CURRENT_RUN",
+    "MAX_SAME_INSTANT",
+    "RunawayGuard",
+    "settle_within",
+    "stop_attempts",
+    "wait_hint",
+    "warn_no_worker",
+]
 
 log = logging.getLogger("owlclaw.scheduler.memory")
 
@@ -123,12 +133,26 @@ def wait_hint(*, worker: bool, virtual: bool) -> str:
     return ""
 
 
-def warn_no_worker(what: str, queued: int) -> None:
+def warn_no_worker(what: str, worker: object, ready: list[tuple[int, int, Run]]) -> None:
     """Runs fell due during ``what`` but no worker runs them: say what to call."""
-    if queued:
+    queued = sum(run.state is TaskState.QUEUED for _, _, run in ready)
+    if worker is None and queued:
         log.warning(
             "%s: %d run(s) are due but no worker is running, so none ran; "
             "call `await scheduler.start_worker()` first",
             what,
             queued,
         )
+
+
+async def settle_within(settle: Coroutine[Any, Any, None], seconds: float) -> None:
+    """``run_until_idle()`` on the real clock: ``settle``, for at most ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await settle
+    except TimeoutError:
+        raise WaitTimeoutError(
+            f"run_until_idle() on the real clock: runs were still running or due after {seconds:g}s "
+            "(a task that queues more work each time is never idle); pass a larger max_seconds, "
+            "or use a VirtualClock"
+        ) from None

@@ -41,6 +41,7 @@ from owlclaw.scheduler.errors import (
 from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
 from owlclaw.scheduler.kit.signals import serve_until_signal
+from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
 from owlclaw.scheduler.protocol import Capabilities
@@ -201,7 +202,7 @@ class BaseScheduler:
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
         self._check_connected("wait_for_task")
-        return await self._wait(task_id, timeout)
+        return await self._wait(task_id, check_wait_seconds("wait_for_task(timeout=...)", timeout))
 
     # hooks a backend implements
 

@@ -97,7 +97,12 @@ def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | 
                 f"at={at.isoformat()} is naive; pass a timezone-aware datetime, "
                 "e.g. datetime(..., tzinfo=timezone.utc)"
             )
-        due = at.astimezone(UTC)
+        try:
+            due = at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidScheduleError(
+                f"at={at.isoformat()} is out of range in UTC; check the date"
+            ) from None
         if (due - now).total_seconds() > MAX_DELAY_SECONDS:
             raise InvalidScheduleError(
                 f"at={at.isoformat()} is more than ten years ahead ({MAX_DELAY_SECONDS} seconds, "

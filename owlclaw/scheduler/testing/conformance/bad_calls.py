@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -49,6 +49,10 @@ async def _noop(payload: Any, ctx: Any) -> None: ...
 
 def _add_cron(expression: Any) -> Callable[[Any], Any]:
     return lambda s: s.add_cron("conf_cron_target", expression)
+
+
+def _wait_timeout(timeout: Any) -> Callable[[Any], Any]:
+    return lambda s: s.wait_for_task(str(uuid.uuid4()), timeout=timeout)
 
 
 def _list_limit(limit: Any) -> Callable[[Any], Any]:
@@ -260,6 +264,21 @@ BAD_CALLS: list[BadCall] = [
         lambda s: s.wait_for_task(str(uuid.uuid4()), timeout=1),
         TaskNotFoundError,
         "no task",
+    ),
+    *[
+        BadCall(
+            f"wait-timeout-{label}",
+            _wait_timeout(timeout),
+            InvalidScheduleError,
+            "seconds from 0 to",
+        )
+        for label, timeout in [("negative", -1), ("nan", float("nan")), ("huge", 1e12), ("text", "5")]
+    ],
+    BadCall(
+        "at-out-of-range",
+        lambda s: s.schedule_task("conf_echo", at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))),
+        InvalidScheduleError,
+        "check the date",
     ),
     BadCall(
         "remove-unknown-cron", lambda s: s.remove_cron(str(uuid.uuid4())), TaskNotFoundError, "list_crons"
