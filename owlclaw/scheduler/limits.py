@@ -23,6 +23,7 @@ __all__ = [
     "MAX_TIMEOUT_SECONDS",
     "MAX_WAIT_SECONDS",
     "check_json_depth",
+    "check_limit",
     "check_wait_seconds",
     "exponential_delay",
 ]
@@ -97,3 +98,13 @@ def check_wait_seconds(name: str, value: Any) -> float:
             f"{name} takes seconds from 0 to {MAX_WAIT_SECONDS} (ten years), got {value!r}"
         )
     return float(value)
+
+
+def check_limit(limit: Any) -> int:
+    """``list_tasks(limit=...)``: an int >= 1 (a negative slice would drop rows).
+
+    :raises InvalidScheduleError: naming the fix.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidScheduleError(f"limit must be an int >= 1 (most runs to return), got {limit!r}")
+    return limit
