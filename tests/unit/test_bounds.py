@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
+from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock, runs
 from owlclaw.backends.memory.guards import MAX_SAME_INSTANT
 from owlclaw.scheduler import TaskContext, TaskState
 from owlclaw.scheduler.errors import InvalidScheduleError, RunawayTaskError, WaitTimeoutError
@@ -127,6 +127,46 @@ async def test_sigterm_stops_a_real_clock_worker_while_a_durable_task_sleeps() -
             loop.remove_signal_handler(sig)
     nap = [r for r in s._book.runs.values() if r.options.name == "nap"]
     assert [r.state for r in nap] == [TaskState.QUEUED]
+
+
+async def test_crash_worker_ends_when_a_task_swallows_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runs, "CANCEL_WAIT_SECONDS", 0.2)
+    s = virtual(shutdown_grace_seconds=0.2)
+    release = asyncio.Event()
+
+    @s.task()
+    async def stubborn(payload: dict[str, Any], ctx: TaskContext) -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # ignores cancellation: a bug in user code the library must survive
+
+    async with asyncio.timeout(10):
+        async with s:
+            await s.start_worker()
+            await s.run_task("stubborn")
+            await asyncio.sleep(0.01)  # it reaches its sleep
+            assert await s.faults.crash_worker() == 1
+            release.set()
+
+
+async def test_advance_gives_up_on_an_attempt_that_never_finishes() -> None:
+    s = virtual(settle_timeout_seconds=0.3, shutdown_grace_seconds=0.1)
+
+    @s.task()
+    async def hang(payload: dict[str, Any], ctx: TaskContext) -> None:
+        await asyncio.Event().wait()  # waits for something that never happens
+
+    async with asyncio.timeout(10):
+        async with s:
+            await s.start_worker()
+            run_id = await s.run_task("hang")
+            with pytest.raises(WaitTimeoutError, match=r"'hang'.*timeout="):
+                await s.advance(1)
+            assert run_id in str(await s.get_task_status(run_id))
 
 
 # a run that keeps one instant busy

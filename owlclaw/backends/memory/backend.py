@@ -296,6 +296,7 @@ class MemoryScheduler(BaseScheduler):
         """Return once what is due now has run (or is sleeping).
 
         :raises RunawayTaskError: a task keeps queueing runs at this instant.
+        :raises WaitTimeoutError: no attempt made progress for ``settle_timeout_seconds``.
         """
         while True:
             self._runaway.check()
@@ -309,7 +310,7 @@ class MemoryScheduler(BaseScheduler):
                 return
             if self._busy == 0:
                 continue
-            await self._progress.wait()
+            await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
     # the heap
 

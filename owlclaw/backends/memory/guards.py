@@ -29,6 +29,7 @@ __all__ = [
     "CURRENT_RUN",
     "MAX_SAME_INSTANT",
     "RunawayGuard",
+    "await_progress",
     "settle_within",
     "stop_attempts",
     "wait_hint",
@@ -156,3 +157,30 @@ async def settle_within(settle: Coroutine[Any, Any, None], seconds: float) -> No
             "(a task that queues more work each time is never idle); pass a larger max_seconds, "
             "or use a VirtualClock"
         ) from None
+
+
+async def await_progress(progress: asyncio.Event, seconds: float, book: Timetable) -> None:
+    """Wait for an attempt to finish or park, at most ``seconds`` of real time.
+
+    ``advance()`` and ``run_until_idle()`` wait for what is due to finish; an
+    attempt that awaits something that never happens would keep them waiting
+    forever, so they give up with ``WaitTimeoutError`` naming the attempts.
+    """
+    waiter = asyncio.ensure_future(progress.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    if done:
+        return
+    stuck = [
+        f"{run.options.name!r} ({run.id})"
+        for run in book.runs.values()
+        if run.state is TaskState.RUNNING and not run.sleeping
+    ]
+    raise WaitTimeoutError(
+        f"no running attempt finished for {seconds:g}s of real time while time was being moved "
+        f"(still running: {', '.join(stuck) or 'none'}); advance() and run_until_idle() wait for what "
+        "is due to finish: give the task a timeout=, make sure what it awaits happens, or raise "
+        "settle_timeout_seconds"
+    )

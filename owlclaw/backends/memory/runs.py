@@ -22,7 +22,10 @@ from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import json_roundtrip
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
-__all__ = ["CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+__all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+
+#: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
+CANCEL_WAIT_SECONDS = 10.0
 
 # What a heap entry does when its time comes.
 DUE = "due"  # a run leaves SCHEDULED (or its retry delay) and is queued
@@ -206,12 +209,14 @@ class Timetable:
         run.entry = self.push(self.clock.now() + timedelta(seconds=delay), DUE, run)
 
     async def cancel_attempts(self, run_ids: list[str]) -> None:
-        """Cancel these runs' attempts in flight and wait until they have stopped."""
+        """Cancel these runs' attempts in flight and wait until they have
+        stopped, at most ``CANCEL_WAIT_SECONDS`` (a task that swallows its
+        cancellation is left behind, not waited for forever)."""
         tasks = [t for t in (self.runs[i].task for i in run_ids) if t is not None]
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
 
     def is_final(self, run_id: str) -> bool:
         """Whether the run has finished (or is unknown)."""
