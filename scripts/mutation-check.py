@@ -84,7 +84,7 @@ MUTATIONS = [
     ),
     Mutation(
         "list_tasks ignores its limit",
-        "owlclaw/backends/memory/backend.py",
+        "owlclaw/backends/memory/runs.py",
         "return [r.info() for r in found[:limit]]",
         "return [r.info() for r in found]",
         (MEMORY_CONFORMANCE, "-k", "list_tasks"),

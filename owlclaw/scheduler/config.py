@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -177,6 +177,22 @@ def _describe(exc: ValidationError, source: str, prefix: str) -> str:
             msg = "unknown setting; remove it or check its spelling"
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
+
+
+def check_sections(config: SchedulerConfig, known: Iterable[str]) -> None:
+    """Refuse a section that names no known backend (a misspelled ``memroy:``
+    would otherwise be ignored and its settings silently lost).
+
+    :raises ConfigError: naming the unknown section and the known ones.
+    """
+    names = sorted(set(known))
+    for key in config.model_extra or {}:
+        if key not in names:
+            raise ConfigError(
+                f"{config.source}: unknown section {SECTION}.{key}; the known sections are "
+                f"'backend' and one per backend: {', '.join(names) or 'none installed'}. "
+                "Check its spelling"
+            )
 
 
 def validate_section(model: type[BaseModel], config: SchedulerConfig, name: str) -> BaseModel:

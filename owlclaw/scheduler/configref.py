@@ -63,7 +63,8 @@ default is a `ConfigError` naming the key.
 
 Only the chosen backend's section is validated, when the scheduler is created.
 In the built-in backends' sections a misspelled key is a `ConfigError`
-("unknown setting").
+("unknown setting"), and so is a section that names no installed backend
+(`memroy:`; the message lists the known sections).
 
 In the tables, the environment column names a variable that **overrides** the
 file, or one that is read as a **fallback** when the file leaves the key unset.

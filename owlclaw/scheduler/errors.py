@@ -17,7 +17,8 @@ would naturally catch, so ``except ValueError`` keeps working::
     ├── PayloadError (TypeError)            payload or result that is not JSON
     ├── NotSupportedError                   operation this backend or task cannot do
     ├── NonRetryableError                   raised by a task: fail now, skip the retries left
-    └── WaitTimeoutError (TimeoutError)     wait_for_task gave up
+    ├── WaitTimeoutError (TimeoutError)     wait_for_task gave up
+    └── RunawayTaskError (RuntimeError)     a task keeps re-queueing itself at one instant
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "NonRetryableError",
     "NotSupportedError",
     "PayloadError",
+    "RunawayTaskError",
     "SchedulerConnectionError",
     "SchedulerError",
     "TaskDefinitionError",
@@ -90,6 +92,11 @@ class NonRetryableError(SchedulerError):
 
 class WaitTimeoutError(SchedulerError, TimeoutError):
     """``wait_for_task`` reached its timeout before the task finished."""
+
+
+class RunawayTaskError(SchedulerError, RuntimeError):
+    """A task keeps queueing runs of itself (or waking from ``ctx.sleep``) at
+    one instant, so ``advance()``/``run_until_idle()`` could never move on."""
 
 
 def describe_error(exc: BaseException) -> str:

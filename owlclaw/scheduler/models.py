@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from owlclaw.scheduler.errors import InvalidScheduleError, NonRetryableError, NotSupportedError
+from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, exponential_delay
 
 if TYPE_CHECKING:
     from owlclaw.scheduler.protocol import Scheduler
@@ -111,10 +112,8 @@ class TaskOptions:
             return 0.0
         if self.backoff == "fixed":
             return float(self.backoff_base)
-        delay = float(self.backoff_base**failed_attempt)
-        if self.backoff_max_seconds is not None:
-            delay = min(delay, self.backoff_max_seconds)
-        return delay
+        # capped (at most MAX_BACKOFF_SECONDS), computed without overflowing at any attempt
+        return exponential_delay(self.backoff_base, failed_attempt, self.backoff_max_seconds)
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether this error may be retried (retries left aside)."""
@@ -168,12 +167,18 @@ class TaskContext:
     async def sleep(self, seconds: float) -> None:
         """Sleep durably: the wait survives a worker restart.
 
-        :raises InvalidScheduleError: ``seconds`` is not a number > 0.
+        :raises InvalidScheduleError: ``seconds`` is not a number > 0, or
+            over ``MAX_DELAY_SECONDS`` (ten years).
         :raises NotSupportedError: the task was not declared ``durable=True``.
         """
         ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
         if not ok or not math.isfinite(seconds) or seconds <= 0:
             raise InvalidScheduleError(f"ctx.sleep() takes seconds > 0, got {seconds!r}")
+        if seconds > MAX_DELAY_SECONDS:
+            raise InvalidScheduleError(
+                f"ctx.sleep() takes at most {MAX_DELAY_SECONDS} seconds (ten years), got {seconds!r}; "
+                "check the unit (seconds, not milliseconds)"
+            )
         if self._durable_sleep is None:
             raise NotSupportedError(
                 f"ctx.sleep() needs a durable task: declare "

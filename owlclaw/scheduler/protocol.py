@@ -188,8 +188,12 @@ class Scheduler(Protocol):
         states: Iterable[TaskState] | None = None,
         limit: int = 100,
     ) -> list[TaskInfo]:
-        """Runs of any state (cron runs included), newest first. A schedule
-        becomes a run when it fires; until then see ``list_scheduled_tasks``."""
+        """Runs of any state (cron runs included), newest first, at most
+        ``limit``. A schedule becomes a run when it fires; until then see
+        ``list_scheduled_tasks``.
+
+        :raises InvalidScheduleError: ``limit`` is not an int >= 1.
+        """
         ...
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
@@ -210,7 +214,11 @@ class Scheduler(Protocol):
         ...
 
     async def stop_worker(self) -> None:
-        """Stop taking new runs and wait for the running ones to finish."""
+        """Stop taking new runs and wait for the running ones to finish, for a
+        bounded grace (memory: ``shutdown_grace_seconds``, see docs/testing.md
+        "Bounds"); what still runs then is cancelled and its run queued again.
+        Nothing to stop when workers run in a process of their own
+        (``capabilities.start_worker`` False)."""
         ...
 
     def run_worker(self) -> None:

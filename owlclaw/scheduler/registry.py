@@ -12,7 +12,7 @@ from typing import Any, cast
 import pluggy
 
 from owlclaw.scheduler import hookspecs
-from owlclaw.scheduler.config import SchedulerConfig, validate_section
+from owlclaw.scheduler.config import SchedulerConfig, check_sections, validate_section
 from owlclaw.scheduler.errors import BackendNotFoundError, ConfigError
 from owlclaw.scheduler.hookspecs import BackendSpec, CliCommand, DemoEnvironment
 from owlclaw.scheduler.protocol import Scheduler
@@ -171,6 +171,7 @@ def create_scheduler(
     if not isinstance(config, SchedulerConfig):
         config = SchedulerConfig.load(config)
     scheduler_cls, config_model = load_backend(config.backend)
+    check_sections(config, available_backends())
     settings = validate_section(config_model, config, config.backend)
     factory = getattr(scheduler_cls, "from_config", None)
     if factory is None:

@@ -95,6 +95,23 @@ def test_schedule_on_memory_without_wait_refuses_to_lose_it(
     assert "add --wait" in capsys.readouterr().err
 
 
+def test_crons_add_on_memory_names_a_fix_that_exists(
+    clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["crons", "add", "demo_greet", "@daily", "--app", APP]) == 2
+    err = capsys.readouterr().err
+    assert "--wait" not in err  # `crons add` has no --wait
+    assert "cron=" in err and "owlclaw-scheduler worker" in err
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "ten"])
+def test_list_refuses_a_limit_below_one(
+    clean_env: None, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    assert main(["list", "--limit", limit, "--app", APP]) == 2
+    assert ">= 1" in capsys.readouterr().err
+
+
 def test_unknown_task_without_app_names_the_fix(clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "demo_greet"]) == 3
     err = capsys.readouterr().err

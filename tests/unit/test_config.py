@@ -95,3 +95,17 @@ def test_load_order_env_then_cwd_then_defaults(tmp_path: Path, monkeypatch: pyte
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert SchedulerConfig.from_yaml(write(tmp_path, "")).backend == "memory"
+
+
+def test_a_misspelled_backend_section_names_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "scheduler:\n  backend: memory\n  memroy:\n    slots: 3\n")
+    with pytest.raises(ConfigError) as err:
+        create_scheduler(path)
+    message = str(err.value)
+    assert "scheduler.memroy" in message and "memory" in message and "hatchet" in message
+    assert str(path) in message
+
+
+def test_the_section_of_another_installed_backend_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "scheduler:\n  backend: memory\n  hatchet:\n    slots: 3\n")
+    assert isinstance(create_scheduler(path), MemoryScheduler)

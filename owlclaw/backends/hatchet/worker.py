@@ -22,6 +22,7 @@ from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimi
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
 from owlclaw.scheduler.kit import make_context, run_attempt
+from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
 
 __all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_GRACE", "backoff", "concurrency", "define", "execute", "serve"]
@@ -51,11 +52,9 @@ def backoff(options: TaskOptions) -> dict[str, Any]:
     if options.backoff == "fixed":
         seconds = int(options.backoff_base)
         return {"backoff_factor": float(seconds), "backoff_max_seconds": seconds}
-    cap = options.backoff_max_seconds
-    return {
-        "backoff_factor": options.backoff_base,
-        "backoff_max_seconds": max(1, math.ceil(cap)) if cap is not None else None,
-    }
+    # without a cap the wait stops growing at MAX_BACKOFF_SECONDS, as TaskOptions.retry_delay says
+    cap = options.backoff_max_seconds if options.backoff_max_seconds is not None else MAX_BACKOFF_SECONDS
+    return {"backoff_factor": options.backoff_base, "backoff_max_seconds": max(1, math.ceil(cap))}
 
 
 def concurrency(options: TaskOptions) -> ConcurrencyExpression | None:

@@ -6,19 +6,20 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import uuid
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
-from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Cron, Entry, Run, Timetable
+from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, json_roundtrip, make_context, run_attempt
+from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, make_context, run_attempt
+from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
 
@@ -60,6 +61,7 @@ class MemoryScheduler(BaseScheduler):
         self._busy = 0  # running attempts not parked in a durable sleep
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
+        self._runaway = guards.RunawayGuard()
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -112,6 +114,12 @@ class MemoryScheduler(BaseScheduler):
             run = self._book.new_run(options, payload, due, TaskState.SCHEDULED)
         run.priority = priority
         run.trace = metadata
+        if self.clock.is_virtual:
+            try:
+                self._runaway.submitted(run, due, self.clock.now())
+            except Exception:
+                del self._book.runs[run.id]
+                raise
         if due is None:
             self._enqueue(run)
         else:
@@ -128,17 +136,7 @@ class MemoryScheduler(BaseScheduler):
         cron.entry.dead = True
 
     async def _list_crons(self, task_name: str | None) -> list[CronInfo]:
-        return [
-            CronInfo(
-                id=c.id,
-                task_name=c.task_name,
-                expression=c.expression,
-                payload=json_roundtrip(c.payload, "payload"),
-                next_run_at=c.entry.due,
-            )
-            for c in self._book.crons.values()
-            if task_name is None or c.task_name == task_name
-        ]
+        return self._book.cron_infos(task_name)
 
     async def _cancel(self, task_id: str) -> bool:
         run = self._book.run(task_id)
@@ -157,25 +155,12 @@ class MemoryScheduler(BaseScheduler):
         return self._book.run(task_id).info()
 
     async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
-        pending = [
-            r
-            for r in self._book.runs.values()
-            if r.state is TaskState.SCHEDULED and (task_name is None or r.options.name == task_name)
-        ]
-        pending.sort(key=lambda r: r.scheduled_at)
-        return [r.info() for r in pending]
+        return self._book.scheduled(task_name)
 
     async def _list_runs(
         self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
-        found = [
-            r
-            for r in reversed(self._book.runs.values())
-            if r.fired
-            and (task_name is None or r.options.name == task_name)
-            and (states is None or r.state in states)
-        ]
-        return [r.info() for r in found[:limit]]
+        return self._book.fired(task_name, states, limit)
 
     async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
         run = self._book.run(task_id)
@@ -192,11 +177,10 @@ class MemoryScheduler(BaseScheduler):
         else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(run.done.wait(), timeout)
+        self._runaway.check()
         if not run.state.is_final:
-            raise WaitTimeoutError(
-                f"task {task_id} is still {run.state.value} after {timeout:g}s"
-                + ("" if self._worker else "; no worker is running: call start_worker()")
-            )
+            hint = guards.wait_hint(worker=self._worker is not None, virtual=clock is not None)
+            raise WaitTimeoutError(f"task {task_id} is still {run.state.value} after {timeout:g}s{hint}")
         return run.info()
 
     # virtual time
@@ -209,8 +193,7 @@ class MemoryScheduler(BaseScheduler):
         :raises NotSupportedError: the scheduler runs on the real clock.
         """
         clock = self._virtual_clock("advance()")
-        if seconds < 0:
-            raise ValueError(f"advance() takes seconds >= 0, got {seconds!r}")
+        seconds = check_wait_seconds("advance()", seconds)
         target = clock.now() + timedelta(seconds=seconds)
         await self._settle()
         while (nxt := self._next_due()) is not None and nxt <= target:
@@ -218,6 +201,7 @@ class MemoryScheduler(BaseScheduler):
             await self._settle()
         clock.move_to(target)
         await self._settle()
+        guards.warn_no_worker("advance()", self._worker, self._ready)
 
     async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
         """Run until nothing is running, queued or waiting, crons aside.
@@ -225,17 +209,23 @@ class MemoryScheduler(BaseScheduler):
         On a virtual clock time jumps from one due time to the next, for at
         most ``max_seconds`` of virtual time (a task that reschedules itself
         forever would otherwise never be idle). On the real clock it waits for
-        what is due now to finish.
+        what is due now to finish, at most ``max_seconds``.
+
+        :raises WaitTimeoutError: on the real clock, still busy after ``max_seconds``.
+        :raises RunawayTaskError: a task keeps queueing runs at one virtual instant.
         """
-        await self._settle()
+        max_seconds = check_wait_seconds("run_until_idle(max_seconds=...)", max_seconds)
         clock = self._moving_clock()
         if clock is None:
+            await guards.settle_within(self._settle(), max_seconds)
             return
+        await self._settle()
         deadline = clock.now() + timedelta(seconds=max_seconds)
         while (nxt := self._next_due(skip_crons=True)) is not None and nxt <= deadline:
             # crons that fall before it still fire, in order
             clock.move_to(self._next_due() or nxt)
             await self._settle()
+        guards.warn_no_worker("run_until_idle()", self._worker, self._ready)
 
     def _moving_clock(self) -> VirtualClock | None:
         """The clock, when it is virtual (it moves only when told to)."""
@@ -273,6 +263,9 @@ class MemoryScheduler(BaseScheduler):
         await asyncio.sleep(0)
 
     async def stop_worker(self) -> None:
+        """Stop taking runs; running attempts get ``config.shutdown_grace_seconds``
+        to finish, then they (and durable sleepers, at once) are cancelled and
+        their runs queued again."""
         if self._worker is None:
             return
         # no cancel(): on Python 3.11 a cancelled asyncio.wait_for can hang
@@ -280,8 +273,7 @@ class MemoryScheduler(BaseScheduler):
         self._accepting = False
         self._book.wake()
         await worker
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await guards.stop_attempts(self._book, self._running, self.config.shutdown_grace_seconds)
 
     async def _work(self) -> None:
         while self._accepting:
@@ -301,8 +293,13 @@ class MemoryScheduler(BaseScheduler):
                 waiter.cancel()
 
     async def _settle(self) -> None:
-        """Return once what is due now has run (or is sleeping)."""
+        """Return once what is due now has run (or is sleeping).
+
+        :raises RunawayTaskError: a task keeps queueing runs at this instant.
+        :raises WaitTimeoutError: no attempt made progress for ``settle_timeout_seconds``.
+        """
         while True:
+            self._runaway.check()
             self._progress.clear()
             self._fire_due()
             await asyncio.sleep(0)
@@ -313,7 +310,7 @@ class MemoryScheduler(BaseScheduler):
                 return
             if self._busy == 0:
                 continue
-            await self._progress.wait()
+            await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
     # the heap
 
@@ -405,6 +402,7 @@ class MemoryScheduler(BaseScheduler):
         self._start_ready()
 
     async def _attempt(self, run: Run) -> None:
+        guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
         ctx = make_context(
             options,
@@ -488,22 +486,23 @@ class MemoryScheduler(BaseScheduler):
     async def _durable_sleep(self, run: Run, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         wake = self.clock.now() + timedelta(seconds=max(seconds, 0.0))
+        if self.clock.is_virtual:
+            self._runaway.slept(run, wake, self.clock.now())
         entry = self._book.push(self.faults.wake_time(run.id, run.attempts, wake), WAKE, future)
         self._busy -= 1
+        run.sleeping = True
         self._progress.set()
         try:
             await future
         finally:
             entry.dead = True
+            run.sleeping = False
             self._busy += 1
 
     # crons
 
     def _new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
-        cron_id = str(uuid.uuid4())
-        entry = self._book.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
-        self._book.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
-        return cron_id
+        return self._book.new_cron(task_name, expression, payload)
 
     def _tick(self, entry: Entry) -> None:
         cron = self._book.crons.get(entry.ref)

@@ -15,3 +15,17 @@ class MemoryConfig(BaseModel):
     slots: int = Field(
         default=100, ge=1, description="Most runs executing at once, like a Hatchet worker's slots."
     )
+    settle_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="Seconds of real time advance(), run_until_idle() and wait_for_task() wait for a "
+        "running attempt to finish or park before they raise WaitTimeoutError naming it.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="Seconds stop_worker() (and leaving `async with`) lets running attempts finish "
+        "before it cancels them and queues their runs again; durable sleepers are cancelled at once.",
+    )

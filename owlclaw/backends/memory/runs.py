@@ -17,11 +17,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from owlclaw.scheduler.clock import Clock
+from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import json_roundtrip
-from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
-__all__ = ["CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+__all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+
+#: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
+CANCEL_WAIT_SECONDS = 10.0
 
 # What a heap entry does when its time comes.
 DUE = "due"  # a run leaves SCHEDULED (or its retry delay) and is queued
@@ -59,6 +63,9 @@ class Run:
     task: asyncio.Task[None] | None = None
     timed_out_attempt: int = 0
     fired: bool = False  # queued at least once: a run, not only a schedule
+    sleeping: bool = False  # parked in a durable sleep
+    chain: int = 0  # runs queued "now" one from another up to this one (guards.RunawayGuard)
+    instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,6 +139,50 @@ class Timetable:
                 f"no task with id {task_id!r}; ids come from run_task() or schedule_task()"
             ) from None
 
+    def new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
+        """A cron whose first tick is pushed; returns its id."""
+        cron_id = str(uuid.uuid4())
+        entry = self.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
+        self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
+        return cron_id
+
+    # listings
+
+    def cron_infos(self, task_name: str | None) -> list[CronInfo]:
+        """The crons, of ``task_name`` only if given."""
+        return [
+            CronInfo(
+                id=c.id,
+                task_name=c.task_name,
+                expression=c.expression,
+                payload=json_roundtrip(c.payload, "payload"),
+                next_run_at=c.entry.due,
+            )
+            for c in self.crons.values()
+            if task_name is None or c.task_name == task_name
+        ]
+
+    def scheduled(self, task_name: str | None) -> list[TaskInfo]:
+        """Schedules not yet due, soonest first."""
+        pending = [
+            r
+            for r in self.runs.values()
+            if r.state is TaskState.SCHEDULED and (task_name is None or r.options.name == task_name)
+        ]
+        pending.sort(key=lambda r: r.scheduled_at)
+        return [r.info() for r in pending]
+
+    def fired(self, task_name: str | None, states: frozenset[TaskState] | None, limit: int) -> list[TaskInfo]:
+        """Runs (queued at least once), newest first, at most ``limit``."""
+        found = [
+            r
+            for r in reversed(self.runs.values())
+            if r.fired
+            and (task_name is None or r.options.name == task_name)
+            and (states is None or r.state in states)
+        ]
+        return [r.info() for r in found[:limit]]
+
     # what Faults uses
 
     def now(self) -> datetime:
@@ -158,12 +209,14 @@ class Timetable:
         run.entry = self.push(self.clock.now() + timedelta(seconds=delay), DUE, run)
 
     async def cancel_attempts(self, run_ids: list[str]) -> None:
-        """Cancel these runs' attempts in flight and wait until they have stopped."""
+        """Cancel these runs' attempts in flight and wait until they have
+        stopped, at most ``CANCEL_WAIT_SECONDS`` (a task that swallows its
+        cancellation is left behind, not waited for forever)."""
         tasks = [t for t in (self.runs[i].task for i in run_ids) if t is not None]
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
 
     def is_final(self, run_id: str) -> bool:
         """Whether the run has finished (or is unknown)."""

@@ -90,6 +90,16 @@ def _common(nested: bool = False) -> argparse.ArgumentParser:
     return common
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _wait_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--wait", action="store_true", help=f"wait until {what} ends; exit 4 if it failed")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300; exit 5 after)")
@@ -143,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="only this task")
     p.add_argument("--scheduled", action="store_true", help="tasks waiting for their due time")
     p.add_argument("--state", action="append", choices=[s.value for s in TaskState], help="repeatable")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=_positive_int, default=100, help="most rows to show (>= 1; default 100)")
 
     p = add("crons", "list, add or remove cron triggers (UTC)")
     crons = p.add_subparsers(dest="crons_command", metavar="ACTION")

@@ -22,11 +22,18 @@ _LIST_COLUMNS = ("id", "task", "state", "scheduled_at", "started_at", "attempts"
 _CRON_COLUMNS = ("id", "task", "expression", "next_run_at", "payload")
 
 
-def _ephemeral_hint(session: Session, what: str) -> None:
+def _ephemeral_hint(session: Session, what: str, *, can_wait: bool = True) -> None:
     if session.ephemeral:
+        # only `run` and `schedule` have --wait; a cron never ends, so waiting cannot keep it
+        here = (
+            "add --wait to run it here, or "
+            if can_wait
+            else "declare it with @scheduler.task(cron=...) and serve it with "
+            "`owlclaw-scheduler worker APP`, or "
+        )
         raise NotSupportedError(
             f"the {session.scheduler.backend_name} backend keeps {what} in this process, which exits "
-            "when the command returns: add --wait to run it here, or use a backend with its own "
+            f"when the command returns: {here}use a backend with its own "
             "workers (e.g. OWLCLAW_SCHEDULER_BACKEND=hatchet)"
         )
 
@@ -122,7 +129,7 @@ async def cmd_list(session: Session, args: argparse.Namespace) -> int:
 async def cmd_crons(session: Session, args: argparse.Namespace) -> int:
     scheduler = session.scheduler
     if args.crons_command == "add":
-        _ephemeral_hint(session, "crons")
+        _ephemeral_hint(session, "crons", can_wait=False)
         cron_id = await scheduler.add_cron(args.task, args.expression, parse_payload(args.payload))
         added = [c for c in await scheduler.list_crons(args.task) if c.id == cron_id]
         emit(cron_row(added[0]) if added else {"id": cron_id}, as_json=args.json)

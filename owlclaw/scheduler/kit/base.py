@@ -32,10 +32,15 @@ from typing import Any, TypeVar, Unpack
 
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import normalize_cron
-from owlclaw.scheduler.errors import SchedulerConnectionError, TaskDefinitionError, TaskNotRegisteredError
+from owlclaw.scheduler.errors import (
+    SchedulerConnectionError,
+    TaskDefinitionError,
+    TaskNotRegisteredError,
+)
 from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
 from owlclaw.scheduler.kit.signals import serve_until_signal
+from owlclaw.scheduler.limits import check_limit, check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
 from owlclaw.scheduler.protocol import Capabilities
@@ -190,11 +195,11 @@ class BaseScheduler:
     ) -> list[TaskInfo]:
         self._check_connected("list_tasks")
         wanted = frozenset(states) if states is not None else None
-        return await self._list_runs(task_name, states=wanted, limit=limit)
+        return await self._list_runs(task_name, states=wanted, limit=check_limit(limit))
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
         self._check_connected("wait_for_task")
-        return await self._wait(task_id, timeout)
+        return await self._wait(task_id, check_wait_seconds("wait_for_task(timeout=...)", timeout))
 
     # hooks a backend implements
 

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from owlclaw.scheduler.cron import normalize_cron
 from owlclaw.scheduler.errors import TaskDefinitionError
+from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, MAX_RETRIES, MAX_TIMEOUT_SECONDS
 from owlclaw.scheduler.models import OnFailure, TaskOptions
 
 __all__ = ["TaskArgs", "make_options"]
@@ -45,7 +46,9 @@ class TaskArgs(TypedDict, total=False):
     concurrency_key: str | None
 
 
-def _check_number(name: str, value: Any, *, minimum: float, allow_equal: bool) -> None:
+def _check_number(
+    name: str, value: Any, *, minimum: float, allow_equal: bool, maximum: float | None = None
+) -> None:
     ok = (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -55,6 +58,11 @@ def _check_number(name: str, value: Any, *, minimum: float, allow_equal: bool) -
     if not ok:
         sign = ">=" if allow_equal else ">"
         raise TaskDefinitionError(f"{name} must be a number {sign} {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise TaskDefinitionError(
+            f"{name} must be at most {maximum:g} seconds ({maximum / 86400:g} days), got {value!r}; "
+            "check the unit (seconds, not milliseconds)"
+        )
 
 
 def make_options(
@@ -91,8 +99,13 @@ def make_options(
         )
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise TaskDefinitionError(f"retries must be an int >= 0, got {retries!r}")
+    if retries > MAX_RETRIES:
+        raise TaskDefinitionError(
+            f"retries must be at most {MAX_RETRIES}, got {retries!r}; for work that must keep "
+            "trying, retry with backoff and add a cron that picks up what failed"
+        )
     if timeout is not None:
-        _check_number("timeout", timeout, minimum=0, allow_equal=False)
+        _check_number("timeout", timeout, minimum=0, allow_equal=False, maximum=MAX_TIMEOUT_SECONDS)
     if isinstance(priority, bool) or priority not in (1, 2, 3):
         raise TaskDefinitionError(
             f"priority must be 1, 2 or 3 (Hatchet's range, 3 runs first), got {priority!r}"
@@ -150,7 +163,9 @@ def _check_backoff(
         _check_number("backoff_factor", factor, minimum=1, allow_equal=True)
         backoff, base = "exponential", factor
     if max_seconds is not None:
-        _check_number("backoff_max_seconds", max_seconds, minimum=0, allow_equal=False)
+        _check_number(
+            "backoff_max_seconds", max_seconds, minimum=0, allow_equal=False, maximum=MAX_BACKOFF_SECONDS
+        )
     if backoff is None:
         if base is not None or max_seconds is not None:
             raise TaskDefinitionError(
@@ -168,6 +183,7 @@ def _check_backoff(
                 f"backoff='fixed' needs backoff_base=<whole seconds >= 1> (the wait before each "
                 f"retry; the engine counts whole seconds), got {base!r}"
             )
+        _check_number("backoff_base", base, minimum=1, allow_equal=True, maximum=MAX_BACKOFF_SECONDS)
         if max_seconds is not None:
             raise TaskDefinitionError(
                 "backoff='fixed' waits backoff_base each time: drop backoff_max_seconds"

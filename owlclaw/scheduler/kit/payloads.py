@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from owlclaw.scheduler.errors import InvalidScheduleError, PayloadError
+from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, check_json_depth
 from owlclaw.scheduler.models import TaskOptions
 
 __all__ = [
@@ -31,15 +32,26 @@ __all__ = [
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
+_MODEL_HINT = 'for a pydantic model pass model.model_dump(mode="json")'
+
+
 def dump_json(value: Any, what: str) -> str:
     """Serialize as the engine would, or raise PayloadError naming ``what``."""
+    check_json_depth(value, what)
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_refuse)
     except (TypeError, ValueError) as exc:
         raise PayloadError(
             f"{what} is not JSON-serializable ({exc}); use dicts, lists, str, "
             "int, float (finite), bool and None, e.g. datetime.isoformat() for times"
         ) from exc
+
+
+def _refuse(value: Any) -> Any:
+    """``json.dumps``'s fallback: name the fix for the common cases."""
+    if hasattr(value, "model_dump"):
+        raise TypeError(f"{type(value).__name__} is a pydantic model: {_MODEL_HINT}")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def json_roundtrip(value: Any, what: str) -> Any:
@@ -51,6 +63,10 @@ def check_payload(payload: Any) -> dict[str, Any]:
     """A payload is a JSON object; None means ``{}``."""
     if payload is None:
         return {}
+    if hasattr(payload, "model_dump") and not isinstance(payload, Mapping):
+        raise PayloadError(
+            f"payload is a pydantic model ({type(payload).__name__}), not a dict; {_MODEL_HINT}"
+        )
     if not isinstance(payload, Mapping):
         raise PayloadError(
             f"payload must be a JSON object (a dict), got {type(payload).__name__}; "
@@ -81,12 +97,28 @@ def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | 
                 f"at={at.isoformat()} is naive; pass a timezone-aware datetime, "
                 "e.g. datetime(..., tzinfo=timezone.utc)"
             )
-        return at.astimezone(UTC)
+        try:
+            due = at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidScheduleError(
+                f"at={at.isoformat()} is out of range in UTC; check the date"
+            ) from None
+        if (due - now).total_seconds() > MAX_DELAY_SECONDS:
+            raise InvalidScheduleError(
+                f"at={at.isoformat()} is more than ten years ahead ({MAX_DELAY_SECONDS} seconds, "
+                "the farthest a schedule may reach); check the date"
+            )
+        return due
     if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)):
         raise InvalidScheduleError(f"delay_seconds must be a number of seconds, got {delay_seconds!r}")
     if not math.isfinite(delay_seconds) or delay_seconds <= 0:
         raise InvalidScheduleError(
             f"delay_seconds must be > 0, got {delay_seconds!r}; use run_task() to run now"
+        )
+    if delay_seconds > MAX_DELAY_SECONDS:
+        raise InvalidScheduleError(
+            f"delay_seconds must be at most {MAX_DELAY_SECONDS} (ten years), got {delay_seconds!r}; "
+            "check the unit (seconds, not milliseconds)"
         )
     return now + timedelta(seconds=delay_seconds)
 

@@ -8,10 +8,11 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from owlclaw.scheduler.errors import (
     InvalidCronError,
@@ -23,6 +24,7 @@ from owlclaw.scheduler.errors import (
     TaskNotRegisteredError,
 )
 from owlclaw.scheduler.kit import MAX_PAYLOAD_BYTES
+from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, MAX_RETRIES
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 
@@ -49,6 +51,14 @@ def _add_cron(expression: Any) -> Callable[[Any], Any]:
     return lambda s: s.add_cron("conf_cron_target", expression)
 
 
+def _wait_timeout(timeout: Any) -> Callable[[Any], Any]:
+    return lambda s: s.wait_for_task(str(uuid.uuid4()), timeout=timeout)
+
+
+def _list_limit(limit: Any) -> Callable[[Any], Any]:
+    return lambda s: s.list_tasks(limit=limit)
+
+
 def _with_priority(kind: str, priority: Any) -> Callable[[Any], Any]:
     if kind == "run":
         return lambda s: s.run_task("conf_echo", {}, priority=priority)
@@ -57,6 +67,21 @@ def _with_priority(kind: str, priority: Any) -> Callable[[Any], Any]:
 
 _SOON: dict[str, Any] = {"delay_seconds": 5}
 _BIG = {"blob": "x" * MAX_PAYLOAD_BYTES}
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return {"deep": value}
+
+
+_DEEP = _nested(5000)  # the JSON encoder would raise RecursionError, not a PayloadError
+
+
+class _Model(BaseModel):
+    user: str = "ada"
+
 
 #: Every bad argument the scheduling API accepts from users.
 BAD_CALLS: list[BadCall] = [
@@ -124,6 +149,31 @@ BAD_CALLS: list[BadCall] = [
         PayloadError,
         "store large data",
     ),
+    BadCall("payload-too-deep", lambda s: s.run_task("conf_echo", _DEEP), PayloadError, "levels deep"),
+    BadCall(
+        "schedule-payload-too-deep",
+        lambda s: s.schedule_task("conf_echo", _DEEP, **_SOON),
+        PayloadError,
+        "levels deep",
+    ),
+    BadCall(
+        "cron-payload-too-deep",
+        lambda s: s.add_cron("conf_cron_target", "@daily", _DEEP),
+        PayloadError,
+        "levels deep",
+    ),
+    BadCall(
+        "payload-pydantic-model",
+        lambda s: s.run_task("conf_echo", _Model()),
+        PayloadError,
+        'model_dump(mode="json")',
+    ),
+    BadCall(
+        "payload-nested-pydantic-model",
+        lambda s: s.schedule_task("conf_echo", {"user": _Model()}, **_SOON),
+        PayloadError,
+        'model_dump(mode="json")',
+    ),
     BadCall("cron-payload", lambda s: s.add_cron("conf_cron_target", "@daily", [1]), PayloadError, "wrap it"),
     BadCall("schedule-neither", lambda s: s.schedule_task("conf_echo"), InvalidScheduleError, "exactly one"),
     BadCall(
@@ -152,6 +202,19 @@ BAD_CALLS: list[BadCall] = [
         lambda s: s.schedule_task("conf_echo", delay_seconds=float("inf")),
         InvalidScheduleError,
         "> 0",
+    ),
+    BadCall(
+        "delay-too-far",
+        lambda s: s.schedule_task("conf_echo", delay_seconds=1e12),
+        InvalidScheduleError,
+        "ten years",
+        mentions=(str(MAX_DELAY_SECONDS),),
+    ),
+    BadCall(
+        "at-too-far",
+        lambda s: s.schedule_task("conf_echo", at=datetime(9000, 1, 1, tzinfo=UTC)),
+        InvalidScheduleError,
+        "ten years",
     ),
     BadCall(
         "delay-text",
@@ -202,6 +265,21 @@ BAD_CALLS: list[BadCall] = [
         TaskNotFoundError,
         "no task",
     ),
+    *[
+        BadCall(
+            f"wait-timeout-{label}",
+            _wait_timeout(timeout),
+            InvalidScheduleError,
+            "seconds from 0 to",
+        )
+        for label, timeout in [("negative", -1), ("nan", float("nan")), ("huge", 1e12), ("text", "5")]
+    ],
+    BadCall(
+        "at-out-of-range",
+        lambda s: s.schedule_task("conf_echo", at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))),
+        InvalidScheduleError,
+        "check the date",
+    ),
     BadCall(
         "remove-unknown-cron", lambda s: s.remove_cron(str(uuid.uuid4())), TaskNotFoundError, "list_crons"
     ),
@@ -244,6 +322,34 @@ BAD_CALLS: list[BadCall] = [
         TaskDefinitionError,
         "> 0",
     ),
+    BadCall(
+        "task-timeout-too-long",
+        lambda s: s.task(name="conf_bad", timeout=1e12)(_noop),
+        TaskDefinitionError,
+        "at most",
+    ),
+    BadCall(
+        "task-retries-too-many",
+        lambda s: s.task(name="conf_bad", retries=MAX_RETRIES + 1)(_noop),
+        TaskDefinitionError,
+        f"at most {MAX_RETRIES}",
+    ),
+    BadCall(
+        "task-backoff-max-too-long",
+        lambda s: s.task(name="conf_bad", retries=3, backoff_factor=2, backoff_max_seconds=1e9)(_noop),
+        TaskDefinitionError,
+        "at most",
+    ),
+    BadCall(
+        "task-fixed-backoff-too-long",
+        lambda s: s.task(name="conf_bad", retries=3, backoff="fixed", backoff_base=10**9)(_noop),
+        TaskDefinitionError,
+        "at most",
+    ),
+    *[
+        BadCall(f"list-limit-{label}", _list_limit(limit), InvalidScheduleError, ">= 1")
+        for label, limit in [("negative", -1), ("zero", 0), ("text", "5"), ("bool", True)]
+    ],
     BadCall(
         "task-name-space", lambda s: s.task(name="bad name")(_noop), TaskDefinitionError, "letters, digits"
     ),
