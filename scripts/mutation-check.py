@@ -91,16 +91,16 @@ MUTATIONS = [
     ),
     Mutation(
         "the concurrency limit lets one run too many through",
-        "owlclaw/backends/memory/backend.py",
+        "owlclaw/backends/memory/ready.py",
         "self._in_group.get(group, 0) >= limit",
         "self._in_group.get(group, 0) > limit",
         (MEMORY_CONFORMANCE, "-k", "concurrency"),
     ),
     Mutation(
         "a run held by its concurrency limit goes straight back on the queue (the worker spins)",
-        "owlclaw/backends/memory/backend.py",
-        "                held.append(item)\n",
-        "                heapq.heappush(self._ready, item)\n",
+        "owlclaw/backends/memory/ready.py",
+        "                    held.append(item)\n",
+        "                    heapq.heappush(self._heap, item)\n",
         (MEMORY_CONFORMANCE, "-k", "concurrency"),
     ),
     # our own

@@ -13,6 +13,7 @@ from typing import Any, cast
 from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
+from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
@@ -51,13 +52,11 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._ready: list[tuple[int, int, Run]] = []
+        self._ready = ReadyQueue(self._book.seq)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
         self._running: set[asyncio.Task[None]] = set()  # attempts in flight
-        self._in_group: dict[tuple[str, str], int] = {}  # attempts in flight per concurrency group
-        self._group_of: dict[asyncio.Task[None], tuple[str, str]] = {}
         self._busy = 0  # running attempts not parked in a durable sleep
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
@@ -201,7 +200,7 @@ class MemoryScheduler(BaseScheduler):
             await self._settle()
         clock.move_to(target)
         await self._settle()
-        guards.warn_no_worker("advance()", self._worker, self._ready)
+        guards.warn_no_worker("advance()", self._worker, self._ready.queued())
 
     async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
         """Run until nothing is running, queued or waiting, crons aside.
@@ -225,7 +224,7 @@ class MemoryScheduler(BaseScheduler):
             # crons that fall before it still fire, in order
             clock.move_to(self._next_due() or nxt)
             await self._settle()
-        guards.warn_no_worker("run_until_idle()", self._worker, self._ready)
+        guards.warn_no_worker("run_until_idle()", self._worker, self._ready.queued())
 
     def _moving_clock(self) -> VirtualClock | None:
         """The clock, when it is virtual (it moves only when told to)."""
@@ -305,7 +304,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             nxt = self._next_due()
             due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and len(self._running) < self.config.slots and self._startable()
+            startable = self._accepting and len(self._running) < self.config.slots and self._ready.startable()
             if self._busy == 0 and not due_now and not startable:
                 return
             if self._busy == 0:
@@ -351,33 +350,15 @@ class MemoryScheduler(BaseScheduler):
 
     def _enqueue(self, run: Run) -> None:
         run.fired = True
-        # Higher priority first, then first come first served.
-        heapq.heappush(self._ready, (-run.priority, next(self._book.seq), run))
+        self._ready.push(run)
         self._start_ready()
         self._book.wake()
 
-    def _group(self, run: Run) -> tuple[str, str] | None:
-        group = run.options.concurrency_group(run.payload)
-        return None if group is None else (run.options.name, group)
-
-    def _at_limit(self, run: Run) -> bool:
-        group = self._group(run)
-        limit = run.options.concurrency
-        return group is not None and limit is not None and self._in_group.get(group, 0) >= limit
-
-    def _startable(self) -> bool:
-        return any(r.state is TaskState.QUEUED and not self._at_limit(r) for _, _, r in self._ready)
-
     def _start_ready(self) -> None:
-        held: list[tuple[int, int, Run]] = []  # over their concurrency limit: they keep their place
-        while self._accepting and self._ready and len(self._running) < self.config.slots:
-            item = heapq.heappop(self._ready)
-            run = item[2]
-            if run.state is not TaskState.QUEUED:
-                continue
-            if self._at_limit(run):
-                held.append(item)
-                continue
+        def room() -> bool:
+            return self._accepting and len(self._running) < self.config.slots
+
+        for run in self._ready.take(room):
             run.state = TaskState.RUNNING
             run.attempts += 1
             if run.started_at is None:
@@ -385,18 +366,13 @@ class MemoryScheduler(BaseScheduler):
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
             self._running.add(run.task)
-            if (group := self._group(run)) is not None:
-                self._in_group[group] = self._in_group.get(group, 0) + 1
-                self._group_of[run.task] = group
+            self._ready.started(run, run.task)
             # A callback, not a finally: a task cancelled before it starts runs no finally.
             run.task.add_done_callback(self._attempt_done)
-        for item in held:
-            heapq.heappush(self._ready, item)
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        if (group := self._group_of.pop(task, None)) is not None:
-            self._in_group[group] -= 1
+        self._ready.ended(task)
         self._busy -= 1
         self._progress.set()
         self._start_ready()

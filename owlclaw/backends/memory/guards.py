@@ -134,9 +134,8 @@ def wait_hint(*, worker: bool, virtual: bool) -> str:
     return ""
 
 
-def warn_no_worker(what: str, worker: object, ready: list[tuple[int, int, Run]]) -> None:
-    """Runs fell due during ``what`` but no worker runs them: say what to call."""
-    queued = sum(run.state is TaskState.QUEUED for _, _, run in ready)
+def warn_no_worker(what: str, worker: object, queued: int) -> None:
+    """``queued`` runs fell due during ``what`` but no worker runs them: say what to call."""
     if worker is None and queued:
         log.warning(
             "%s: %d run(s) are due but no worker is running, so none ran; "
