@@ -13,7 +13,15 @@ from owlclaw.scheduler.errors import ConfigError, NotSupportedError, SchedulerCo
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["drive", "hatchet_settings", "in_thread", "nothing", "running_loop", "status_dict"]
+__all__ = [
+    "drive",
+    "hatchet_settings",
+    "in_thread",
+    "nothing",
+    "running_loop",
+    "scheduled_dict",
+    "status_dict",
+]
 
 T = TypeVar("T")
 
@@ -74,6 +82,12 @@ def status_dict(info: TaskInfo) -> dict[str, Any]:
         "finished_at": info.finished_at,
         "attempts": info.attempts,
     }
+
+
+def scheduled_dict(info: TaskInfo) -> dict[str, Any]:
+    """A pending schedule as ``list_scheduled_tasks`` shows it; ``scheduled_at`` is its due time."""
+    payload = info.payload if isinstance(info.payload, dict) else {}
+    return {"id": info.id, "workflow": info.task_name, "scheduled_at": info.scheduled_at, "input": payload}
 
 
 def drive(coro: Coroutine[Any, Any, T], what: str) -> T:

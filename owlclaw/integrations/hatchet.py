@@ -32,6 +32,7 @@ from owlclaw.integrations._hatchet_bridge import (
     in_thread,
     nothing,
     running_loop,
+    scheduled_dict,
     status_dict,
 )
 from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
@@ -294,19 +295,8 @@ class HatchetClient:
         "scheduled_at" (the due time), "input"}``. ``filters`` match input fields,
         e.g. ``agent_id="bot-1"``."""
         scheduler = await self._ready()
-        found = []
-        for info in await scheduler.list_scheduled_tasks():
-            payload = info.payload if isinstance(info.payload, dict) else {}
-            if all(k in payload and payload[k] == v for k, v in filters.items()):
-                found.append(
-                    {
-                        "id": info.id,
-                        "workflow": info.task_name,
-                        "scheduled_at": info.scheduled_at,
-                        "input": payload,
-                    }
-                )
-        return found
+        found = [scheduled_dict(info) for info in await scheduler.list_scheduled_tasks()]
+        return [s for s in found if all(k in s["input"] and s["input"][k] == v for k, v in filters.items())]
 
     # pausing crons
 
