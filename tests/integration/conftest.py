@@ -134,16 +134,14 @@ def hatchet_engine() -> Iterator[HatchetEngine]:
         return
 
     # 2. the locally built engine
-    from owlclaw.backends.hatchet.local.engine import (
+    from owlclaw.backends.hatchet.local import (
         EngineNotInstalledError,
         EngineStartError,
         LocalEngine,
-        find_engine_binaries,
-    )
-    from owlclaw.backends.hatchet.local.postgres import (
         LocalPostgres,
         PostgresError,
         PostgresNotInstalledError,
+        find_engine_binaries,
         find_postgres_bin_dir,
     )
 
