@@ -149,8 +149,8 @@ async def run_attempt(
         if timed_out is None:
             async with asyncio.timeout(options.timeout) as deadline:
                 result = await call
-            return AttemptOutcome(attempt=attempt, result=result)
-        result = await call
+        else:
+            result = await call
         return AttemptOutcome(attempt=attempt, result=result)
     except asyncio.CancelledError:
         if timed_out is None or not timed_out():
