@@ -50,9 +50,10 @@ async def poll_until(
 
     Raises :class:`PollTimeoutError` after ``timeout`` seconds, naming ``what``
     and the last value read (or the last error, for exceptions in ``ignore``).
+    A ``timeout`` of 0 reads once.
     """
-    if not timeout > 0:
-        raise ValueError(f"poll_until needs a timeout > 0 seconds, got {timeout!r}")
+    if not timeout >= 0:
+        raise ValueError(f"poll_until needs a timeout >= 0 seconds, got {timeout!r}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Any = None
@@ -83,8 +84,8 @@ def poll_until_blocking(
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """:func:`poll_until` for code without an event loop (threads, process harnesses)."""
-    if not timeout > 0:
-        raise ValueError(f"poll_until_blocking needs a timeout > 0 seconds, got {timeout!r}")
+    if not timeout >= 0:
+        raise ValueError(f"poll_until_blocking needs a timeout >= 0 seconds, got {timeout!r}")
     deadline = time.monotonic() + timeout
     last: Any = None
     error: BaseException | None = None

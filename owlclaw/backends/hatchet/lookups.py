@@ -185,21 +185,16 @@ class Lookups:
     async def wait(self, task_id: str, timeout: float) -> TaskInfo:
         """``wait_for_task``: read the status every POLL_SECONDS until it is final."""
         self.conn.require()
-        if not timeout > 0:  # poll_until needs a positive bound: one read decides
-            info = await self.status(task_id)
-            if info.state.is_final:
-                return info
-        else:
-            try:
-                return await poll_until(
-                    lambda: self.status(task_id),
-                    lambda info: info.state.is_final,
-                    timeout=timeout,
-                    interval=POLL_SECONDS,
-                    what=f"task {task_id} to finish",
-                )
-            except PollTimeoutError as exc:
-                info = exc.last
+        try:
+            return await poll_until(
+                lambda: self.status(task_id),
+                lambda info: info.state.is_final,
+                timeout=timeout,
+                interval=POLL_SECONDS,
+                what=f"task {task_id} to finish",
+            )
+        except PollTimeoutError as exc:
+            info = exc.last
         raise WaitTimeoutError(f"task {task_id} is still {info.state.value} after {timeout:g}s")
 
     # listings
