@@ -14,6 +14,7 @@ from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
 from owlclaw.backends.memory.ready import ReadyQueue
+from owlclaw.backends.memory.retention import Retention
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
@@ -61,6 +62,7 @@ class MemoryScheduler(BaseScheduler):
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
         self._runaway = guards.RunawayGuard()
+        self._retention = Retention.from_config(self.config, virtual_clock=self.clock.is_virtual)
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -151,6 +153,7 @@ class MemoryScheduler(BaseScheduler):
         return True
 
     async def _status(self, task_id: str) -> TaskInfo:
+        self._retention.prune(self._book.runs, self.clock.now())
         return self._book.run(task_id).info()
 
     async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
@@ -159,6 +162,7 @@ class MemoryScheduler(BaseScheduler):
     async def _list_runs(
         self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
+        self._retention.prune(self._book.runs, self.clock.now())
         return self._book.fired(task_name, states, limit)
 
     async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
@@ -458,6 +462,7 @@ class MemoryScheduler(BaseScheduler):
             run.error = None
         run.done.set()
         self._progress.set()
+        self._retention.finished(run.id, run.finished_at, self._book.runs)
 
     async def _durable_sleep(self, run: Run, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

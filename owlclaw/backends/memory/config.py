@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["MemoryConfig"]
@@ -28,4 +30,15 @@ class MemoryConfig(BaseModel):
         le=3600,
         description="Seconds stop_worker() (and leaving `async with`) lets running attempts finish "
         "before it cancels them and queues their runs again; durable sleepers are cancelled at once.",
+    )
+    retention_runs: int | None = Field(
+        default=10_000,
+        ge=1,
+        description="Finished runs kept for look-ups and listings; past it the oldest finished is dropped "
+        "(its id then reads as not found). Null keeps every run (memory grows by about 4 KiB a run).",
+    )
+    retention_seconds: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
+        default="auto",
+        description="Finished runs are dropped this many seconds (on the scheduler's clock) after they "
+        "finish. auto: a week on the real clock, no age limit on a virtual clock. Null: no age limit.",
     )
