@@ -137,7 +137,10 @@ class HatchetScheduler(BaseScheduler):
         """Run a Hatchet worker for every registered task until SIGTERM/SIGINT.
 
         SIGTERM pauses new assignments, waits for the runs in flight to
-        finish, then returns (the SDK exits the process with status 0).
+        finish, then returns (the SDK exits the process with status 0). Runs
+        still in flight after ``shutdown_grace_seconds`` are left to the
+        engine, which hands them to another worker; the process exits with
+        status 1.
         """
         if not self._tasks:
             raise NotSupportedError("no tasks are registered: declare some with @scheduler.task first")

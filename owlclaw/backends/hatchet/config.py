@@ -108,6 +108,15 @@ class HatchetConfig(BaseModel):
     connect_timeout_seconds: float = Field(
         default=15.0, gt=0, description="How long connect() waits for the engine to answer."
     )
+    shutdown_grace_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        le=86400,
+        description="Seconds a worker given SIGTERM or SIGINT lets its runs in flight finish; then it "
+        "exits with status 1 and the engine hands those runs to another worker. Keep it below "
+        "your platform's kill timeout (compose stop_grace_period, Kubernetes "
+        "terminationGracePeriodSeconds).",
+    )
 
     @model_validator(mode="before")
     @classmethod

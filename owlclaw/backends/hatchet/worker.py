@@ -20,6 +20,7 @@ from hatchet_sdk.exceptions import NonRetryableException
 from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimitStrategy
 
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.shutdown import bound_shutdown
 from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
 from owlclaw.scheduler.kit import make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
@@ -151,13 +152,15 @@ def serve(
     host: str,
 ) -> None:
     """Run a worker for every registered task until SIGTERM/SIGINT (the SDK
-    drains the runs in flight, then exits the process with status 0)."""
+    drains the runs in flight, then exits the process with status 0; runs
+    still going after ``shutdown_grace_seconds`` make it exit with status 1)."""
     worker = client.worker(
         config.effective_worker_name,
         slots=config.slots,
         durable_slots=config.slots,
         workflows=list(standalones.values()),
     )
+    bound_shutdown(config.shutdown_grace_seconds)
     log.info(
         "hatchet worker %s running %d tasks on %s (namespace %s); SIGTERM drains and stops",
         worker.name,
