@@ -70,7 +70,7 @@ MUTATIONS = [
     ),
     Mutation(
         "the OwlClaw adapter names QUEUED 'scheduled'",
-        "owlclaw/integrations/_hatchet_bridge.py",
+        "owlclaw/integrations/hatchet_client/_bridge.py",
         'TaskState.QUEUED: "queued",',
         'TaskState.QUEUED: "scheduled",',
         ("tests/unit/test_owlclaw_adapter.py",),

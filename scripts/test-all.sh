@@ -19,8 +19,8 @@ step "hatchet engine"
 bash .ci/install-engine.sh
 
 step "ruff"
-python3 -m ruff check owlclaw tests examples benchmarks
-python3 -m ruff format --check owlclaw tests examples benchmarks
+python3 -m ruff check owlclaw owlclaw_scheduler_pytest tests examples benchmarks
+python3 -m ruff format --check owlclaw owlclaw_scheduler_pytest tests examples benchmarks
 
 step "mypy --strict"
 python3 -m mypy

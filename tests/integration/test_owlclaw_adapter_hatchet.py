@@ -1,4 +1,4 @@
-"""OwlClaw's own scenarios through ``owlclaw.integrations.hatchet`` on the real Hatchet engine.
+"""OwlClaw's own scenarios through ``owlclaw.integrations.hatchet_client`` on the real Hatchet engine.
 
 The worker is what OwlClaw runs: this file, started as a script, builds a
 ``HatchetClient`` from an owlclaw.yaml ``hatchet:`` section, connects, declares
@@ -24,7 +24,7 @@ import pytest
 import yaml
 from processes import WorkerProcess
 
-from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+from owlclaw.integrations.hatchet_client import HatchetClient, HatchetConfig
 from owlclaw.scheduler.polling import poll_until
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
-from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+from owlclaw.integrations.hatchet_client import HatchetClient, HatchetConfig
 from owlclaw.scheduler import Capabilities, Scheduler
 from owlclaw.scheduler.cli import session as session_module
 from owlclaw.scheduler.doctor import Finding, run_checks

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from owlclaw.integrations.hatchet import HatchetConfig
+from owlclaw.integrations.hatchet_client import HatchetConfig
 from owlclaw.scheduler.config import SchedulerConfig, substitute_env
 from owlclaw.scheduler.errors import ConfigError
 

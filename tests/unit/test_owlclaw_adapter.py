@@ -1,4 +1,4 @@
-"""OwlClaw's scenarios through ``owlclaw.integrations.hatchet`` on the memory backend,
+"""OwlClaw's scenarios through ``owlclaw.integrations.hatchet_client`` on the memory backend,
 plus its config and the two ``connect()`` errors (no engine needed for those)."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
-from owlclaw.integrations._hatchet_bridge import status_dict
-from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+from owlclaw.integrations.hatchet_client import HatchetClient, HatchetConfig
+from owlclaw.integrations.hatchet_client._bridge import status_dict
 from owlclaw.scheduler.errors import (
     ConfigError,
     InvalidScheduleError,

@@ -93,4 +93,45 @@ def test_fixture_without_pytest_asyncio_says_what_to_install(tmp_path: Path) -> 
 def test_entry_point_names_the_memory_plugin() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     plugins = pyproject["project"]["entry-points"]["pytest11"]
-    assert plugins == {"owlclaw_scheduler_memory": "owlclaw.backends.memory.pytest_plugin"}
+    assert plugins == {"owlclaw_scheduler_memory": "owlclaw_scheduler_pytest"}
+
+
+def test_plugin_loads_when_a_regular_owlclaw_package_hides_ours(tmp_path: Path) -> None:
+    """OwlClaw's source checkout: its regular ``owlclaw`` package comes first
+    on the path. pytest starts, tests that do not use the fixture pass, and
+    the fixture says how to fix the path."""
+    shadow = tmp_path / "checkout" / "owlclaw"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('"""OwlClaw."""\n')
+    (tmp_path / "test_it.py").write_text(
+        "def test_plain():\n    pass\n\n\ndef test_fixture(owlclaw_scheduler):\n    pass\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = dict(
+        os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=f"{shadow.parent}{os.pathsep}{ROOT}"
+    )
+
+    def run(*options: str) -> str:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "owlclaw_scheduler_pytest",
+        ]
+        done = subprocess.run(
+            [*command, *options], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+    out = run()
+    assert "1 passed, 1 error" in out, out
+    assert "hides owlclaw-scheduler's" in out and "extend_path" in out, out
+    # with the documented line in its __init__.py, the fixture works again
+    (shadow / "__init__.py").write_text("__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
+    (tmp_path / "test_it.py").write_text(USES_FIXTURE)
+    out = run("-p", "pytest_asyncio.plugin", "-o", "asyncio_mode=auto")
+    assert out.startswith("exit 0"), out

@@ -2,7 +2,7 @@
 
 OwlClaw adopts owlclaw-scheduler by changing one import::
 
-    from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+    from owlclaw.integrations.hatchet_client import HatchetClient, HatchetConfig
 
     client = HatchetClient(HatchetConfig.from_yaml("owlclaw.yaml"))
     client.connect()
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from owlclaw.integrations._hatchet_bridge import (
+from owlclaw.integrations.hatchet_client._bridge import (
     drive,
     hatchet_settings,
     in_thread,
@@ -35,8 +35,8 @@ from owlclaw.integrations._hatchet_bridge import (
     scheduled_dict,
     status_dict,
 )
-from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
-from owlclaw.integrations._hatchet_context import HatchetTaskContext, wrap_handler
+from owlclaw.integrations.hatchet_client._config import ENV_FALLBACKS, HatchetConfig
+from owlclaw.integrations.hatchet_client._context import HatchetTaskContext, wrap_handler
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import (
     InvalidCronError,
@@ -53,13 +53,13 @@ from owlclaw.scheduler.registry import create_scheduler
 
 __all__ = ["ENV_FALLBACKS", "HatchetClient", "HatchetConfig", "HatchetTaskContext"]
 
-log = logging.getLogger("owlclaw.integrations.hatchet")
+log = logging.getLogger("owlclaw.integrations.hatchet_client")
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 CRON_PREFIX = "cron-"
-_SOURCE = "hatchet: (owlclaw.integrations.hatchet)"
+_SOURCE = "hatchet: (owlclaw.integrations.hatchet_client)"
 
 
 class HatchetClient:

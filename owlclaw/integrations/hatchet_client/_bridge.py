@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from owlclaw.integrations._hatchet_config import HatchetConfig
+from owlclaw.integrations.hatchet_client._config import HatchetConfig
 from owlclaw.scheduler.errors import ConfigError, NotSupportedError, SchedulerConnectionError
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
