@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 import threading
@@ -14,6 +15,7 @@ from owlclaw.scheduler.errors import InvalidScheduleError, NonRetryableError, No
 from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, exponential_delay
 
 if TYPE_CHECKING:
+    from owlclaw.scheduler.kit.sync import BlockingScheduler
     from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = ["CronInfo", "TaskContext", "TaskFailure", "TaskInfo", "TaskOptions", "TaskState"]
@@ -151,6 +153,7 @@ class TaskContext:
         scheduler: Scheduler,
         durable_sleep: Callable[[float], Awaitable[None]] | None = None,
         cancel_event: threading.Event | None = None,
+        sync_scheduler: BlockingScheduler | None = None,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -158,18 +161,44 @@ class TaskContext:
         self.scheduler = scheduler
         self._durable_sleep = durable_sleep
         self._cancel_event = cancel_event or threading.Event()
+        self._attempt_stopped = threading.Event()  # this attempt alone: timed out or abandoned
+        self._sync_scheduler = sync_scheduler
 
     @property
     def cancelled(self) -> bool:
-        """True once ``cancel_task`` was called on this run; stop soon when set."""
-        return self._cancel_event.is_set()
+        """True once ``cancel_task`` was called on this run, or this attempt
+        ran past its timeout; stop soon when set (a sync task's thread cannot
+        be stopped otherwise)."""
+        return self._attempt_stopped.is_set() or self._cancel_event.is_set()
 
-    async def sleep(self, seconds: float) -> None:
-        """Sleep durably: the wait survives a worker restart.
+    def _stop_attempt(self) -> None:
+        """Set ``cancelled`` for this attempt only (the worker gave up on it)."""
+        self._attempt_stopped.set()
+
+    @property
+    def sync_scheduler(self) -> BlockingScheduler:
+        """The scheduler with blocking methods, for sync tasks:
+        ``ctx.sync_scheduler.schedule_task("remind", {...}, delay_seconds=60)``.
+
+        Each call runs on the worker's event loop and waits a bounded time.
+        Async tasks await ``ctx.scheduler`` instead (a blocking call on the
+        event loop raises ``NotSupportedError``).
+        """
+        if self._sync_scheduler is None:
+            raise NotSupportedError(
+                "ctx.sync_scheduler exists only in a worker's task context; "
+                "this TaskContext was built without an event loop to call"
+            )
+        return self._sync_scheduler
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Sleep durably: the wait survives a worker restart. Async tasks only:
+        ``await ctx.sleep(seconds)`` in a ``durable=True`` task.
 
         :raises InvalidScheduleError: ``seconds`` is not a number > 0, or
             over ``MAX_DELAY_SECONDS`` (ten years).
-        :raises NotSupportedError: the task was not declared ``durable=True``.
+        :raises NotSupportedError: the task was not declared ``durable=True``,
+            or this is a sync task (no event loop runs here to sleep on).
         """
         ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
         if not ok or not math.isfinite(seconds) or seconds <= 0:
@@ -179,13 +208,27 @@ class TaskContext:
                 f"ctx.sleep() takes at most {MAX_DELAY_SECONDS} seconds (ten years), got {seconds!r}; "
                 "check the unit (seconds, not milliseconds)"
             )
+        if not _on_event_loop():
+            raise NotSupportedError(
+                f"ctx.sleep() is awaited by async tasks; task {self.task_name!r} is not running on an "
+                "event loop here (a sync function?), so the sleep would never happen: "
+                "make it `async def` and `await ctx.sleep(...)`"
+            )
         if self._durable_sleep is None:
             raise NotSupportedError(
                 f"ctx.sleep() needs a durable task: declare "
                 f"@scheduler.task(name={self.task_name!r}, durable=True), "
                 "or use asyncio.sleep() for a sleep that need not survive a restart"
             )
-        await self._durable_sleep(float(seconds))
+        return self._durable_sleep(float(seconds))
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, task_name={self.task_name!r}, attempt={self.attempt})"
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -3,7 +3,8 @@
 Every owlclaw task becomes a standalone Hatchet task (or durable task) whose
 function is :func:`execute`: it runs one attempt with the kit's
 ``run_attempt`` (timeout, retry decision, ``on_failure`` after the last
-attempt) and tells the SDK what came of it.
+attempt) and tells the SDK what came of it. The SDK's function is always
+async; a sync task function runs on the process's ``sync_executor``.
 """
 
 from __future__ import annotations
@@ -22,16 +23,38 @@ from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimi
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
 from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
-from owlclaw.scheduler.kit import make_context, run_attempt
+from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
 
-__all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_GRACE", "backoff", "concurrency", "define", "execute", "serve"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TIMEOUT_GRACE",
+    "backoff",
+    "concurrency",
+    "define",
+    "execute",
+    "serve",
+    "sync_executor",
+]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
 TIMEOUT_GRACE = 5  # seconds the engine waits past a task's own timeout before it steps in
 DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
+SHUTDOWN_GRACE = 10.0  # seconds the worker waits at exit for sync task threads, then leaves them
+
+_sync: SyncExecutor | None = None  # this worker process's threads for sync tasks
+
+
+def sync_executor(slots: int) -> SyncExecutor:
+    """This process's threads for sync task functions, one per worker slot:
+    made by ``serve`` (or at the first sync attempt in a process that did
+    not call it) and shut down when the worker stops."""
+    global _sync
+    if _sync is None:
+        _sync = SyncExecutor(slots, "owlclaw-hatchet-sync")
+    return _sync
 
 
 class _FlagEvent(threading.Event):
@@ -130,7 +153,12 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
         cancel_event=_FlagEvent(ctx),
     )
     outcome = await run_attempt(
-        options, dict(payload or {}), task_ctx, trace=metadata, lateness=lateness(metadata, attempt)
+        options,
+        dict(payload or {}),
+        task_ctx,
+        trace=metadata,
+        lateness=lateness(metadata, attempt),
+        executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
     )
     if outcome.succeeded:
         return {RESULT_KEY: outcome.result}
@@ -153,7 +181,10 @@ def serve(
 ) -> None:
     """Run a worker for every registered task until SIGTERM/SIGINT (the SDK
     drains the runs in flight, then exits the process with status 0; runs
-    still going after ``shutdown_grace_seconds`` make it exit with status 1)."""
+    still going after ``shutdown_grace_seconds`` make it exit with status 1).
+    Sync task functions run on ``sync_executor(config.slots)``; at exit its
+    threads get ``SHUTDOWN_GRACE`` seconds, then are left behind (daemons)."""
+    global _sync
     worker = client.worker(
         config.effective_worker_name,
         slots=config.slots,
@@ -168,4 +199,10 @@ def serve(
         host,
         config.namespace,
     )
-    worker.start()
+    sync_executor(config.slots)
+    try:
+        worker.start()
+    finally:
+        executor, _sync = _sync, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True, timeout=SHUTDOWN_GRACE)

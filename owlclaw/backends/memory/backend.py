@@ -20,7 +20,7 @@ from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, make_context, run_attempt
+from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
@@ -261,6 +261,7 @@ class MemoryScheduler(BaseScheduler):
         if self._worker is not None:
             return
         self._accepting = True
+        self._sync = SyncExecutor(self.config.slots, "owlclaw-memory-sync")  # sync tasks: a thread per slot
         self._worker = asyncio.create_task(self._work(), name="owlclaw-memory-worker")
         self._book.wake()
         await asyncio.sleep(0)
@@ -277,6 +278,7 @@ class MemoryScheduler(BaseScheduler):
         self._book.wake()
         await worker
         await guards.stop_attempts(self._book, self._running, self.config.shutdown_grace_seconds)
+        await self._sync.aclose(self.config.shutdown_grace_seconds)
 
     async def _work(self) -> None:
         while self._accepting:
@@ -381,6 +383,7 @@ class MemoryScheduler(BaseScheduler):
         self._progress.set()
         self._start_ready()
 
+    @SyncExecutor.holds_threads  # a sync attempt cut off keeps its slot until its thread returns
     async def _attempt(self, run: Run) -> None:
         guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
@@ -401,6 +404,7 @@ class MemoryScheduler(BaseScheduler):
             timed_out=lambda: run.timed_out_attempt == attempt and run.state is TaskState.RUNNING,
             through=lambda call: self._call(run, attempt, call),
             record=lambda failed: self._record_error(run, failed),
+            executor=self._sync,
         )
         if run.state is not TaskState.RUNNING:
             return  # cancelled meanwhile

@@ -9,6 +9,9 @@
   whose keyword arguments are ``TaskArgs``.
 * ``check_payload`` and the other JSON rules (``kit.payloads``).
 * ``serve_until_signal`` (``kit.signals``): a worker process's main loop.
+* ``SyncExecutor``, ``holds_sync_threads``, ``BlockingScheduler`` (``kit.sync``):
+  sync task functions on the worker's own threads, one per slot, and
+  ``ctx.sync_scheduler``.
 """
 
 from owlclaw.scheduler.errors import describe_error
@@ -33,18 +36,30 @@ from owlclaw.scheduler.kit.payloads import (
     run_priority,
 )
 from owlclaw.scheduler.kit.signals import serve_until_signal
+from owlclaw.scheduler.kit.sync import (
+    SYNC_CALL_TIMEOUT,
+    BlockingScheduler,
+    SyncExecutor,
+    TaskExit,
+    holds_sync_threads,
+)
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "NOT_CONNECTED",
+    "SYNC_CALL_TIMEOUT",
     "AttemptOutcome",
     "BaseScheduler",
+    "BlockingScheduler",
+    "SyncExecutor",
     "TaskArgs",
+    "TaskExit",
     "check_payload",
     "describe_error",
     "dump_json",
     "execute_attempt",
     "failed_outcome",
+    "holds_sync_threads",
     "json_roundtrip",
     "log_attempt_failure",
     "make_context",

@@ -9,6 +9,7 @@ failure, or tell the engine's SDK).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
 from owlclaw.scheduler.kit.payloads import json_roundtrip
+from owlclaw.scheduler.kit.sync import BlockingScheduler, call_sync, task_exit
 from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
 from owlclaw.scheduler.protocol import Scheduler
@@ -99,7 +101,13 @@ def make_context(
     durable_sleep: Callable[[float], Awaitable[None]] | None = None,
     cancel_event: threading.Event | None = None,
 ) -> TaskContext:
-    """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable tasks."""
+    """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable
+    tasks. Called on the worker's event loop, whose loop ``ctx.sync_scheduler``
+    calls."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
     return TaskContext(
         task_id=task_id,
         task_name=options.name,
@@ -107,6 +115,7 @@ def make_context(
         scheduler=scheduler,
         durable_sleep=durable_sleep if options.durable else None,
         cancel_event=cancel_event,
+        sync_scheduler=BlockingScheduler(scheduler, loop) if loop is not None else None,
     )
 
 
@@ -120,6 +129,7 @@ async def run_attempt(
     timed_out: Callable[[], bool] | None = None,
     through: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
     record: Callable[[AttemptOutcome], None] | None = None,
+    executor: concurrent.futures.Executor | None = None,
 ) -> AttemptOutcome:
     """Run attempt ``ctx.attempt`` of a task and return its outcome; a task's
     error is returned, not raised.
@@ -140,8 +150,16 @@ async def run_attempt(
     ``trace`` is the metadata the scheduling call sent (the attempt's span is
     its child); ``lateness`` is the seconds from due time to a first attempt's
     start. See ``owlclaw.scheduler.observability``.
+
+    ``executor`` runs a sync task (and a sync ``on_failure``): the worker's
+    ``kit.sync.SyncExecutor``, sized by its slots. A sync attempt cut off by
+    its timeout or a cancellation sees ``ctx.cancelled``; its thread runs on
+    until the function returns (see ``kit.sync.holds_sync_threads``), its
+    result discarded.
     """
-    call: Awaitable[Any] = execute_attempt(options, payload, ctx, trace=trace, lateness=lateness)
+    call: Awaitable[Any] = execute_attempt(
+        options, payload, ctx, trace=trace, lateness=lateness, executor=executor
+    )
     if through is not None:
         call = through(call)
     attempt = ctx.attempt
@@ -167,7 +185,7 @@ async def run_attempt(
     log_attempt_failure(options, ctx.task_id, attempt, error, final=outcome.final)
     if outcome.final:
         failure = TaskFailure(options.name, ctx.task_id, json_roundtrip(payload, "payload"), error, attempt)
-        await run_on_failure(options, failure)
+        await run_on_failure(options, failure, executor=executor)
     return outcome
 
 
@@ -178,32 +196,57 @@ async def execute_attempt(
     *,
     trace: Mapping[str, Any] | None = None,
     lateness: float | None = None,
+    executor: concurrent.futures.Executor | None = None,
 ) -> Any:
     """Call the task once and return its result as JSON would carry it; its
     error is raised. Logged, traced and counted (``observe_attempt``).
-    ``run_attempt`` adds the timeout and the retry decision."""
+    ``run_attempt`` adds the timeout and the retry decision.
+
+    A sync function runs on ``executor`` (see ``run_attempt``). A
+    ``SystemExit`` or other ``BaseException`` that is not an ``Exception``
+    (cancellation and ``KeyboardInterrupt`` aside) is raised as a
+    ``kit.sync.TaskExit`` of the same name: a failed attempt, not a dead worker.
+    """
     with observe_attempt(options, ctx, payload, trace=trace, lateness=lateness):
-        if inspect.iscoroutinefunction(options.func):
-            result = await options.func(payload, ctx)
-        else:
-            result = await asyncio.to_thread(options.func, payload, ctx)
-            if inspect.isawaitable(result):
-                result = await result
+        try:
+            if inspect.iscoroutinefunction(options.func):
+                result = await options.func(payload, ctx)
+            else:
+                result = await call_sync(
+                    executor,
+                    options.func,
+                    payload,
+                    ctx,
+                    owner=ctx.scheduler,
+                    on_cancel=ctx._stop_attempt,
+                )
+                if inspect.isawaitable(result):
+                    result = await result
+        except BaseException as exc:
+            failure = task_exit(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         return json_roundtrip(result, f"the result of task {options.name!r}")
 
 
-async def run_on_failure(options: TaskOptions, failure: TaskFailure) -> None:
-    """Call the task's ``on_failure``; its own errors are logged, never raised."""
+async def run_on_failure(
+    options: TaskOptions, failure: TaskFailure, *, executor: concurrent.futures.Executor | None = None
+) -> None:
+    """Call the task's ``on_failure`` (a sync one on ``executor``); its own
+    errors (``SystemExit`` included) are logged, never raised."""
     if options.on_failure is None:
         return
     try:
         if inspect.iscoroutinefunction(options.on_failure):
             await options.on_failure(failure)
         else:
-            result = await asyncio.to_thread(options.on_failure, failure)
+            result = await call_sync(executor, options.on_failure, failure)
             if inspect.isawaitable(result):
                 await result
-    except Exception as exc:  # noqa: BLE001 - a failing callback must not change the run
+    except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a failing callback must not change the run  # noqa: BLE001 - a failing callback must not change the run
         log.error("on_failure of task %s (%s) raised %s", options.name, failure.task_id, describe_error(exc))
 
 

@@ -40,6 +40,7 @@ from owlclaw.scheduler.errors import (
 from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
 from owlclaw.scheduler.kit.signals import serve_until_signal
+from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.limits import check_limit, check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
@@ -121,6 +122,12 @@ class BaseScheduler:
 
     # the common opening
 
+    def _enter(self, operation: str) -> None:
+        """The checks every public method starts with: not awaited from a sync
+        task's own event loop (``kit.sync``), then ``_check_connected``."""
+        check_not_in_sync_task(self)
+        self._check_connected(operation)
+
     def _check_connected(self, operation: str) -> None:
         """Hook: raise ``SchedulerConnectionError`` when ``operation`` (the
         public method's name) cannot reach the engine now."""
@@ -135,7 +142,7 @@ class BaseScheduler:
 
     @traced_call("run_task")
     async def run_task(self, task_name: str, payload: Any = None, *, priority: int | None = None) -> str:
-        self._check_connected("run_task")
+        self._enter("run_task")
         options = self._options(task_name)
         prio = run_priority(options, priority)
         data = check_payload(payload)
@@ -151,7 +158,7 @@ class BaseScheduler:
         at: datetime | None = None,
         priority: int | None = None,
     ) -> str:
-        self._check_connected("schedule_task")
+        self._enter("schedule_task")
         due = resolve_due_time(self._now(), delay_seconds, at)
         options = self._options(task_name)
         prio = run_priority(options, priority)
@@ -160,30 +167,30 @@ class BaseScheduler:
 
     @traced_call("add_cron")
     async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
-        self._check_connected("add_cron")
+        self._enter("add_cron")
         expression = normalize_cron(expression)
         options = self._options(task_name)
         return await self._add_cron(options, expression, check_payload(payload))
 
     async def remove_cron(self, cron_id: str) -> None:
-        self._check_connected("remove_cron")
+        self._enter("remove_cron")
         await self._remove_cron(cron_id)
 
     async def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
-        self._check_connected("list_crons")
+        self._enter("list_crons")
         return await self._list_crons(task_name)
 
     @traced_call("cancel_task")
     async def cancel_task(self, task_id: str) -> bool:
-        self._check_connected("cancel_task")
+        self._enter("cancel_task")
         return await self._cancel(task_id)
 
     async def get_task_status(self, task_id: str) -> TaskInfo:
-        self._check_connected("get_task_status")
+        self._enter("get_task_status")
         return await self._status(task_id)
 
     async def list_scheduled_tasks(self, task_name: str | None = None) -> list[TaskInfo]:
-        self._check_connected("list_scheduled_tasks")
+        self._enter("list_scheduled_tasks")
         return await self._list_scheduled(task_name)
 
     async def list_tasks(
@@ -193,12 +200,12 @@ class BaseScheduler:
         states: Iterable[TaskState] | None = None,
         limit: int = 100,
     ) -> list[TaskInfo]:
-        self._check_connected("list_tasks")
+        self._enter("list_tasks")
         wanted = frozenset(states) if states is not None else None
         return await self._list_runs(task_name, states=wanted, limit=check_limit(limit))
 
     async def wait_for_task(self, task_id: str, timeout: float = 60.0) -> TaskInfo:
-        self._check_connected("wait_for_task")
+        self._enter("wait_for_task")
         return await self._wait(task_id, check_wait_seconds("wait_for_task(timeout=...)", timeout))
 
     # hooks a backend implements

@@ -9,6 +9,7 @@ its own limits in ``BaseScheduler._check_task``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable
@@ -103,6 +104,11 @@ def make_options(
         raise TaskDefinitionError(
             f"retries must be at most {MAX_RETRIES}, got {retries!r}; for work that must keep "
             "trying, retry with backoff and add a cron that picks up what failed"
+        )
+    if durable and not inspect.iscoroutinefunction(func):
+        raise TaskDefinitionError(
+            f"durable=True needs an async function: task {task_name!r} is sync, and a durable sleep "
+            "is awaited (`await ctx.sleep(...)`); declare it `async def`"
         )
     if timeout is not None:
         _check_number("timeout", timeout, minimum=0, allow_equal=False, maximum=MAX_TIMEOUT_SECONDS)

@@ -7,6 +7,8 @@ memory, so they behave the same when a worker runs in another process.
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from typing import Any, cast
 
 from owlclaw.scheduler.clock import utc_now
@@ -114,6 +116,7 @@ def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
         }
 
     _register_policy_tasks(scheduler)
+    _register_sync_tasks(scheduler)
     return scheduler
 
 
@@ -208,3 +211,54 @@ def _register_policy_tasks(scheduler: Scheduler) -> None:
     @scheduler.task(name="conf_sleep_zero", durable=True)
     async def sleep_zero(payload: dict[str, Any], ctx: TaskContext) -> None:
         await ctx.sleep(float(payload["seconds"]))
+
+
+def _log_attempt(ctx: TaskContext, record: dict[str, Any]) -> None:
+    """From a sync task: leave ``record`` as a pending schedule of
+    conf_attempt_log (a day out), through the blocking ``ctx.sync_scheduler``."""
+    ctx.sync_scheduler.schedule_task("conf_attempt_log", record, delay_seconds=86400)
+
+
+def _register_sync_tasks(scheduler: Scheduler) -> None:
+    """Sync task functions: their threads, timeouts, facade, exits and sleeps."""
+
+    @scheduler.task(name="conf_sync_hang")
+    def sync_hang(payload: dict[str, Any], ctx: TaskContext) -> str:
+        # says it started, then blocks its thread until cancelled (or a bound)
+        _log_attempt(ctx, {"tag": payload["tag"], "attempt": ctx.attempt, "task_id": ctx.task_id})
+        deadline = time.monotonic() + float(payload.get("seconds", 60))
+        while not ctx.cancelled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "released"
+
+    @scheduler.task(name="conf_sync_timeout", timeout=1, retries=1)
+    def sync_timeout(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        if ctx.attempt == 1:
+            deadline = time.monotonic() + float(payload.get("seconds", 30))
+            while not ctx.cancelled and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _log_attempt(ctx, {"tag": payload["tag"], "attempt": 1, "saw_cancelled": ctx.cancelled})
+            return {"attempt": 1}
+        return {"attempt": ctx.attempt}
+
+    @scheduler.task(name="conf_sync_follow_up")
+    def sync_follow_up(payload: dict[str, Any], ctx: TaskContext) -> str:
+        return ctx.sync_scheduler.schedule_task(
+            "conf_sync_echo", {"value": payload.get("value")}, delay_seconds=float(payload["delay"])
+        )
+
+    @scheduler.task(name="conf_sync_asyncio_run")
+    def sync_asyncio_run(payload: dict[str, Any], ctx: TaskContext) -> str:
+        return asyncio.run(ctx.scheduler.schedule_task("conf_sync_echo", {}, delay_seconds=86400))
+
+    @scheduler.task(name="conf_sync_exit")
+    def sync_exit(payload: dict[str, Any], ctx: TaskContext) -> None:
+        sys.exit(int(payload["code"]))
+
+    @scheduler.task(name="conf_exit")
+    async def async_exit(payload: dict[str, Any], ctx: TaskContext) -> None:
+        sys.exit(int(payload["code"]))
+
+    @scheduler.task(name="conf_sync_sleep")
+    def sync_sleep(payload: dict[str, Any], ctx: TaskContext) -> None:
+        ctx.sleep(1)  # not awaited: it must raise, not be a silent no-op

@@ -24,7 +24,8 @@ clock can run and moves time with ``scheduler.advance``::
 One module per concern: ``bad_calls`` (the table of bad input), ``running``,
 ``scheduling`` (delays, listings, crons), ``policies`` (retries, backoff,
 on_failure, timeouts, concurrency, priority), ``durable`` (``ctx.sleep``),
-``agreement`` (listings agree with status reads), ``virtual_time`` and
+``sync_tasks`` (sync functions: threads, timeouts, ``ctx.sync_scheduler``,
+``sys.exit()``), ``agreement`` (listings agree with status reads), ``virtual_time`` and
 ``faults`` (:class:`SchedulerFaultConformance`, opted into separately).
 """
 
@@ -41,6 +42,7 @@ from owlclaw.scheduler.testing.conformance.faults import SchedulerFaultConforman
 from owlclaw.scheduler.testing.conformance.policies import PolicyConformance
 from owlclaw.scheduler.testing.conformance.running import JSON_VALUES, RunningConformance
 from owlclaw.scheduler.testing.conformance.scheduling import SchedulingConformance
+from owlclaw.scheduler.testing.conformance.sync_tasks import SyncTaskConformance
 from owlclaw.scheduler.testing.conformance.virtual_time import VirtualTimeConformance
 
 __all__ = [
@@ -60,6 +62,7 @@ class SchedulerConformance(
     SchedulingConformance,
     PolicyConformance,
     DurableSleepConformance,
+    SyncTaskConformance,
     ListingAgreementConformance,
     BadCallConformance,
 ):
