@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
@@ -35,6 +36,32 @@ def _otel() -> ModuleType | None:
     return module
 
 
+@functools.cache
+def _trace_api() -> Any:
+    """``opentelemetry.trace`` when installed, else None; the provider from
+    ``OTEL_PYTHON_TRACER_PROVIDER`` is loaded here, once."""
+    if _otel() is None:
+        return None
+    from opentelemetry import trace
+
+    if "OTEL_PYTHON_TRACER_PROVIDER" in os.environ:
+        trace.get_tracer_provider()
+    return trace
+
+
+def _tracing() -> bool:
+    """Whether spans are recorded: a tracer provider has been set (a cheap check, per call)."""
+    api = _trace_api()
+    return api is not None and api._TRACER_PROVIDER is not None
+
+
+def _context_empty() -> bool:
+    """Nothing to propagate: no span, no baggage in the current context."""
+    from opentelemetry import context
+
+    return not context.get_current()
+
+
 def _tracer() -> Any:
     from opentelemetry import trace
 
@@ -50,7 +77,7 @@ def traced_call(operation: str) -> Callable[[F], F]:
     def decorate(method: F) -> F:
         @functools.wraps(method)
         async def wrapper(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
-            if _otel() is None:
+            if not _tracing():
                 return await method(self, first, *args, **kwargs)
             from opentelemetry.trace import SpanKind
 
@@ -74,7 +101,7 @@ def traced_call(operation: str) -> Callable[[F], F]:
 def current_metadata() -> dict[str, str]:
     """The current trace context as metadata for a task (empty without OTel)."""
     propagate = _otel()
-    if propagate is None:
+    if propagate is None or (not _tracing() and _context_empty()):
         return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -88,17 +115,17 @@ def run_span(
     """A span named ``"run <task_name>"`` around one attempt, child of the
     context in ``metadata`` (a root span without one: crons)."""
     propagate = _otel()
-    if propagate is None:
-        yield None
-        return
-    from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind
-
     carrier = {
         k[len(TRACE_PREFIX) :]: str(v)
         for k, v in (metadata or {}).items()
         if isinstance(k, str) and k.startswith(TRACE_PREFIX)
     }
+    if propagate is None or (not carrier and not _tracing()):
+        yield None
+        return
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind
+
     parent = propagate.extract(
         carrier, context=Context()
     )  # empty: a new trace, not the caller's current span
