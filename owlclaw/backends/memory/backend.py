@@ -144,7 +144,7 @@ class MemoryScheduler(BaseScheduler):
         if run.entry is not None:
             run.entry.dead = True
             run.entry = None
-        run.cancel_event.set()
+        run.cancel()
         if run.task is not None and not run.task.done():
             run.task.cancel()
         self._finish(run, TaskState.CANCELLED)
@@ -315,11 +315,11 @@ class MemoryScheduler(BaseScheduler):
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
         heap = self._book.heap
-        while heap and heap[0].dead:
+        while heap and heap[0][2].dead:
             heapq.heappop(heap)
         if not skip_crons:
-            return self.faults.defer(heap[0].due) if heap else None
-        live = [e.due for e in heap if not e.dead and e.kind != CRON]
+            return self.faults.defer(heap[0][0]) if heap else None
+        live = [e.due for _, _, e in heap if not e.dead and e.kind != CRON]
         return self.faults.defer(min(live)) if live else None
 
     def _fire_due(self) -> None:
@@ -327,8 +327,8 @@ class MemoryScheduler(BaseScheduler):
         if self.faults.engine_down(now):
             return
         heap = self._book.heap
-        while heap and heap[0].due <= now:
-            entry = heapq.heappop(heap)
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)[2]
             if entry.dead:
                 continue
             if entry.kind == DUE:
@@ -456,7 +456,7 @@ class MemoryScheduler(BaseScheduler):
             run.error = "cancelled"
         if state is not TaskState.FAILED and state is not TaskState.CANCELLED:
             run.error = None
-        run.done.set()
+        run.mark_done()
         self._progress.set()
 
     async def _durable_sleep(self, run: Run, seconds: float) -> None:

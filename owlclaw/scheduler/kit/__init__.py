@@ -27,6 +27,7 @@ from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import (
     MAX_PAYLOAD_BYTES,
     check_payload,
+    copy_json,
     dump_json,
     json_roundtrip,
     resolve_due_time,
@@ -41,6 +42,7 @@ __all__ = [
     "BaseScheduler",
     "TaskArgs",
     "check_payload",
+    "copy_json",
     "describe_error",
     "dump_json",
     "execute_attempt",

@@ -21,6 +21,7 @@ from owlclaw.scheduler.models import TaskOptions
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "check_payload",
+    "copy_json",
     "dump_json",
     "json_roundtrip",
     "resolve_due_time",
@@ -39,7 +40,7 @@ def dump_json(value: Any, what: str) -> str:
     """Serialize as the engine would, or raise PayloadError naming ``what``."""
     check_json_depth(value, what)
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_refuse)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(
             f"{what} is not JSON-serializable ({exc}); use dicts, lists, str, "
@@ -54,9 +55,29 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# one encoder, as json.dumps(value, allow_nan=False, separators=(",", ":"), default=_refuse) makes per call
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_refuse)
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def json_roundtrip(value: Any, what: str) -> Any:
     """Return ``value`` exactly as it comes back after a trip through JSON."""
+    if value is None:
+        return None
     return json.loads(dump_json(value, what))
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of data that already came back from JSON (dicts with str
+    keys, lists, str, finite numbers, bool, None): what another round trip
+    would return, without one."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _SCALARS else copy_json(v) for v in value]
+    return value
 
 
 def check_payload(payload: Any) -> dict[str, Any]:
@@ -73,7 +94,7 @@ def check_payload(payload: Any) -> dict[str, Any]:
             'wrap it, e.g. {"value": ...}'
         )
     text = dump_json(dict(payload), "payload")
-    size = len(text.encode("utf-8"))
+    size = len(text)  # ensure_ascii: one byte per character
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"payload is {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit; "
