@@ -309,7 +309,9 @@ class MemoryScheduler(BaseScheduler):
                 return
             if self._busy == 0:
                 continue
-            await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
+            await asyncio.sleep(0)  # an attempt that has just ended reports in its done callback
+            if not self._progress.is_set():
+                await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
     # the heap
 
@@ -352,9 +354,11 @@ class MemoryScheduler(BaseScheduler):
         run.fired = True
         self._ready.push(run)
         self._start_ready()
-        self._book.wake()
 
     def _start_ready(self) -> None:
+        if not self._ready:
+            return
+
         def room() -> bool:
             return self._accepting and len(self._running) < self.config.slots
 

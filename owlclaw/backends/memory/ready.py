@@ -33,6 +33,10 @@ class ReadyQueue:
     def push(self, run: Run) -> None:
         heapq.heappush(self._heap, (-run.priority, next(self._seq), run))
 
+    def __bool__(self) -> bool:
+        """Whether any run may be waiting outside the held groups."""
+        return bool(self._heap)
+
     def queued(self) -> int:
         """How many runs wait here in the QUEUED state."""
         waiting = itertools.chain(self._heap, *self._held.values())

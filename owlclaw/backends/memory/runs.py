@@ -148,7 +148,9 @@ class Timetable:
         seq = next(self.seq)
         entry = Entry(due, seq, kind, ref)
         heapq.heappush(self.heap, (due, seq, entry))
-        self.wakeup.set()
+        # the worker's next due time changed (on a virtual clock it waits for no time: only "now" counts)
+        if self.heap[0][2] is entry and (not self.clock.is_virtual or due <= self.clock.now()):
+            self.wakeup.set()
         return entry
 
     def new_id(self) -> str:
