@@ -316,13 +316,8 @@ class MemoryScheduler(BaseScheduler):
     # the heap
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
-        heap = self._book.heap
-        while heap and heap[0][2].dead:
-            heapq.heappop(heap)
-        if not skip_crons:
-            return self.faults.defer(heap[0][0]) if heap else None
-        live = [e.due for _, _, e in heap if not e.dead and e.kind != CRON]
-        return self.faults.defer(min(live)) if live else None
+        nxt = self._book.next_due(skip_crons=skip_crons)
+        return None if nxt is None else self.faults.defer(nxt)
 
     def _fire_due(self) -> None:
         now = self.clock.now()

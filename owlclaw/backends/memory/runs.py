@@ -153,6 +153,15 @@ class Timetable:
             self.wakeup.set()
         return entry
 
+    def next_due(self, *, skip_crons: bool = False) -> datetime | None:
+        """The earliest live due time (crons' ticks left out if ``skip_crons``)."""
+        heap = self.heap
+        while heap and heap[0][2].dead:
+            heapq.heappop(heap)
+        if not skip_crons:
+            return heap[0][0] if heap else None
+        return min((e.due for _, _, e in heap if not e.dead and e.kind != CRON), default=None)
+
     def new_id(self) -> str:
         """A unique id in the UUID text form (version 4 bits set, as uuid4's)."""
         return f"{self._id_prefix}{next(self._ids):012x}"
