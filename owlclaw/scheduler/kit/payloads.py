@@ -39,6 +39,10 @@ _MODEL_HINT = 'for a pydantic model pass model.model_dump(mode="json")'
 def dump_json(value: Any, what: str) -> str:
     """Serialize as the engine would, or raise PayloadError naming ``what``."""
     check_json_depth(value, what)
+    return _encode(value, what)
+
+
+def _encode(value: Any, what: str) -> str:
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
@@ -84,6 +88,11 @@ def check_payload(payload: Any) -> dict[str, Any]:
     """A payload is a JSON object; None means ``{}``."""
     if payload is None:
         return {}
+    if type(payload) is dict and _flat(payload):
+        # str keys and plain scalar values come back from JSON as they are: check
+        # and measure the text, keep a copy of the dict
+        _check_size(_encode(payload, "payload"))
+        return dict(payload)
     if hasattr(payload, "model_dump") and not isinstance(payload, Mapping):
         raise PayloadError(
             f"payload is a pydantic model ({type(payload).__name__}), not a dict; {_MODEL_HINT}"
@@ -94,14 +103,25 @@ def check_payload(payload: Any) -> dict[str, Any]:
             'wrap it, e.g. {"value": ...}'
         )
     text = dump_json(dict(payload), "payload")
+    _check_size(text)
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _flat(payload: dict[Any, Any]) -> bool:
+    for key, value in payload.items():
+        if type(key) is not str or type(value) not in _SCALARS:
+            return False
+    return True
+
+
+def _check_size(text: str) -> None:
     size = len(text)  # ensure_ascii: one byte per character
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"payload is {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit; "
             "store large data elsewhere (a file, a database row) and pass its key"
         )
-    result: dict[str, Any] = json.loads(text)
-    return result
 
 
 def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | None) -> datetime:
