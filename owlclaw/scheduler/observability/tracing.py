@@ -57,9 +57,14 @@ def _tracing() -> bool:
 
 def _context_empty() -> bool:
     """Nothing to propagate: no span, no baggage in the current context."""
+    return not _get_context()()
+
+
+@functools.cache
+def _get_context() -> Any:
     from opentelemetry import context
 
-    return not context.get_current()
+    return context.get_current
 
 
 def _tracer() -> Any:
