@@ -4,6 +4,8 @@ faithfully, run ids stay unique, and a concurrency=1 queue drains in order."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import random
 import uuid
@@ -18,7 +20,9 @@ from owlclaw.backends.memory.runs import Timetable
 from owlclaw.scheduler import TaskContext, TaskState
 from owlclaw.scheduler.clock import SystemClock
 from owlclaw.scheduler.cron import _croniter_form, next_fire_time, normalize_cron
-from owlclaw.scheduler.kit import copy_json, json_roundtrip
+from owlclaw.scheduler.errors import PayloadError
+from owlclaw.scheduler.kit import MAX_PAYLOAD_BYTES, check_payload, copy_json, json_roundtrip
+from owlclaw.scheduler.models import TaskInfo
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -193,3 +197,51 @@ async def test_a_concurrency_one_queue_drains_one_at_a_time_in_priority_then_arr
     high = [n for n in range(1, 60) if n % 5 == 0]
     low = [n for n in range(1, 60) if n % 5 != 0 and n != 7]
     assert ran == [0, *high, *low]
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"n": 1, "s": "x", "f": 2.5, "b": False, "none": None},
+        {1: "int key", "n": 2},  # keys become strings
+        {"level": Level.HIGH},  # an int subclass comes back as a plain int
+        {"t": (1, 2)},  # a tuple comes back as a list
+        {"nested": {"a": [1, {"b": None}]}},
+    ],
+)
+def test_check_payload_returns_what_a_json_round_trip_returns(payload: dict[Any, Any]) -> None:
+    checked = check_payload(payload)
+    expected = json.loads(json.dumps(payload))
+    assert checked == expected
+    assert [type(v) for v in checked.values()] == [type(v) for v in expected.values()]
+    assert list(checked) == list(expected) and all(type(k) is str for k in checked)
+    assert checked is not payload
+
+
+@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": object()}, {"x": "a" * MAX_PAYLOAD_BYTES}])
+def test_check_payload_still_refuses_flat_payloads_json_would_refuse(bad: dict[str, Any]) -> None:
+    with pytest.raises(PayloadError):
+        check_payload(bad)
+
+
+async def test_status_info_sets_every_field_of_task_info() -> None:
+    s = MemoryScheduler(clock=VirtualClock(start=START))
+
+    @s.task(name="job")
+    async def job(payload: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
+        return {"done": 1}
+
+    async with s:
+        await s.start_worker()
+        task_id = await s.schedule_task("job", {"n": 1}, delay_seconds=5)
+        await s.advance(6)
+        info = await s.get_task_status(task_id)
+    assert set(vars(info)) == {f.name for f in dataclasses.fields(TaskInfo)}
+    assert not hasattr(TaskInfo, "__post_init__")
+    rebuilt = TaskInfo(**{f.name: getattr(info, f.name) for f in dataclasses.fields(TaskInfo)})
+    assert rebuilt == info and repr(rebuilt) == repr(info)
+    assert info.result == {"done": 1} and info.state is TaskState.SUCCEEDED

@@ -24,6 +24,8 @@ from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
 
+_new = object.__new__
+
 #: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
 CANCEL_WAIT_SECONDS = 10.0
 
@@ -97,8 +99,11 @@ class Run:
             self._done.set()
 
     def info(self) -> TaskInfo:
-        # payload: JSON-safe since check_payload, so a copy is what a JSON round trip gives
-        return TaskInfo(
+        # A frozen dataclass's __init__ sets each field through object.__setattr__ (a third
+        # of a status call): fill its __dict__ at once (every field; a unit test checks).
+        # The payload is JSON-safe since check_payload: a copy is what a round trip gives.
+        info = _new(TaskInfo)
+        info.__dict__.update(
             id=self.id,
             task_name=self.options.name,
             state=self.state,
@@ -110,6 +115,7 @@ class Run:
             result=None if self.result is None else json_roundtrip(self.result, "result"),
             error=self.error,
         )
+        return info
 
     def lateness(self, attempt: int) -> float | None:
         """Seconds from due time to the first attempt's start (None for retries)."""
