@@ -113,10 +113,12 @@ def current_metadata() -> dict[str, str]:
     return {TRACE_PREFIX + k: v for k, v in carrier.items()}
 
 
-@contextlib.contextmanager
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def run_span(
     task_name: str, task_id: str, attempt: int, backend: str, metadata: Mapping[str, Any] | None
-) -> Iterator[Any]:
+) -> contextlib.AbstractContextManager[Any]:
     """A span named ``"run <task_name>"`` around one attempt, child of the
     context in ``metadata`` (a root span without one: crons)."""
     propagate = _otel()
@@ -126,8 +128,14 @@ def run_span(
         if isinstance(k, str) and k.startswith(TRACE_PREFIX)
     }
     if propagate is None or (not carrier and not _tracing()):
-        yield None
-        return
+        return _NO_SPAN
+    return _run_span(propagate, carrier, task_name, task_id, attempt, backend)
+
+
+@contextlib.contextmanager
+def _run_span(
+    propagate: Any, carrier: dict[str, str], task_name: str, task_id: str, attempt: int, backend: str
+) -> Iterator[Any]:
     from opentelemetry.context import Context
     from opentelemetry.trace import SpanKind
 
