@@ -25,6 +25,7 @@ from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 __all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
 
 _new = object.__new__
+_set = object.__setattr__
 
 #: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
 CANCEL_WAIT_SECONDS = 10.0
@@ -103,17 +104,21 @@ class Run:
         # of a status call): fill its __dict__ at once (every field; a unit test checks).
         # The payload is JSON-safe since check_payload: a copy is what a round trip gives.
         info = _new(TaskInfo)
-        info.__dict__.update(
-            id=self.id,
-            task_name=self.options.name,
-            state=self.state,
-            payload=copy_json(self.payload),
-            scheduled_at=self.scheduled_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            attempts=self.attempts,
-            result=None if self.result is None else json_roundtrip(self.result, "result"),
-            error=self.error,
+        _set(
+            info,
+            "__dict__",
+            {
+                "id": self.id,
+                "task_name": self.options.name,
+                "state": self.state,
+                "payload": copy_json(self.payload),
+                "scheduled_at": self.scheduled_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "attempts": self.attempts,
+                "result": None if self.result is None else json_roundtrip(self.result, "result"),
+                "error": self.error,
+            },
         )
         return info
 

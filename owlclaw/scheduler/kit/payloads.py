@@ -78,7 +78,11 @@ def copy_json(value: Any) -> Any:
     would return, without one."""
     kind = type(value)
     if kind is dict:
-        return {k: v if type(v) in _SCALARS else copy_json(v) for k, v in value.items()}
+        copied = value.copy()
+        for k, v in copied.items():
+            if type(v) not in _SCALARS:
+                copied[k] = copy_json(v)
+        return copied
     if kind is list:
         return [v if type(v) in _SCALARS else copy_json(v) for v in value]
     return value
