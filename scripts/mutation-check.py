@@ -99,8 +99,15 @@ MUTATIONS = [
     Mutation(
         "a run held by its concurrency limit goes straight back on the queue (the worker spins)",
         "owlclaw/backends/memory/ready.py",
-        "                    held.append(item)\n",
-        "                    heapq.heappush(self._heap, item)\n",
+        "heapq.heappush(self._held.setdefault(group, []), item)",
+        "heapq.heappush(self._heap, item)",
+        (MEMORY_CONFORMANCE, "-k", "concurrency"),
+    ),
+    Mutation(
+        "an ended attempt releases no held run of its group (they wait forever)",
+        "owlclaw/backends/memory/ready.py",
+        "                    heapq.heappush(self._heap, item)\n                    break",
+        "                    break",
         (MEMORY_CONFORMANCE, "-k", "concurrency"),
     ),
     # our own

@@ -1,9 +1,18 @@
 """Cron expressions as the Hatchet engine reads them: UTC, 5 fields, or 6
-with seconds first, or an ``@hourly``-style alias."""
+with seconds first, or an ``@hourly``-style alias.
+
+Each expression is parsed once (cached); its next fire time comes from
+sorted field values, as croniter computes it, with croniter itself as the
+fallback for what the matcher does not cover (``L``, ``W``, ``#``).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from croniter import CroniterBadDateError, croniter
 
@@ -34,6 +43,11 @@ def normalize_cron(expression: str) -> str:
     """
     if not isinstance(expression, str) or not expression.strip():
         raise InvalidCronError(f"cron expression {expression!r} is empty: {_HELP}")
+    return _normalize(expression)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize(expression: str) -> str:
     text = " ".join(expression.split())
     if text.startswith("@"):
         try:
@@ -63,10 +77,122 @@ def normalize_cron(expression: str) -> str:
 
 def next_fire_time(expression: str, after: datetime) -> datetime:
     """The first time strictly after ``after`` (UTC) at which the cron fires."""
-    fields = normalize_cron(expression).split(" ")
-    it = croniter(_croniter_form(fields), after.astimezone(UTC))
-    nxt: datetime = it.get_next(datetime)
-    return nxt.astimezone(UTC)
+    plan = _plan(normalize_cron(expression))
+    after = after.astimezone(UTC)
+    if plan.fields is not None:
+        nxt = plan.fields.next_after(after)
+        if nxt is not None:
+            return nxt
+    it = croniter(plan.croniter_form, after)
+    found: datetime = it.get_next(datetime)
+    return found.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    croniter_form: str
+    fields: _Fields | None  # None: croniter computes every fire time
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(normalized: str) -> _Plan:
+    form = _croniter_form(normalized.split(" "))
+    return _Plan(form, _Fields.parse(form))
+
+
+_DAY = timedelta(days=1)
+_HOUR = timedelta(hours=1)
+_MINUTE = timedelta(minutes=1)
+_SECOND = timedelta(seconds=1)
+_YEARS_SEARCHED = 30  # past this, croniter decides (it raises for a cron that never fires)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """A cron's allowed values, sorted; ``None`` where any value matches."""
+
+    seconds: tuple[int, ...]
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int] | None
+    months: frozenset[int] | None
+    weekdays: frozenset[int] | None  # 0 = Sunday
+    whole_seconds: bool  # 6 fields: steps of one second, else of one minute
+
+    @staticmethod
+    def parse(form: str) -> _Fields | None:
+        parts = form.upper().split(" ")
+        if any(c in parts[2] for c in "LW") or any(c in parts[4] for c in "L#"):
+            return None  # last day, nearest weekday, nth weekday: croniter's
+        it = croniter(form)
+        if getattr(it, "nth_weekday_of_month", None):
+            return None
+        expanded: list[list[Any]] = it.expanded
+        for values in expanded:
+            if values != ["*"] and not all(type(v) is int for v in values):
+                return None
+
+        def allowed(values: list[Any], full: range) -> tuple[int, ...]:
+            return tuple(full) if values == ["*"] else tuple(sorted({int(v) for v in values}))
+
+        def some(values: list[Any], seven_is_zero: bool = False) -> frozenset[int] | None:
+            if values == ["*"]:
+                return None
+            return frozenset(0 if seven_is_zero and v == 7 else int(v) for v in values)
+
+        six = len(expanded) == 6
+        return _Fields(
+            seconds=allowed(expanded[5], range(60)) if six else (0,),
+            minutes=allowed(expanded[0], range(60)),
+            hours=allowed(expanded[1], range(24)),
+            days=some(expanded[2]),
+            months=some(expanded[3]),
+            weekdays=some(expanded[4], seven_is_zero=True),
+            whole_seconds=six,
+        )
+
+    def day_matches(self, t: datetime) -> bool:
+        days, weekdays = self.days, self.weekdays
+        if days is None and weekdays is None:
+            return True
+        # both given: either matches (croniter's day_or)
+        in_days = days is not None and t.day in days
+        return in_days or (weekdays is not None and (t.weekday() + 1) % 7 in weekdays)
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first match strictly after ``after`` (UTC), None past the years searched."""
+        if self.whole_seconds:
+            t = after.replace(microsecond=0) + _SECOND
+        else:
+            t = after.replace(second=0, microsecond=0) + _MINUTE
+        last_year = t.year + _YEARS_SEARCHED
+        months, hours, minutes, seconds = self.months, self.hours, self.minutes, self.seconds
+        while t.year <= last_year:
+            if months is not None and t.month not in months:
+                year, month = (t.year, t.month + 1) if t.month < 12 else (t.year + 1, 1)
+                t = datetime(year, month, 1, tzinfo=UTC)
+                continue
+            if not self.day_matches(t):
+                t = datetime(t.year, t.month, t.day, tzinfo=UTC) + _DAY
+                continue
+            i = bisect_left(hours, t.hour)
+            if i == len(hours):
+                t = datetime(t.year, t.month, t.day, tzinfo=UTC) + _DAY
+                continue
+            if hours[i] != t.hour:
+                t = t.replace(hour=hours[i], minute=0, second=0)
+            i = bisect_left(minutes, t.minute)
+            if i == len(minutes):
+                t = t.replace(minute=0, second=0) + _HOUR
+                continue
+            if minutes[i] != t.minute:
+                t = t.replace(minute=minutes[i], second=0)
+            i = bisect_left(seconds, t.second)
+            if i == len(seconds):
+                t = t.replace(second=0) + _MINUTE
+                continue
+            return t.replace(second=seconds[i])
+        return None
 
 
 def _croniter_form(fields: list[str]) -> str:

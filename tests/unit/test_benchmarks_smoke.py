@@ -37,11 +37,14 @@ def test_memory_ops_measures_every_operation_at_every_size(env: Env) -> None:
 
 
 def test_virtual_time_runs_every_cron_tick_and_delayed_task(env: Env) -> None:
-    result = run_one(virtual_time, env, sizes=virtual_time.Sizes(days=0.25, delayed=30))
+    sizes = virtual_time.Sizes(days=0.25, delayed=30, second_days=0.002, drain=(20, 40))
+    result = run_one(virtual_time, env, sizes=sizes)
     assert result.error is None
     assert result.data["cron runs"] == 360 == result.data["expected cron runs"]
     assert result.data["delayed runs"] == 30
     assert result.data["still pending"] == 0
+    assert result.data["per-second runs"] == 172 == result.data["expected per-second runs"]
+    assert list(result.data["drain seconds"]) == [20, 40]
 
 
 def test_suites_reports_each_pytest_summary_and_a_failure_without_raising(env: Env) -> None:
@@ -64,7 +67,9 @@ def test_report_has_every_table_chart_version_and_headline(env: Env, tmp_path: P
     env.chart_dir = out.parent / out.stem  # as __main__ does: charts beside the report
     results = [
         run_one(memory_ops, env, sizes=memory_ops.Sizes(pending=(20, 40), ops=5)),
-        run_one(virtual_time, env, sizes=virtual_time.Sizes(days=0.1, delayed=5)),
+        run_one(
+            virtual_time, env, sizes=virtual_time.Sizes(days=0.1, delayed=5, second_days=0.001, drain=(5,))
+        ),
     ]
     facts = machine_facts()
     write_markdown(

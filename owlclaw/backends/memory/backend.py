@@ -146,7 +146,7 @@ class MemoryScheduler(BaseScheduler):
         if run.entry is not None:
             run.entry.dead = True
             run.entry = None
-        run.cancel_event.set()
+        run.cancel()
         if run.task is not None and not run.task.done():
             run.task.cancel()
         self._finish(run, TaskState.CANCELLED)
@@ -315,26 +315,23 @@ class MemoryScheduler(BaseScheduler):
                 return
             if self._busy == 0:
                 continue
-            await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
+            await asyncio.sleep(0)  # an attempt that has just ended reports in its done callback
+            if not self._progress.is_set():
+                await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
     # the heap
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
-        heap = self._book.heap
-        while heap and heap[0].dead:
-            heapq.heappop(heap)
-        if not skip_crons:
-            return self.faults.defer(heap[0].due) if heap else None
-        live = [e.due for e in heap if not e.dead and e.kind != CRON]
-        return self.faults.defer(min(live)) if live else None
+        nxt = self._book.next_due(skip_crons=skip_crons)
+        return None if nxt is None else self.faults.defer(nxt)
 
     def _fire_due(self) -> None:
         now = self.clock.now()
         if self.faults.engine_down(now):
             return
         heap = self._book.heap
-        while heap and heap[0].due <= now:
-            entry = heapq.heappop(heap)
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)[2]
             if entry.dead:
                 continue
             if entry.kind == DUE:
@@ -358,9 +355,11 @@ class MemoryScheduler(BaseScheduler):
         run.fired = True
         self._ready.push(run)
         self._start_ready()
-        self._book.wake()
 
     def _start_ready(self) -> None:
+        if not self._ready:
+            return
+
         def room() -> bool:
             return self._accepting and len(self._running) < self.config.slots
 
@@ -464,7 +463,7 @@ class MemoryScheduler(BaseScheduler):
             run.error = "cancelled"
         if state is not TaskState.FAILED and state is not TaskState.CANCELLED:
             run.error = None
-        run.done.set()
+        run.mark_done()
         self._progress.set()
         self._retention.finished(run.id, run.finished_at, self._book.runs)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,10 +19,13 @@ from typing import Any
 from owlclaw.scheduler.clock import Clock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import TaskNotFoundError
-from owlclaw.scheduler.kit import json_roundtrip
+from owlclaw.scheduler.kit import copy_json, json_roundtrip
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+
+_new = object.__new__
+_set = object.__setattr__
 
 #: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
 CANCEL_WAIT_SECONDS = 10.0
@@ -34,19 +37,18 @@ WAKE = "wake"  # a durable sleep ends
 TIMEOUT = "timeout"  # an attempt has run too long
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Entry:
+    """What falls due; the heap holds ``(due, seq, entry)`` tuples, compared in C."""
+
     due: datetime
     seq: int
     kind: str
     ref: Any
     dead: bool = False
 
-    def __lt__(self, other: Entry) -> bool:
-        return (self.due, self.seq) < (other.due, other.seq)
 
-
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Run:
     id: str
     options: TaskOptions
@@ -67,22 +69,58 @@ class Run:
     chain: int = 0  # runs queued "now" one from another up to this one (guards.RunawayGuard)
     instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False  # cancel_task was called (cancel_event, once made, is set)
+    _cancel_event: threading.Event | None = None  # made on first use: most runs never need one
+    _done: asyncio.Event | None = None
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        if self._cancel_event is None:
+            self._cancel_event = threading.Event()
+            if self.cancelled:
+                self._cancel_event.set()
+        return self._cancel_event
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the run is final."""
+        if self._done is None:
+            self._done = asyncio.Event()
+            if self.state.is_final:
+                self._done.set()
+        return self._done
+
+    def mark_done(self) -> None:
+        if self._done is not None:
+            self._done.set()
 
     def info(self) -> TaskInfo:
-        return TaskInfo(
-            id=self.id,
-            task_name=self.options.name,
-            state=self.state,
-            payload=json_roundtrip(self.payload, "payload"),
-            scheduled_at=self.scheduled_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            attempts=self.attempts,
-            result=json_roundtrip(self.result, "result"),
-            error=self.error,
+        # A frozen dataclass's __init__ sets each field through object.__setattr__ (a third
+        # of a status call): fill its __dict__ at once (every field; a unit test checks).
+        # The payload is JSON-safe since check_payload: a copy is what a round trip gives.
+        info = _new(TaskInfo)
+        _set(
+            info,
+            "__dict__",
+            {
+                "id": self.id,
+                "task_name": self.options.name,
+                "state": self.state,
+                "payload": copy_json(self.payload),
+                "scheduled_at": self.scheduled_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "attempts": self.attempts,
+                "result": None if self.result is None else json_roundtrip(self.result, "result"),
+                "error": self.error,
+            },
         )
+        return info
 
     def lateness(self, attempt: int) -> float | None:
         """Seconds from due time to the first attempt's start (None for retries)."""
@@ -105,8 +143,12 @@ class Timetable:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.heap: list[Entry] = []
+        self.heap: list[tuple[datetime, int, Entry]] = []
         self.seq = itertools.count()
+        self._ids = itertools.count()
+        # ids look like uuid4's: random per timetable, then a counter in the last group
+        h = os.urandom(10).hex()
+        self._id_prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-"
         self.runs: dict[str, Run] = {}
         self.crons: dict[str, Cron] = {}
         #: Set when the heap changes, so the worker re-reads its next due time.
@@ -114,20 +156,29 @@ class Timetable:
         self.wakeup = asyncio.Event()
 
     def push(self, due: datetime, kind: str, ref: Any) -> Entry:
-        entry = Entry(due, next(self.seq), kind, ref)
-        heapq.heappush(self.heap, entry)
-        self.wakeup.set()
+        seq = next(self.seq)
+        entry = Entry(due, seq, kind, ref)
+        heapq.heappush(self.heap, (due, seq, entry))
+        # the worker's next due time changed (on a virtual clock it waits for no time: only "now" counts)
+        if self.heap[0][2] is entry and (not self.clock.is_virtual or due <= self.clock.now()):
+            self.wakeup.set()
         return entry
 
+    def next_due(self, *, skip_crons: bool = False) -> datetime | None:
+        """The earliest live due time (crons' ticks left out if ``skip_crons``)."""
+        heap = self.heap
+        while heap and heap[0][2].dead:
+            heapq.heappop(heap)
+        if not skip_crons:
+            return heap[0][0] if heap else None
+        return min((e.due for _, _, e in heap if not e.dead and e.kind != CRON), default=None)
+
+    def new_id(self) -> str:
+        """A unique id in the UUID text form (version 4 bits set, as uuid4's)."""
+        return f"{self._id_prefix}{next(self._ids):012x}"
+
     def new_run(self, options: TaskOptions, payload: dict[str, Any], at: datetime, state: TaskState) -> Run:
-        run = Run(
-            id=str(uuid.uuid4()),
-            options=options,
-            payload=payload,
-            state=state,
-            scheduled_at=at,
-            priority=options.priority,
-        )
+        run = Run(self.new_id(), options, payload, state, at, options.priority)
         self.runs[run.id] = run
         return run
 
@@ -141,7 +192,7 @@ class Timetable:
 
     def new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
         """A cron whose first tick is pushed; returns its id."""
-        cron_id = str(uuid.uuid4())
+        cron_id = self.new_id()
         entry = self.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
         self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
         return cron_id

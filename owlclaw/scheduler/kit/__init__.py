@@ -30,6 +30,7 @@ from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import (
     MAX_PAYLOAD_BYTES,
     check_payload,
+    copy_json,
     dump_json,
     json_roundtrip,
     resolve_due_time,
@@ -55,6 +56,7 @@ __all__ = [
     "TaskArgs",
     "TaskExit",
     "check_payload",
+    "copy_json",
     "describe_error",
     "dump_json",
     "execute_attempt",

@@ -21,6 +21,7 @@ from owlclaw.scheduler.models import TaskOptions
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "check_payload",
+    "copy_json",
     "dump_json",
     "json_roundtrip",
     "resolve_due_time",
@@ -38,8 +39,12 @@ _MODEL_HINT = 'for a pydantic model pass model.model_dump(mode="json")'
 def dump_json(value: Any, what: str) -> str:
     """Serialize as the engine would, or raise PayloadError naming ``what``."""
     check_json_depth(value, what)
+    return _encode(value, what)
+
+
+def _encode(value: Any, what: str) -> str:
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_refuse)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(
             f"{what} is not JSON-serializable ({exc}); use dicts, lists, str, "
@@ -54,15 +59,44 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# one encoder, as json.dumps(value, allow_nan=False, separators=(",", ":"), default=_refuse) makes per call
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_refuse)
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def json_roundtrip(value: Any, what: str) -> Any:
     """Return ``value`` exactly as it comes back after a trip through JSON."""
+    if value is None:
+        return None
     return json.loads(dump_json(value, what))
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of data that already came back from JSON (dicts with str
+    keys, lists, str, finite numbers, bool, None): what another round trip
+    would return, without one."""
+    kind = type(value)
+    if kind is dict:
+        copied = value.copy()
+        for k, v in copied.items():
+            if type(v) not in _SCALARS:
+                copied[k] = copy_json(v)
+        return copied
+    if kind is list:
+        return [v if type(v) in _SCALARS else copy_json(v) for v in value]
+    return value
 
 
 def check_payload(payload: Any) -> dict[str, Any]:
     """A payload is a JSON object; None means ``{}``."""
     if payload is None:
         return {}
+    if type(payload) is dict and _flat(payload):
+        # str keys and plain scalar values come back from JSON as they are: check
+        # and measure the text, keep a copy of the dict
+        _check_size(_encode(payload, "payload"))
+        return dict(payload)
     if hasattr(payload, "model_dump") and not isinstance(payload, Mapping):
         raise PayloadError(
             f"payload is a pydantic model ({type(payload).__name__}), not a dict; {_MODEL_HINT}"
@@ -73,14 +107,25 @@ def check_payload(payload: Any) -> dict[str, Any]:
             'wrap it, e.g. {"value": ...}'
         )
     text = dump_json(dict(payload), "payload")
-    size = len(text.encode("utf-8"))
+    _check_size(text)
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _flat(payload: dict[Any, Any]) -> bool:
+    for key, value in payload.items():
+        if type(key) is not str or type(value) not in _SCALARS:
+            return False
+    return True
+
+
+def _check_size(text: str) -> None:
+    size = len(text)  # ensure_ascii: one byte per character
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"payload is {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit; "
             "store large data elsewhere (a file, a database row) and pass its key"
         )
-    result: dict[str, Any] = json.loads(text)
-    return result
 
 
 def resolve_due_time(now: datetime, delay_seconds: float | None, at: datetime | None) -> datetime:

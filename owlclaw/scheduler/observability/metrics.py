@@ -73,23 +73,29 @@ def _metrics() -> dict[str, Any] | None:
     }
 
 
-def record_attempt(task: str, outcome: str, duration: float) -> None:
+@functools.lru_cache(maxsize=4096)
+def _child(metric: str, *labels: str) -> Any:
+    """One label set of a metric (``labels()`` is slow; the children live as
+    long as the metric, as nothing here removes a label set)."""
     m = _metrics()
-    if m is not None:
-        m["attempts"].labels(task=task, outcome=outcome).inc()
-        m["duration"].labels(task=task).observe(duration)
+    assert m is not None
+    return m[metric].labels(*labels)
+
+
+def record_attempt(task: str, outcome: str, duration: float) -> None:
+    if _metrics() is not None:
+        _child("attempts", task, outcome).inc()
+        _child("duration", task).observe(duration)
 
 
 def record_run(task: str, state: str) -> None:
-    m = _metrics()
-    if m is not None:
-        m["runs"].labels(task=task, state=state).inc()
+    if _metrics() is not None:
+        _child("runs", task, state).inc()
 
 
 def record_lateness(task: str, seconds: float) -> None:
-    m = _metrics()
-    if m is not None:
-        m["lateness"].labels(task=task).observe(max(seconds, 0.0))
+    if _metrics() is not None:
+        _child("lateness", task).observe(max(seconds, 0.0))
 
 
 class _PendingCollector:

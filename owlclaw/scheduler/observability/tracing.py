@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
@@ -35,6 +36,37 @@ def _otel() -> ModuleType | None:
     return module
 
 
+@functools.cache
+def _trace_api() -> Any:
+    """``opentelemetry.trace`` when installed, else None; the provider from
+    ``OTEL_PYTHON_TRACER_PROVIDER`` is loaded here, once."""
+    if _otel() is None:
+        return None
+    from opentelemetry import trace
+
+    if "OTEL_PYTHON_TRACER_PROVIDER" in os.environ:
+        trace.get_tracer_provider()
+    return trace
+
+
+def _tracing() -> bool:
+    """Whether spans are recorded: a tracer provider has been set (a cheap check, per call)."""
+    api = _trace_api()
+    return api is not None and api._TRACER_PROVIDER is not None
+
+
+def _context_empty() -> bool:
+    """Nothing to propagate: no span, no baggage in the current context."""
+    return not _get_context()()
+
+
+@functools.cache
+def _get_context() -> Any:
+    from opentelemetry import context
+
+    return context.get_current
+
+
 def _tracer() -> Any:
     from opentelemetry import trace
 
@@ -50,7 +82,7 @@ def traced_call(operation: str) -> Callable[[F], F]:
     def decorate(method: F) -> F:
         @functools.wraps(method)
         async def wrapper(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
-            if _otel() is None:
+            if not _tracing():
                 return await method(self, first, *args, **kwargs)
             from opentelemetry.trace import SpanKind
 
@@ -74,31 +106,39 @@ def traced_call(operation: str) -> Callable[[F], F]:
 def current_metadata() -> dict[str, str]:
     """The current trace context as metadata for a task (empty without OTel)."""
     propagate = _otel()
-    if propagate is None:
+    if propagate is None or (not _tracing() and _context_empty()):
         return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return {TRACE_PREFIX + k: v for k, v in carrier.items()}
 
 
-@contextlib.contextmanager
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def run_span(
     task_name: str, task_id: str, attempt: int, backend: str, metadata: Mapping[str, Any] | None
-) -> Iterator[Any]:
+) -> contextlib.AbstractContextManager[Any]:
     """A span named ``"run <task_name>"`` around one attempt, child of the
     context in ``metadata`` (a root span without one: crons)."""
     propagate = _otel()
-    if propagate is None:
-        yield None
-        return
-    from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind
-
     carrier = {
         k[len(TRACE_PREFIX) :]: str(v)
         for k, v in (metadata or {}).items()
         if isinstance(k, str) and k.startswith(TRACE_PREFIX)
     }
+    if propagate is None or (not carrier and not _tracing()):
+        return _NO_SPAN
+    return _run_span(propagate, carrier, task_name, task_id, attempt, backend)
+
+
+@contextlib.contextmanager
+def _run_span(
+    propagate: Any, carrier: dict[str, str], task_name: str, task_id: str, attempt: int, backend: str
+) -> Iterator[Any]:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind
+
     parent = propagate.extract(
         carrier, context=Context()
     )  # empty: a new trace, not the caller's current span
