@@ -9,15 +9,25 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from owlclaw.integrations._hatchet_config import HatchetConfig
-from owlclaw.scheduler.errors import ConfigError, NotSupportedError, SchedulerConnectionError
+from owlclaw.scheduler.cron import normalize_cron
+from owlclaw.scheduler.errors import (
+    ConfigError,
+    InvalidCronError,
+    NotSupportedError,
+    SchedulerConnectionError,
+    TaskNotRegisteredError,
+)
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = [
+    "ClientNotConnectedError",
+    "TaskNotDeclaredError",
     "drive",
     "hatchet_settings",
     "in_thread",
     "nothing",
+    "owlclaw_cron",
     "running_loop",
     "scheduled_dict",
     "status_dict",
@@ -35,6 +45,42 @@ _STATUS = {
 }
 
 
+class ClientNotConnectedError(SchedulerConnectionError, RuntimeError):
+    """The ``HatchetClient`` is not connected. A ``ConnectionError``, and a
+    ``RuntimeError`` as OwlClaw's original client raised."""
+
+
+class TaskNotDeclaredError(TaskNotRegisteredError, ValueError):
+    """No task of that name is declared on the ``HatchetClient``. A ``LookupError``,
+    and a ``ValueError`` as OwlClaw's original client raised (and OwlClaw catches)."""
+
+
+def owlclaw_cron(expression: str) -> str:
+    """A cron as OwlClaw's code validates it, in the engine's form.
+
+    OwlClaw's tools and ``CronTriggerRegistry`` check expressions with croniter,
+    which reads a 6th field as *seconds, last*; the engine reads seconds first.
+    A 6-field cron is therefore moved into the engine's order, so it fires when
+    OwlClaw's croniter-based status says it will.
+
+    :raises InvalidCronError: not a cron croniter and the engine both accept; the
+        message says how to write it.
+    """
+    if not isinstance(expression, str):
+        raise InvalidCronError(f"cron expression must be a string, got {type(expression).__name__}")
+    fields = expression.split()
+    engine_form = " ".join(fields[5:] + fields[:5]) if len(fields) == 6 else expression
+    try:
+        return normalize_cron(engine_form)
+    except InvalidCronError as exc:
+        raise InvalidCronError(
+            f"invalid cron expression {expression!r}: write 5 fields 'minute hour day-of-month month "
+            "day-of-week' (e.g. '0 9 * * 1-5'), or 6 with seconds LAST as croniter reads them "
+            "(e.g. '0 9 * * 1-5 30' for 09:00:30), or an alias such as @daily; days of the week "
+            f"are 0-6 (0 is Sunday). ({exc})"
+        ) from None
+
+
 def hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
     """The ``scheduler.hatchet`` settings for the adapter's fields.
 
@@ -42,20 +88,12 @@ def hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
     """
     if cfg.api_token is None:
         raise ConfigError(
-            "no Hatchet API token: set hatchet.api_token in owlclaw.yaml "
+            "Hatchet API token required: set hatchet.api_token in owlclaw.yaml "
             "(e.g. api_token: ${HATCHET_API_TOKEN}) or export HATCHET_API_TOKEN"
         )
+    # plain text (grpc_tls_strategy: none) is the backend's call: it allows a
+    # loopback host in any mode and refuses another host in production mode
     host_port = cfg.effective_grpc_host_port
-    if host_port is None:
-        raise ConfigError(
-            "no Hatchet address: set hatchet.server_url (and hatchet.grpc_host_port if gRPC is on "
-            "another port) in owlclaw.yaml, or export HATCHET_SERVER_URL / HATCHET_GRPC_HOST_PORT"
-        )
-    if cfg.mode == "production" and cfg.grpc_tls_strategy == "none":
-        raise ConfigError(
-            "hatchet.mode 'production' requires TLS: set grpc_tls_strategy to tls or mtls, "
-            "or mode: lite for a server without TLS"
-        )
     settings: dict[str, Any] = {
         "mode": cfg.mode,
         "server_url": cfg.server_url,

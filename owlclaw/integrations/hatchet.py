@@ -27,31 +27,42 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from owlclaw.integrations._hatchet_bridge import (
+    ClientNotConnectedError,
+    TaskNotDeclaredError,
     drive,
     hatchet_settings,
     in_thread,
     nothing,
+    owlclaw_cron,
     running_loop,
     scheduled_dict,
     status_dict,
 )
 from owlclaw.integrations._hatchet_config import ENV_FALLBACKS, HatchetConfig
-from owlclaw.integrations._hatchet_context import HatchetTaskContext, wrap_handler
+from owlclaw.integrations._hatchet_context import HatchetTaskContext, takes_input_and_ctx, wrap_handler
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import (
+    ConfigError,
     InvalidCronError,
+    InvalidScheduleError,
     NotSupportedError,
     PayloadError,
-    SchedulerConnectionError,
+    TaskDefinitionError,
     TaskNotFoundError,
-    TaskNotRegisteredError,
 )
-from owlclaw.scheduler.kit import BaseScheduler
+from owlclaw.scheduler.kit import BaseScheduler, make_options
 from owlclaw.scheduler.models import CronInfo, TaskOptions
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler
 
-__all__ = ["ENV_FALLBACKS", "HatchetClient", "HatchetConfig", "HatchetTaskContext"]
+__all__ = [
+    "ENV_FALLBACKS",
+    "ClientNotConnectedError",
+    "HatchetClient",
+    "HatchetConfig",
+    "HatchetTaskContext",
+    "TaskNotDeclaredError",
+]
 
 log = logging.getLogger("owlclaw.integrations.hatchet")
 
@@ -72,7 +83,7 @@ class HatchetClient:
 
     def __init__(self, config: HatchetConfig | None = None, *, scheduler: Scheduler | None = None) -> None:
         self.config = config or HatchetConfig()
-        self._declared = BaseScheduler()  # validates declarations before any backend exists
+        self._tasks: dict[str, TaskOptions] = {}  # the latest declaration of each name
         self._generation = 0  # bumped by every declaration
         self._given = scheduler
         self._scheduler: Scheduler | None = scheduler
@@ -92,7 +103,7 @@ class HatchetClient:
     def scheduler(self) -> Scheduler:
         """The scheduler the awaited calls use (after ``connect()``).
 
-        :raises SchedulerConnectionError: not connected yet.
+        :raises ClientNotConnectedError: not connected yet (a ``ConnectionError`` and a ``RuntimeError``).
         """
         return self._require()
 
@@ -187,24 +198,80 @@ class HatchetClient:
     ) -> Callable[[F], F]:
         def decorate(func: F) -> F:
             task_name = name if name is not None else getattr(func, "__name__", "")
-            self._declared.task(
-                task_name, cron=cron, retries=retries, timeout=timeout, priority=priority, durable=durable
-            )(wrap_handler(func, durable=durable))
+            if isinstance(priority, int) and not isinstance(priority, bool) and priority > 3:
+                raise TaskDefinitionError(
+                    f"task {task_name!r}: priority must be 1, 2 or 3 (the Hatchet engine's range, "
+                    f"3 runs first), got {priority!r}; map a larger OwlClaw priority onto 1-3"
+                )
+            options = make_options(
+                wrap_handler(func, durable=durable),
+                task_name,
+                cron=owlclaw_cron(cron) if cron is not None else None,
+                retries=retries,
+                timeout=timeout,
+                priority=priority,
+                durable=durable,
+            )
+            if not takes_input_and_ctx(func):
+                log.warning(
+                    "task %r: %s cannot be called with (input, ctx), which is how Hatchet calls "
+                    "every task function, so each of its runs will fail with TypeError; declare it "
+                    "as `async def %s(input, ctx)`",
+                    options.name,
+                    getattr(func, "__qualname__", func),
+                    getattr(func, "__name__", "handler"),
+                )
+            previous = self._tasks.get(options.name)
+            self._tasks[options.name] = options  # as hatchet-sdk: the latest declaration wins
             self._generation += 1
-            if self._scheduler is not None and self._scheduler.capabilities.in_process:
-                self._add_declared(self._scheduler)
+            if previous is not None:
+                log.info("task %r declared again: this declaration replaces the earlier one", options.name)
+            scheduler = self._scheduler
+            if scheduler is not None and scheduler.capabilities.in_process:
+                self._add_declared(scheduler)
+                if previous is not None and previous.cron != options.cron:
+                    self._swap_declared_cron(scheduler, previous, options)
+                if self._connected:
+                    drive(scheduler.connect(), "connect")  # registers a cron declared now
             return func
 
         return decorate
+
+    def _swap_declared_cron(self, scheduler: Scheduler, previous: TaskOptions, options: TaskOptions) -> None:
+        """On memory, replace the cron a re-declaration changed (or dropped)."""
+        name = options.name
+        paused = self._paused.get(name)
+        if paused is not None:  # only this client holds its crons: edit them there
+            for i, cron in enumerate(paused):
+                if cron.expression == previous.cron and cron.payload == {}:
+                    if options.cron is None:
+                        del paused[i]
+                    else:
+                        paused[i] = dataclasses.replace(cron, expression=options.cron)
+                    break
+            return
+        if not self._connected:
+            return  # connect() registers the current one
+
+        async def swap() -> None:
+            for cron in await scheduler.list_crons(name):
+                if cron.expression == previous.cron and cron.payload == {}:
+                    await scheduler.remove_cron(cron.id)
+                    if options.cron is not None:
+                        await scheduler.add_cron(name, options.cron, {})
+                    return
+
+        drive(swap(), "re-declaring a task")
 
     # running and scheduling
 
     async def run_task_now(self, task_name: str, /, **kwargs: Any) -> str:
         """Run now with ``kwargs`` as the input; returns the run id.
 
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         :raises PayloadError: a value is not JSON.
         """
+        self._check_declared(task_name)
         scheduler = await self._ready()
         return await scheduler.run_task(task_name, kwargs)
 
@@ -213,8 +280,12 @@ class HatchetClient:
         which status and cancel accept before and after it fires.
 
         :raises InvalidScheduleError: ``delay_seconds`` is not > 0.
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
+        number = isinstance(delay_seconds, int | float) and not isinstance(delay_seconds, bool)
+        if number and delay_seconds <= 0:
+            raise InvalidScheduleError(f"delay_seconds must be positive (> 0), got {delay_seconds!r}")
+        self._check_declared(task_name)
         scheduler = await self._ready()
         return await scheduler.schedule_task(task_name, kwargs, delay_seconds=delay_seconds)
 
@@ -234,7 +305,7 @@ class HatchetClient:
         name and no metadata. Keep the returned id to cancel it.
 
         :raises InvalidCronError: bad expression or empty ``cron_name``.
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
         if not isinstance(cron_name, str) or not cron_name.strip():
             raise InvalidCronError(f"cron_name must be a non-empty string, got {cron_name!r}")
@@ -242,14 +313,19 @@ class HatchetClient:
             raise PayloadError(
                 f"additional_metadata must be a dict or None, got {type(additional_metadata).__name__}"
             )
+        self._require()
+        self._check_declared(workflow_name)
+        cron = owlclaw_cron(expression)
         scheduler = await self._ready()
-        return CRON_PREFIX + await scheduler.add_cron(workflow_name, expression, input_data)
+        return CRON_PREFIX + await scheduler.add_cron(workflow_name, cron, input_data)
 
     # cancel, status, listings
 
     async def cancel_task(self, task_id: str) -> bool:
         """Cancel a scheduled, queued or running task. False if it had finished,
-        or the id is unknown or a cron's."""
+        or the id is unknown or a cron's, or the client is not connected."""
+        if not self._connected:
+            return False
         scheduler = await self._ready()
         if not isinstance(task_id, str) or not task_id or task_id.startswith(CRON_PREFIX):
             return False
@@ -259,7 +335,10 @@ class HatchetClient:
             return False
 
     async def cancel_cron(self, cron_id: str) -> bool:
-        """Stop a cron from ``schedule_cron``. False if the id is unknown or a task's."""
+        """Stop a cron from ``schedule_cron``. False if the id is unknown or a task's,
+        or the client is not connected."""
+        if not self._connected:
+            return False
         scheduler = await self._ready()
         if not isinstance(cron_id, str) or not cron_id.startswith(CRON_PREFIX):
             return False
@@ -293,7 +372,9 @@ class HatchetClient:
     async def list_scheduled_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """Schedules waiting for their due time, soonest first: ``{"id", "workflow",
         "scheduled_at" (the due time), "input"}``. ``filters`` match input fields,
-        e.g. ``agent_id="bot-1"``."""
+        e.g. ``agent_id="bot-1"``. ``[]`` when the client is not connected."""
+        if not self._connected:
+            return []
         scheduler = await self._ready()
         found = [scheduled_dict(info) for info in await scheduler.list_scheduled_tasks()]
         return [s for s in found if all(k in s["input"] and s["input"][k] == v for k, v in filters.items())]
@@ -304,7 +385,7 @@ class HatchetClient:
         """Remove task ``name``'s crons from the engine, remembered here for
         ``resume_task``; synchronous. True if it had crons to pause.
 
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
         self._require()
         self._check_declared(name)
@@ -330,7 +411,7 @@ class HatchetClient:
         self._generation += 1
         if crons is None:
             return False
-        declared = self._declared.tasks[name].cron
+        declared = self._tasks[name].cron
         remote = not self._require().capabilities.in_process
 
         async def resume(scheduler: Scheduler) -> dict[str, str]:
@@ -359,7 +440,7 @@ class HatchetClient:
         instead, and this raises ``NotSupportedError``.
         """
         scheduler = self._require()
-        if not self._declared.tasks:
+        if not self._tasks:
             raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
         if scheduler.capabilities.in_process:
             if self._loop is not None:
@@ -378,13 +459,16 @@ class HatchetClient:
 
     def _require(self) -> Scheduler:
         if not self._connected or self._scheduler is None:
-            raise SchedulerConnectionError("the HatchetClient is not connected: call client.connect() first")
+            raise ClientNotConnectedError("Not connected: call client.connect() first")
         return self._scheduler
 
     def _check_declared(self, name: str) -> None:
-        if name not in self._declared.tasks:
-            known = ", ".join(sorted(self._declared.tasks)) or "none yet"
-            raise TaskNotRegisteredError(f"no task named {name!r} is declared (declared: {known})")
+        if name not in self._tasks:
+            known = ", ".join(sorted(self._tasks)) or "none yet"
+            raise TaskNotDeclaredError(
+                f"Task {name!r} not registered: declare it with @client.task(name={name!r}) "
+                f"(declared: {known})"
+            )
 
     def _build(self, keep_cron: Callable[[str], bool]) -> Scheduler:
         """A scheduler for ``self.config`` with the declared tasks; a declared cron
@@ -394,19 +478,39 @@ class HatchetClient:
             settings: dict[str, Any] = {"slots": cfg.max_concurrent_tasks}
         else:
             settings = hatchet_settings(cfg)
-        scheduler = create_scheduler(
-            SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
-        )
+        try:
+            scheduler = create_scheduler(
+                SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} (in owlclaw.yaml's hatchet: section, tls_strategy is grpc_tls_strategy, "
+                "host_port is grpc_host_port, and HATCHET_CLIENT_* are HATCHET_*)"
+            ) from None
         self._add_declared(scheduler, keep_cron)
         return scheduler
 
     def _add_declared(self, scheduler: Scheduler, keep_cron: Callable[[str], bool] = lambda _: True) -> None:
-        new: list[TaskOptions] = [
-            o if keep_cron(o.name) else dataclasses.replace(o, cron=None)
-            for o in self._declared.tasks.values()
-            if o.name not in scheduler.tasks
-        ]
+        """Give ``scheduler`` the declared tasks it lacks, and the latest
+        declaration of those declared again since."""
+        new: list[TaskOptions] = []
+        changed: list[TaskOptions] = []
+        for o in self._tasks.values():
+            registered = scheduler.tasks.get(o.name)
+            options = o if keep_cron(o.name) else dataclasses.replace(o, cron=None)
+            if registered is None:
+                new.append(options)
+            elif registered.func is not o.func:
+                changed.append(options)
         scheduler.add_tasks(new)
+        if changed:
+            if not isinstance(scheduler, BaseScheduler):
+                raise NotSupportedError(
+                    f"{type(scheduler).__name__} cannot replace a declared task "
+                    f"({', '.join(o.name for o in changed)}); give the client a scheduler built on "
+                    "owlclaw.scheduler.kit.BaseScheduler"
+                )
+            scheduler.add_tasks(changed, replace=True)
 
     def _with_helper(
         self, keep_cron: Callable[[str], bool], work: Callable[[Scheduler], Awaitable[T]]

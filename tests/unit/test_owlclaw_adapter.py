@@ -123,7 +123,7 @@ async def test_1_an_agent_run_schedules_its_next_run(agent: Agent) -> None:
     await agent.memory.advance(1)
     assert agent.inputs("agent_scheduled_run") == [payload, payload]
     assert (await agent.client.get_task_status(first))["status"] == "completed"
-    with pytest.raises(InvalidScheduleError, match="delay_seconds must be > 0"):
+    with pytest.raises(InvalidScheduleError, match="delay_seconds must be positive"):
         await agent.client.schedule_task("agent_scheduled_run", 0, agent_id="bot-1")
 
 
@@ -341,8 +341,18 @@ def test_8_connect_times_out_on_a_server_that_never_answers() -> None:
 
 async def test_awaited_calls_need_connect_first() -> None:
     client = HatchetClient(HatchetConfig(backend="memory"))
+
+    @client.task(name="anything")
+    async def anything(input: dict[str, Any], ctx: Any) -> None:
+        return None
+
     with pytest.raises(SchedulerConnectionError, match=r"client\.connect\(\)"):
         await client.run_task_now("anything")
+    with pytest.raises(RuntimeError, match="Not connected"):  # as the original client
+        await client.get_task_status("some-id")
+    # an unknown name is reported first, connected or not, as the original did
+    with pytest.raises(ValueError, match="not registered"):
+        await client.run_task_now("nothing-by-that-name")
 
 
 async def test_tasks_declared_before_or_after_connect_run_on_the_real_clock() -> None:
