@@ -22,6 +22,7 @@ from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = [
     "ClientNotConnectedError",
+    "Home",
     "TaskNotDeclaredError",
     "drive",
     "hatchet_settings",
@@ -163,6 +164,34 @@ def in_thread(make: Callable[[], Coroutine[Any, Any, T]], *, limit: float, addre
         raise outcome["error"]
     value: T = outcome["value"]
     return value
+
+
+class Home:
+    """A daemon thread running an event loop, where a memory scheduler that
+    ``connect()`` started outside any event loop lives and runs its tasks."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="owlclaw-hatchet-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        """Run ``coro`` in the home loop from another thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def forward(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` in the home loop from another event loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:

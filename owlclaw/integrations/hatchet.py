@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from owlclaw.integrations._hatchet_bridge import (
     ClientNotConnectedError,
+    Home,
     TaskNotDeclaredError,
     drive,
     hatchet_settings,
@@ -95,6 +96,8 @@ class HatchetClient:
         self._paused: dict[str, list[CronInfo]] = {}
         self._cron_alias: dict[str, str] = {}  # backend cron id before a resume -> after
         self._closing: set[asyncio.Task[None]] = set()
+        self._home: Home | None = None  # memory connected outside any event loop lives there
+        self._boot: asyncio.Task[None] | None = None  # memory's worker starting in your loop
 
     def __repr__(self) -> str:
         return f"HatchetClient(config={self.config!r}, connected={self._connected})"
@@ -124,15 +127,59 @@ class HatchetClient:
             scheduler = self._scheduler  # keep the runs of an earlier connect()
         else:
             scheduler = self._build(lambda name: name not in self._paused)
-        if scheduler.capabilities.in_process:
-            self._add_declared(scheduler)
-            drive(scheduler.connect(), "connect")
-        else:
+        if not scheduler.capabilities.in_process:
             self._in_thread(self._with_helper(lambda name: name not in self._paused, nothing))
         self._scheduler = scheduler
         self._built_generation = -1  # the first awaited call (re)connects it in its loop
         self._connected = True
+        if scheduler.capabilities.in_process:
+            self._start_memory(scheduler)
         log.info("connected: %r", self.config)
+
+    def _start_memory(self, scheduler: Scheduler) -> None:
+        """Leave memory running: its worker starts in your running event loop, or,
+        called outside any loop, in a loop of its own (a daemon thread). On a
+        virtual clock outside any loop, the first awaited call starts it, in its loop."""
+        self._add_declared(scheduler)
+        loop = running_loop()
+        if loop is not None and (self._loop is None or self._loop is loop or self._loop.is_closed()):
+            if self._loop is not None and self._loop.is_closed():
+                scheduler = self._renew_memory() if self._given is None else scheduler
+                if self._given is not None:
+                    return  # the first awaited call explains what to do
+            drive(scheduler.connect(), "connect")
+            closing = list(self._closing)
+
+            async def boot() -> None:
+                if closing:  # a disconnect() still stopping the worker
+                    await asyncio.gather(*closing, return_exceptions=True)
+                await scheduler.connect()
+                await scheduler.start_worker()
+
+            self._boot = loop.create_task(boot())
+            self._loop, self._built_generation = loop, self._generation
+        elif loop is None and self._loop is None and not scheduler.capabilities.virtual_time:
+            home = Home()
+
+            async def start() -> None:
+                await scheduler.connect()
+                await scheduler.start_worker()
+
+            try:
+                home.call(start())
+            except BaseException:
+                home.close()
+                raise
+            self._home, self._loop, self._built_generation = home, home.loop, self._generation
+        else:
+            drive(scheduler.connect(), "connect")
+
+    def _run_here(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+        """Run a memory coroutine where the scheduler lives (its own thread, or inline)."""
+        home = self._home
+        if home is not None and running_loop() is not home.loop:
+            return home.call(make())
+        return drive(make(), what)
 
     def disconnect(self) -> None:
         """Stop using the engine; synchronous. On memory the in-process worker
@@ -142,6 +189,9 @@ class HatchetClient:
         self._connected = False
         scheduler, loop = self._scheduler, self._loop
         if scheduler is None:
+            return
+        if self._home is not None:
+            self._stop_home(scheduler.disconnect())
             return
         if not scheduler.capabilities.in_process:
             self._loop = None
@@ -155,6 +205,19 @@ class HatchetClient:
             elif loop.is_running():
                 asyncio.run_coroutine_threadsafe(scheduler.disconnect(), loop).result(60)
         # a closed loop took its connections and runs with it
+
+    def _stop_home(self, last: Coroutine[Any, Any, None]) -> None:
+        """Run ``last`` (stopping the worker) in the home loop, then end that loop;
+        the memory scheduler keeps its runs for the next connect()."""
+        home, self._home, self._loop = self._home, None, None
+        assert home is not None
+        if running_loop() is home.loop:  # from one of its own tasks: it cannot wait for itself
+            home.loop.create_task(last).add_done_callback(lambda _: home.loop.stop())
+            return
+        try:
+            home.call(last)
+        finally:
+            home.close()
 
     # declarations
 
@@ -232,7 +295,7 @@ class HatchetClient:
                 if previous is not None and previous.cron != options.cron:
                     self._swap_declared_cron(scheduler, previous, options)
                 if self._connected:
-                    drive(scheduler.connect(), "connect")  # registers a cron declared now
+                    self._run_here(scheduler.connect, "connect")  # registers a cron declared now
             return func
 
         return decorate
@@ -261,7 +324,7 @@ class HatchetClient:
                         await scheduler.add_cron(name, options.cron, {})
                     return
 
-        drive(swap(), "re-declaring a task")
+        self._run_here(swap, "re-declaring a task")
 
     # running and scheduling
 
@@ -272,8 +335,7 @@ class HatchetClient:
         :raises PayloadError: a value is not JSON.
         """
         self._check_declared(task_name)
-        scheduler = await self._ready()
-        return await scheduler.run_task(task_name, kwargs)
+        return await self._call(lambda s: s.run_task(task_name, kwargs))
 
     async def schedule_task(self, task_name: str, /, delay_seconds: float, **kwargs: Any) -> str:
         """Run once after ``delay_seconds`` with ``kwargs`` as the input; returns its id,
@@ -286,8 +348,7 @@ class HatchetClient:
         if number and delay_seconds <= 0:
             raise InvalidScheduleError(f"delay_seconds must be positive (> 0), got {delay_seconds!r}")
         self._check_declared(task_name)
-        scheduler = await self._ready()
-        return await scheduler.schedule_task(task_name, kwargs, delay_seconds=delay_seconds)
+        return await self._call(lambda s: s.schedule_task(task_name, kwargs, delay_seconds=delay_seconds))
 
     async def schedule_cron(
         self,
@@ -316,8 +377,7 @@ class HatchetClient:
         self._require()
         self._check_declared(workflow_name)
         cron = owlclaw_cron(expression)
-        scheduler = await self._ready()
-        return CRON_PREFIX + await scheduler.add_cron(workflow_name, cron, input_data)
+        return CRON_PREFIX + await self._call(lambda s: s.add_cron(workflow_name, cron, input_data))
 
     # cancel, status, listings
 
@@ -326,11 +386,10 @@ class HatchetClient:
         or the id is unknown or a cron's, or the client is not connected."""
         if not self._connected:
             return False
-        scheduler = await self._ready()
         if not isinstance(task_id, str) or not task_id or task_id.startswith(CRON_PREFIX):
             return False
         try:
-            return await scheduler.cancel_task(task_id)
+            return await self._call(lambda s: s.cancel_task(task_id))
         except TaskNotFoundError:
             return False
 
@@ -339,7 +398,6 @@ class HatchetClient:
         or the client is not connected."""
         if not self._connected:
             return False
-        scheduler = await self._ready()
         if not isinstance(cron_id, str) or not cron_id.startswith(CRON_PREFIX):
             return False
         backend_id = cron_id[len(CRON_PREFIX) :]
@@ -350,7 +408,7 @@ class HatchetClient:
                     crons.remove(cron)
                     return True
         try:
-            await scheduler.remove_cron(backend_id)
+            await self._call(lambda s: s.remove_cron(backend_id))
         except TaskNotFoundError:
             return False
         return True
@@ -362,12 +420,11 @@ class HatchetClient:
 
         :raises TaskNotFoundError: no task has that id (crons have no status).
         """
-        scheduler = await self._ready()
         if isinstance(task_id, str) and task_id.startswith(CRON_PREFIX):
             raise TaskNotFoundError(
                 f"{task_id!r} is a cron id (from schedule_cron): crons have no status; cancel_cron() stops it"
             )
-        return status_dict(await scheduler.get_task_status(task_id))
+        return status_dict(await self._call(lambda s: s.get_task_status(task_id)))
 
     async def list_scheduled_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """Schedules waiting for their due time, soonest first: ``{"id", "workflow",
@@ -375,8 +432,7 @@ class HatchetClient:
         e.g. ``agent_id="bot-1"``. ``[]`` when the client is not connected."""
         if not self._connected:
             return []
-        scheduler = await self._ready()
-        found = [scheduled_dict(info) for info in await scheduler.list_scheduled_tasks()]
+        found = [scheduled_dict(info) for info in await self._call(lambda s: s.list_scheduled_tasks())]
         return [s for s in found if all(k in s["input"] and s["input"][k] == v for k, v in filters.items())]
 
     # pausing crons
@@ -443,7 +499,9 @@ class HatchetClient:
         if not self._tasks:
             raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
         if scheduler.capabilities.in_process:
-            if self._loop is not None:
+            if self._home is not None:  # connect() left it running in a thread: serve here instead
+                self._stop_home(scheduler.stop_worker())
+            elif self._loop is not None:
                 if not self._loop.is_closed():
                     raise NotSupportedError(
                         "the memory backend already runs this client's tasks in your event loop "
@@ -531,12 +589,12 @@ class HatchetClient:
         scheduler = self._require()
         if scheduler.capabilities.in_process:
             self._add_declared(scheduler)
-            drive(scheduler.connect(), "connect")
 
             async def inline() -> T:
+                await scheduler.connect()
                 return await work(scheduler)
 
-            return drive(inline(), "pause_task/resume_task")
+            return self._run_here(inline, "pause_task/resume_task")
         return self._in_thread(self._with_helper(lambda name: name == keep_cron, work))
 
     def _in_thread(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -567,6 +625,11 @@ class HatchetClient:
             self._lock = (loop, asyncio.Lock())
         async with self._lock[1]:
             scheduler = self._require()
+            if self._home is not None:
+                return scheduler  # it lives in its own loop; _call forwards to it
+            if self._boot is not None and self._loop is loop:
+                boot, self._boot = self._boot, None
+                await boot
             if self._loop is loop and self._built_generation == self._generation:
                 return scheduler
             if scheduler.capabilities.in_process:
@@ -595,3 +658,12 @@ class HatchetClient:
             self._loop = loop
             self._built_generation = self._generation
             return scheduler
+
+    async def _call(self, work: Callable[[Scheduler], Coroutine[Any, Any, T]]) -> T:
+        """``work(scheduler)`` where the scheduler lives: in this loop, or
+        forwarded to the loop of its own that ``connect()`` started."""
+        scheduler = await self._ready()
+        home = self._home
+        if home is not None and asyncio.get_running_loop() is not home.loop:
+            return await home.forward(work(scheduler))
+        return await work(scheduler)

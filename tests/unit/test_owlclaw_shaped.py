@@ -26,7 +26,7 @@ from owlclaw.integrations._hatchet_bridge import hatchet_settings
 from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import ConfigError, InvalidCronError, TaskDefinitionError
-from owlclaw.scheduler.polling import poll_until
+from owlclaw.scheduler.polling import poll_until, poll_until_blocking
 from owlclaw.scheduler.registry import create_scheduler
 
 MONDAY_0800 = datetime(2030, 1, 7, 8, 0, tzinfo=UTC)
@@ -524,3 +524,56 @@ async def test_runtime_bridge_and_mcp_task_tools(app: App) -> None:
     assert (await app.client.get_task_status(delayed))["status"] == "completed"
     assert {"focus": "hourly"} in bridge.inputs
     assert await app.client.cancel_cron(cron_id) is True
+
+
+# --------------------------------------------------------------------------
+# item 4: after the sync connect(), memory runs on its own (an app whose only
+# scheduling is a cron); nothing here calls the client while it waits
+
+
+def test_crons_declared_before_and_after_a_sync_connect_run_on_their_own() -> None:
+    client = HatchetClient(HatchetConfig(backend="memory"))
+    before = CronRegistryShape({"before": ("* * * * * *", 0)})
+    before.start(client)
+    client.connect()  # outside any event loop, as a script or a sync app does
+    after = CronRegistryShape({"after": ("* * * * * *", 0)})
+    after.start(client)  # CronTriggerRegistry.start() runs after connect()
+    try:
+        poll_until_blocking(lambda: len(before.fired), lambda n: n >= 2, timeout=15, what="the 'before' cron")
+        poll_until_blocking(lambda: len(after.fired), lambda n: n >= 2, timeout=15, what="the 'after' cron")
+    finally:
+        client.disconnect()
+    assert {e for e, _ in before.fired + after.fired} == {"before", "after"}
+
+
+async def test_crons_run_on_their_own_after_connect_in_a_running_loop() -> None:
+    client = HatchetClient(HatchetConfig(backend="memory"))
+    registry = CronRegistryShape({"tick": ("* * * * * *", 0)})
+    registry.start(client)
+    client.connect()  # as app.start() does it, inside the app's loop
+    late = CronRegistryShape({"late": ("* * * * * *", 0)})
+    late.start(client)
+    try:
+        await poll_until(lambda: len(registry.fired), lambda n: n >= 2, timeout=15, what="the tick cron")
+        await poll_until(lambda: len(late.fired), lambda n: n >= 1, timeout=15, what="the late cron")
+    finally:
+        client.disconnect()
+        await asyncio.sleep(0)
+
+
+def test_a_cron_only_app_on_a_virtual_clock_runs_once_time_moves() -> None:
+    """A virtual clock moves only with ``advance()``: the first awaited call
+    (``advance`` of the scheduler) starts the worker in its loop."""
+    memory = MemoryScheduler(clock=VirtualClock(start=MONDAY_0800))
+    client = HatchetClient(HatchetConfig(backend="memory"), scheduler=memory)
+    client.connect()
+    registry = CronRegistryShape({"daily": ("0 9 * * *", 0)})
+    registry.start(client)
+
+    async def a_day() -> None:
+        await client.list_scheduled_tasks()
+        await memory.advance(24 * 3600)
+
+    asyncio.run(a_day())
+    assert [e for e, _ in registry.fired] == ["daily"]
+    client.disconnect()
