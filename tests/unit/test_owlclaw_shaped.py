@@ -13,9 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -577,3 +581,42 @@ def test_a_cron_only_app_on_a_virtual_clock_runs_once_time_moves() -> None:
     asyncio.run(a_day())
     assert [e for e, _ in registry.fired] == ["daily"]
     client.disconnect()
+
+
+_WORKER_SCRIPT = """
+import sys
+from owlclaw.integrations.hatchet import HatchetClient, HatchetConfig
+
+client = HatchetClient(HatchetConfig(backend="memory"))
+client.connect()
+
+@client.task(name="cron_tick", cron="* * * * * *", retries=0)
+def tick(input, ctx):
+    with open(sys.argv[1], "a") as out:
+        out.write("tick\\n")
+
+client.start_worker()
+"""
+
+
+def test_start_worker_on_memory_serves_the_crons_until_sigterm(tmp_path: Path) -> None:
+    """OwlClaw's worker process: connect(), declare, start_worker() (blocks)."""
+    script, ticks = tmp_path / "worker.py", tmp_path / "ticks.txt"
+    script.write_text(_WORKER_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "OWLCLAW_"))}
+    proc = subprocess.Popen([sys.executable, str(script), str(ticks)], env=env, stderr=subprocess.PIPE)
+    try:
+        poll_until_blocking(
+            lambda: ticks.read_text().count("tick") if ticks.exists() else 0,
+            lambda n: n >= 2,
+            timeout=30,
+            what="two ticks of the worker's cron",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
