@@ -23,6 +23,7 @@ from owlclaw.scheduler.protocol import Scheduler
 __all__ = [
     "ClientNotConnectedError",
     "Home",
+    "NoTasksDeclaredError",
     "TaskNotDeclaredError",
     "drive",
     "hatchet_settings",
@@ -54,6 +55,10 @@ class ClientNotConnectedError(SchedulerConnectionError, RuntimeError):
 class TaskNotDeclaredError(TaskNotRegisteredError, ValueError):
     """No task of that name is declared on the ``HatchetClient``. A ``LookupError``,
     and a ``ValueError`` as OwlClaw's original client raised (and OwlClaw catches)."""
+
+
+class NoTasksDeclaredError(NotSupportedError, RuntimeError):
+    """``start_worker()`` with no task declared; a ``RuntimeError`` as the original raised."""
 
 
 def owlclaw_cron(expression: str) -> str:

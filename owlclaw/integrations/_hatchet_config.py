@@ -65,7 +65,7 @@ class HatchetConfig(BaseModel):
     grpc_tls_strategy: Literal["tls", "mtls", "none"] = Field(
         default="tls", description="tls, mtls or none (default: tls, as OwlClaw's original client)."
     )
-    connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0, description="As OwlClaw's original client.")
     namespace: str = "owlclaw"
     mode: Literal["production", "lite"] = "production"
     postgres_host: str = "localhost"

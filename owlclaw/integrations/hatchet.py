@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from owlclaw.integrations._hatchet_bridge import (
     ClientNotConnectedError,
     Home,
+    NoTasksDeclaredError,
     TaskNotDeclaredError,
     drive,
     hatchet_settings,
@@ -497,7 +498,9 @@ class HatchetClient:
         """
         scheduler = self._require()
         if not self._tasks:
-            raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
+            raise NoTasksDeclaredError(
+                "No tasks registered: declare at least one with @client.task(...) before start_worker()"
+            )
         if scheduler.capabilities.in_process:
             if self._home is not None:  # connect() left it running in a thread: serve here instead
                 self._stop_home(scheduler.stop_worker())

@@ -392,6 +392,17 @@ def test_config_defaults_are_the_original_clients(monkeypatch: pytest.MonkeyPatc
 def test_connect_without_a_token_says_api_token_required() -> None:
     with pytest.raises(ValueError, match="API token required"):
         HatchetClient(HatchetConfig()).connect()
+    assert HatchetConfig().connect_timeout_seconds == 30.0
+
+
+def test_start_worker_errors_are_runtime_errors_as_the_original() -> None:
+    client = HatchetClient(HatchetConfig(backend="memory"))
+    with pytest.raises(RuntimeError, match="connect"):
+        client.start_worker()
+    client.connect()
+    with pytest.raises(RuntimeError, match="No tasks registered"):
+        client.start_worker()
+    client.disconnect()
 
 
 async def test_a_disconnected_client_answers_as_the_original() -> None:
