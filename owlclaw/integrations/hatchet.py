@@ -293,16 +293,18 @@ class HatchetClient:
             scheduler = self._scheduler
             if scheduler is not None and scheduler.capabilities.in_process:
                 self._add_declared(scheduler)
-                if previous is not None and previous.cron != options.cron:
-                    self._swap_declared_cron(scheduler, previous, options)
-                if self._connected:
-                    self._run_here(scheduler.connect, "connect")  # registers a cron declared now
+            if scheduler is not None and previous is not None and previous.cron != options.cron:
+                self._swap_declared_cron(scheduler, previous, options)
+            if scheduler is not None and scheduler.capabilities.in_process and self._connected:
+                self._run_here(scheduler.connect, "connect")  # registers a cron declared now
             return func
 
         return decorate
 
     def _swap_declared_cron(self, scheduler: Scheduler, previous: TaskOptions, options: TaskOptions) -> None:
-        """On memory, replace the cron a re-declaration changed (or dropped)."""
+        """Replace the declared cron a re-declaration changed, or remove the one it
+        dropped. (On Hatchet, connecting a scheduler replaces a changed one; a
+        dropped one is removed here.)"""
         name = options.name
         paused = self._paused.get(name)
         if paused is not None:  # only this client holds its crons: edit them there
@@ -316,6 +318,16 @@ class HatchetClient:
             return
         if not self._connected:
             return  # connect() registers the current one
+        if not scheduler.capabilities.in_process:
+            if options.cron is None:
+
+                async def drop(helper: Scheduler) -> None:
+                    for cron in await helper.list_crons(name):
+                        if cron.expression == previous.cron and cron.payload == {}:
+                            await helper.remove_cron(cron.id)
+
+                self._in_thread(self._with_helper(lambda _: False, drop))
+            return
 
         async def swap() -> None:
             for cron in await scheduler.list_crons(name):

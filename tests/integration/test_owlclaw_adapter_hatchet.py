@@ -387,6 +387,29 @@ async def test_redeclaring_tasks_replaces_them_and_moves_their_cron(engine: Any,
         client.disconnect()
 
 
+async def test_redeclaring_without_cron_removes_the_declared_cron(engine: Any, worker: Worker) -> None:
+    client = HatchetClient(_config(engine))
+    client.connect()
+    name = f"dropped_{uuid.uuid4().hex[:8]}"
+
+    @client.task(name=name, cron="0 7 * * *", retries=0)
+    async def with_cron(input: dict[str, Any], ctx: Any) -> None:
+        return None
+
+    try:
+        await client.list_scheduled_tasks()  # connects this loop's scheduler
+        assert [c.expression for c in await client.scheduler.list_crons(name)] == ["0 7 * * *"]
+
+        @client.task(name=name, retries=0)
+        async def without_cron(input: dict[str, Any], ctx: Any) -> None:
+            return None
+
+        await client.list_scheduled_tasks()
+        assert await client.scheduler.list_crons(name) == []
+    finally:
+        client.disconnect()
+
+
 async def test_plain_text_to_the_loopback_engine_without_mode(
     engine: Any, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

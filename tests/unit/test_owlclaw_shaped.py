@@ -432,6 +432,32 @@ async def test_unknown_names_are_value_errors_where_owlclaw_catches_them(app: Ap
     assert result["error"].startswith("TaskNotDeclaredError: Task 'no_such_task' not registered")
 
 
+async def test_redeclaring_without_cron_removes_it(app: App) -> None:
+    CronRegistryShape({"daily": ("0 9 * * *", 0)}).start(app.client)
+    assert len(await app.memory.list_crons("cron_daily")) == 1
+
+    @app.client.task(name="cron_daily")
+    async def cron_daily(input: dict[str, Any], ctx: Any) -> None:
+        return None
+
+    assert await app.memory.list_crons("cron_daily") == []
+
+
+def test_timeout_zero_and_dollar_without_braces(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two kept differences: the original read ``timeout=0`` as its 60 s default, and
+    substituted ``$VAR`` without braces."""
+    with pytest.raises(TaskDefinitionError, match="timeout"):
+        app.client.task(name="t", timeout=0)(lambda input, ctx: None)
+    monkeypatch.setenv("OWL_NS", "from-env")
+    path = tmp_path / "owlclaw.yaml"
+    path.write_text("hatchet:\n  namespace: $OWL_NS\n")
+    assert HatchetConfig.from_yaml(path).namespace == "$OWL_NS"
+    path.write_text("hatchet:\n  namespace: ${OWL_NS}\n")
+    assert HatchetConfig.from_yaml(path).namespace == "from-env"
+
+
 def test_priority_above_three_is_refused_with_what_to_do(app: App) -> None:
     with pytest.raises(TaskDefinitionError, match="priority must be 1, 2 or 3") as info:
         CronRegistryShape({"urgent": ("0 9 * * *", 5)}).start(app.client)
