@@ -116,6 +116,10 @@ class HatchetClient:
     def connect(self) -> None:
         """Check the settings and reach the engine; synchronous.
 
+        On memory it leaves a running scheduler: its worker starts in your running
+        event loop, or, called outside any loop, in a loop of its own (a daemon
+        thread) that every loop's awaited calls reach.
+
         :raises ValueError: (``ConfigError``) no API token on the Hatchet backend, or bad settings.
         :raises ConnectionError: (``SchedulerConnectionError``) the engine cannot be
             reached, refuses the token, or does not answer within ``connect_timeout_seconds``.
@@ -232,7 +236,10 @@ class HatchetClient:
     ) -> Callable[[F], F]:
         """Declare ``handler(input, ctx)`` as a task; returns it unchanged.
 
-        ``cron`` (UTC) is registered with the engine on connect. ``priority`` is 1..3 (3 first).
+        Declaring a name again replaces the earlier declaration (the latest wins).
+        ``cron`` (UTC) is registered with the engine on connect, or at once on
+        memory; 6 fields are read as croniter reads them (seconds last).
+        ``priority`` is 1..3 (3 first).
 
         :raises TaskDefinitionError: bad name, retries, timeout or priority.
         :raises InvalidCronError: ``cron`` is not a valid expression.
@@ -292,7 +299,12 @@ class HatchetClient:
                 log.info("task %r declared again: this declaration replaces the earlier one", options.name)
             scheduler = self._scheduler
             if scheduler is not None and scheduler.capabilities.in_process:
-                self._add_declared(scheduler)
+                in_process = scheduler
+
+                async def add() -> None:  # where the scheduler lives: its worker reads its tasks
+                    self._add_declared(in_process)
+
+                self._run_here(add, "declaring a task")
             if scheduler is not None and previous is not None and previous.cron != options.cron:
                 self._swap_declared_cron(scheduler, previous, options)
             if scheduler is not None and scheduler.capabilities.in_process and self._connected:
@@ -603,9 +615,9 @@ class HatchetClient:
     def _sync(self, work: Callable[[Scheduler], Awaitable[T]], *, keep_cron: str | None) -> T:
         scheduler = self._require()
         if scheduler.capabilities.in_process:
-            self._add_declared(scheduler)
 
             async def inline() -> T:
+                self._add_declared(scheduler)
                 await scheduler.connect()
                 return await work(scheduler)
 
