@@ -90,7 +90,8 @@ def owlclaw_cron(expression: str) -> str:
 def hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
     """The ``scheduler.hatchet`` settings for the adapter's fields.
 
-    :raises ConfigError: no token or no address, saying which key or variable to set.
+    :raises ConfigError: no token, saying which key or variable to set. (Plain text to a
+        host that is not loopback in production mode is the backend's ConfigError.)
     """
     if cfg.api_token is None:
         raise ConfigError(
