@@ -64,10 +64,23 @@ def declare_agent_tasks(client: HatchetClient) -> dict[str, Any]:
     return {"cron_daily": cron_daily}
 
 
+def declare_versioned(client: HatchetClient, version: int) -> None:
+    """A task OwlClaw's ``app.start()`` declares again after ``app.stop()``: a new
+    function each time (it returns its ``version``), with a cron that moved."""
+
+    @client.task(name="redeclared", cron=f"0 {8 + version} * * *", retries=0)
+    async def redeclared(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return {"version": version, "input": input}
+
+
 def _worker_main(config_path: str) -> None:
     client = HatchetClient(HatchetConfig.from_yaml(config_path))
     client.connect()
     declare_agent_tasks(client)
+    declare_versioned(client, 1)
+    # OwlClaw's app.stop() then app.start() with the same client: every task again
+    declare_agent_tasks(client)
+    declare_versioned(client, 2)
     client.start_worker()
 
 
@@ -348,6 +361,82 @@ async def test_8_config_from_owlclaw_yaml_and_the_connect_errors(
     with pytest.raises(ConnectionError, match="token") as info:
         HatchetClient(_config(engine, api_token=forged)).connect()
     assert forged not in str(info.value) and engine.token not in str(info.value)
+
+
+# --------------------------------------------------------------------------
+# the issue's cases: re-declaration and plain text to a loopback engine
+
+
+async def test_redeclaring_tasks_replaces_them_and_moves_their_cron(engine: Any, worker: Worker) -> None:
+    client = HatchetClient(_config(engine))
+    client.connect()
+    declare_agent_tasks(client)
+    declare_versioned(client, 1)
+    try:
+        first = await client.run_task_now("redeclared", n=1)
+        assert [c.expression for c in await client.scheduler.list_crons("redeclared")] == ["0 9 * * *"]
+        declare_agent_tasks(client)  # app.stop(); app.start(): the same names again
+        declare_versioned(client, 2)
+        second = await client.run_task_now("redeclared", n=2)
+        assert [c.expression for c in await client.scheduler.list_crons("redeclared")] == ["0 10 * * *"]
+        # the worker declared each task twice as well: its latest function ran both
+        for run_id, n in ((first, 1), (second, 2)):
+            done = await _wait(client, run_id, {"completed", "failed"})
+            assert done["result"] == {"version": 2, "input": {"n": n}}, done
+    finally:
+        client.disconnect()
+
+
+async def test_redeclaring_without_cron_removes_the_declared_cron(engine: Any, worker: Worker) -> None:
+    client = HatchetClient(_config(engine))
+    client.connect()
+    name = f"dropped_{uuid.uuid4().hex[:8]}"
+
+    @client.task(name=name, cron="0 7 * * *", retries=0)
+    async def with_cron(input: dict[str, Any], ctx: Any) -> None:
+        return None
+
+    try:
+        await client.list_scheduled_tasks()  # connects this loop's scheduler
+        assert [c.expression for c in await client.scheduler.list_crons(name)] == ["0 7 * * *"]
+
+        @client.task(name=name, retries=0)
+        async def without_cron(input: dict[str, Any], ctx: Any) -> None:
+            return None
+
+        await client.list_scheduled_tasks()
+        assert await client.scheduler.list_crons(name) == []
+    finally:
+        client.disconnect()
+
+
+async def test_plain_text_to_the_loopback_engine_without_mode(
+    engine: Any, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OwlClaw's console health check: ``HatchetConfig(server_url=..., api_token=...)``,
+    no mode (so production), plain text from ``HATCHET_GRPC_TLS_STRATEGY``."""
+    if engine.tls_strategy != "none" or not engine.host_port.startswith(("127.", "localhost", "[::1]")):
+        pytest.skip("needs a plain-text engine on a loopback address")
+    monkeypatch.setenv("HATCHET_GRPC_TLS_STRATEGY", "none")
+    monkeypatch.setenv("HATCHET_GRPC_HOST_PORT", engine.host_port)
+    config = HatchetConfig(server_url=engine.server_url, api_token=engine.token, namespace=engine.namespace)
+    assert config.mode == "production"
+    client = HatchetClient(config)
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.to_thread(client.connect), timeout=30)
+    print(f"health-check connect took {time.monotonic() - started:.2f}s")  # OwlClaw allows 3 s
+    await asyncio.to_thread(client.disconnect)
+
+    # and the calls work through it
+    client = HatchetClient(config)
+    client.connect()
+    declare_agent_tasks(client)
+    try:
+        run_id = await client.run_task_now("agent_scheduled_run", plain=True)
+        done = await _wait(client, run_id, {"completed"})
+        assert done["result"] == {"plain": True}
+    finally:
+        client.disconnect()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from owlclaw.scheduler.errors import (
     TaskNotRegisteredError,
 )
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.polling import poll_until
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2VuLXBheWxvYWQ.c2lnbmF0dXJl"
 # shaped like a Hatchet token, so the SDK accepts it and the failure is the connection's
@@ -123,7 +124,7 @@ async def test_1_an_agent_run_schedules_its_next_run(agent: Agent) -> None:
     await agent.memory.advance(1)
     assert agent.inputs("agent_scheduled_run") == [payload, payload]
     assert (await agent.client.get_task_status(first))["status"] == "completed"
-    with pytest.raises(InvalidScheduleError, match="delay_seconds must be > 0"):
+    with pytest.raises(InvalidScheduleError, match="delay_seconds must be positive"):
         await agent.client.schedule_task("agent_scheduled_run", 0, agent_id="bot-1")
 
 
@@ -341,8 +342,18 @@ def test_8_connect_times_out_on_a_server_that_never_answers() -> None:
 
 async def test_awaited_calls_need_connect_first() -> None:
     client = HatchetClient(HatchetConfig(backend="memory"))
+
+    @client.task(name="anything")
+    async def anything(input: dict[str, Any], ctx: Any) -> None:
+        return None
+
     with pytest.raises(SchedulerConnectionError, match=r"client\.connect\(\)"):
         await client.run_task_now("anything")
+    with pytest.raises(RuntimeError, match="Not connected"):  # as the original client
+        await client.get_task_status("some-id")
+    # an unknown name is reported first, connected or not, as the original did
+    with pytest.raises(ValueError, match="not registered"):
+        await client.run_task_now("nothing-by-that-name")
 
 
 async def test_tasks_declared_before_or_after_connect_run_on_the_real_clock() -> None:
@@ -411,7 +422,9 @@ async def test_cancel_cron_while_paused_keeps_it_from_coming_back(agent: Agent) 
     assert [c.payload for c in await agent.memory.list_crons("cron_daily")] == [{}]
 
 
-def test_memory_runs_belong_to_the_event_loop_that_started_them() -> None:
+def test_connect_outside_any_loop_runs_memory_in_its_own_thread() -> None:
+    """connect() outside an event loop leaves memory running in a loop of its own:
+    every loop's calls reach it, and its runs outlive each asyncio.run()."""
     client = HatchetClient(HatchetConfig(backend="memory"))
 
     @client.task(name="echo")
@@ -422,24 +435,38 @@ def test_memory_runs_belong_to_the_event_loop_that_started_them() -> None:
 
     async def run_and_wait(**payload: Any) -> dict[str, Any]:
         run_id = await client.run_task_now("echo", **payload)
-        await client.scheduler.wait_for_task(run_id, timeout=5)
-        return await client.get_task_status(run_id)
+        status: dict[str, Any] = await poll_until(
+            lambda: client.get_task_status(run_id), lambda s: s["status"] == "completed", timeout=10
+        )
+        return status
 
-    async def from_another_live_loop() -> None:
-        await asyncio.to_thread(asyncio.run, client.run_task_now("echo"))
+    async def from_two_loops() -> list[dict[str, Any]]:
+        other = asyncio.to_thread(asyncio.run, run_and_wait(n=3))
+        return list(await asyncio.gather(run_and_wait(n=2), other))
 
-    async def first_loop() -> str:
-        status = await run_and_wait(n=1)
-        with pytest.raises(NotSupportedError, match="another event loop"):
-            await from_another_live_loop()
-        return str(status["id"])
-
-    first = asyncio.run(first_loop())
-    # that loop is closed and its runs ended with it: a new loop starts afresh
-    assert asyncio.run(run_and_wait(n=2))["result"] == {"n": 2}
-    with pytest.raises(TaskNotFoundError):
-        asyncio.run(client.get_task_status(first))
+    first = asyncio.run(run_and_wait(n=1))
+    assert [s["result"] for s in asyncio.run(from_two_loops())] == [{"n": 2}, {"n": 3}]
+    assert asyncio.run(client.get_task_status(first["id"]))["result"] == {"n": 1}
     client.disconnect()
+    client.connect()  # memory keeps its runs across a reconnect
+    assert asyncio.run(client.get_task_status(first["id"]))["status"] == "completed"
+    client.disconnect()
+
+
+async def test_memory_runs_belong_to_the_loop_that_connected() -> None:
+    client = HatchetClient(HatchetConfig(backend="memory"))
+
+    @client.task(name="echo")
+    async def echo(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return input
+
+    client.connect()  # in this running loop: its worker runs here
+    with pytest.raises(NotSupportedError, match="another event loop"):
+        await asyncio.to_thread(asyncio.run, client.run_task_now("echo"))
+    run_id = await client.run_task_now("echo", n=1)
+    await poll_until(lambda: client.get_task_status(run_id), lambda s: s["status"] == "completed", timeout=10)
+    client.disconnect()
+    await asyncio.sleep(0)
 
 
 # --------------------------------------------------------------------------

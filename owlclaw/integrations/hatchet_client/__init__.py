@@ -8,8 +8,20 @@ overwriting the other's. OwlClaw switches with one line in its
 ``owlclaw/integrations/hatchet.py``; see docs/migrating-from-owlclaw-hatchet-client.md.
 """
 
-from owlclaw.integrations.hatchet_client._config import ENV_FALLBACKS, HatchetConfig
-from owlclaw.integrations.hatchet_client._context import HatchetTaskContext
-from owlclaw.integrations.hatchet_client.client import HatchetClient
+from owlclaw.integrations.hatchet_client.client import (
+    ENV_FALLBACKS,
+    ClientNotConnectedError,
+    HatchetClient,
+    HatchetConfig,
+    HatchetTaskContext,
+    TaskNotDeclaredError,
+)
 
-__all__ = ["ENV_FALLBACKS", "HatchetClient", "HatchetConfig", "HatchetTaskContext"]
+__all__ = [
+    "ENV_FALLBACKS",
+    "ClientNotConnectedError",
+    "HatchetClient",
+    "HatchetConfig",
+    "HatchetTaskContext",
+    "TaskNotDeclaredError",
+]

@@ -9,15 +9,27 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from owlclaw.integrations.hatchet_client._config import HatchetConfig
-from owlclaw.scheduler.errors import ConfigError, NotSupportedError, SchedulerConnectionError
+from owlclaw.scheduler.cron import normalize_cron
+from owlclaw.scheduler.errors import (
+    ConfigError,
+    InvalidCronError,
+    NotSupportedError,
+    SchedulerConnectionError,
+    TaskNotRegisteredError,
+)
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = [
+    "ClientNotConnectedError",
+    "Home",
+    "NoTasksDeclaredError",
+    "TaskNotDeclaredError",
     "drive",
     "hatchet_settings",
     "in_thread",
     "nothing",
+    "owlclaw_cron",
     "running_loop",
     "scheduled_dict",
     "status_dict",
@@ -35,27 +47,60 @@ _STATUS = {
 }
 
 
+class ClientNotConnectedError(SchedulerConnectionError, RuntimeError):
+    """The ``HatchetClient`` is not connected. A ``ConnectionError``, and a
+    ``RuntimeError`` as OwlClaw's original client raised."""
+
+
+class TaskNotDeclaredError(TaskNotRegisteredError, ValueError):
+    """No task of that name is declared on the ``HatchetClient``. A ``LookupError``,
+    and a ``ValueError`` as OwlClaw's original client raised (and OwlClaw catches)."""
+
+
+class NoTasksDeclaredError(NotSupportedError, RuntimeError):
+    """``start_worker()`` with no task declared; a ``RuntimeError`` as the original raised."""
+
+
+def owlclaw_cron(expression: str) -> str:
+    """A cron as OwlClaw's code validates it, in the engine's form.
+
+    OwlClaw's tools and ``CronTriggerRegistry`` check expressions with croniter,
+    which reads a 6th field as *seconds, last*; the engine reads seconds first.
+    A 6-field cron is therefore moved into the engine's order, so it fires when
+    OwlClaw's croniter-based status says it will.
+
+    :raises InvalidCronError: not a cron croniter and the engine both accept; the
+        message says how to write it.
+    """
+    if not isinstance(expression, str):
+        raise InvalidCronError(f"cron expression must be a string, got {type(expression).__name__}")
+    fields = expression.split()
+    engine_form = " ".join(fields[5:] + fields[:5]) if len(fields) == 6 else expression
+    try:
+        return normalize_cron(engine_form)
+    except InvalidCronError as exc:
+        raise InvalidCronError(
+            f"invalid cron expression {expression!r}: write 5 fields 'minute hour day-of-month month "
+            "day-of-week' (e.g. '0 9 * * 1-5'), or 6 with seconds LAST as croniter reads them "
+            "(e.g. '0 9 * * 1-5 30' for 09:00:30), or an alias such as @daily; days of the week "
+            f"are 0-6 (0 is Sunday). ({exc})"
+        ) from None
+
+
 def hatchet_settings(cfg: HatchetConfig) -> dict[str, Any]:
     """The ``scheduler.hatchet`` settings for the adapter's fields.
 
-    :raises ConfigError: no token or no address, saying which key or variable to set.
+    :raises ConfigError: no token, saying which key or variable to set. (Plain text to a
+        host that is not loopback in production mode is the backend's ConfigError.)
     """
     if cfg.api_token is None:
         raise ConfigError(
-            "no Hatchet API token: set hatchet.api_token in owlclaw.yaml "
+            "Hatchet API token required: set hatchet.api_token in owlclaw.yaml "
             "(e.g. api_token: ${HATCHET_API_TOKEN}) or export HATCHET_API_TOKEN"
         )
+    # plain text (grpc_tls_strategy: none) is the backend's call: it allows a
+    # loopback host in any mode and refuses another host in production mode
     host_port = cfg.effective_grpc_host_port
-    if host_port is None:
-        raise ConfigError(
-            "no Hatchet address: set hatchet.server_url (and hatchet.grpc_host_port if gRPC is on "
-            "another port) in owlclaw.yaml, or export HATCHET_SERVER_URL / HATCHET_GRPC_HOST_PORT"
-        )
-    if cfg.mode == "production" and cfg.grpc_tls_strategy == "none":
-        raise ConfigError(
-            "hatchet.mode 'production' requires TLS: set grpc_tls_strategy to tls or mtls, "
-            "or mode: lite for a server without TLS"
-        )
     settings: dict[str, Any] = {
         "mode": cfg.mode,
         "server_url": cfg.server_url,
@@ -125,6 +170,34 @@ def in_thread(make: Callable[[], Coroutine[Any, Any, T]], *, limit: float, addre
         raise outcome["error"]
     value: T = outcome["value"]
     return value
+
+
+class Home:
+    """A daemon thread running an event loop, where a memory scheduler that
+    ``connect()`` started outside any event loop lives and runs its tasks."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="owlclaw-hatchet-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        """Run ``coro`` in the home loop from another thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def forward(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` in the home loop from another event loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:

@@ -34,6 +34,8 @@ ENV_FALLBACKS: dict[str, str] = {
 }
 DEFAULT_GRPC_PORT = 7077
 
+DEFAULT_SERVER_URL = "http://localhost:7077"  # OwlClaw's original client's default
+
 _OPTIONAL = ("server_url", "api_token", "grpc_host_port", "grpc_tls_strategy", "worker_name")
 
 
@@ -53,15 +55,17 @@ class HatchetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     backend: Literal["hatchet", "memory"] = "hatchet"
-    server_url: str | None = Field(default=None, description="REST API URL, http(s)://host[:port].")
+    server_url: str = Field(
+        default=DEFAULT_SERVER_URL, description="REST API URL, http(s)://host[:port] (default: as OwlClaw's)."
+    )
     api_token: SecretStr | None = Field(default=None, description="Hatchet API token; never logged.")
     grpc_host_port: str | None = Field(
         default=None, description="gRPC host:port (default: server_url's host, port 7077)."
     )
-    grpc_tls_strategy: Literal["tls", "mtls", "none"] | None = Field(
-        default=None, description="tls, mtls or none (default: tls in production, none in lite)."
+    grpc_tls_strategy: Literal["tls", "mtls", "none"] = Field(
+        default="tls", description="tls, mtls or none (default: tls, as OwlClaw's original client)."
     )
-    connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0, description="As OwlClaw's original client.")
     namespace: str = "owlclaw"
     mode: Literal["production", "lite"] = "production"
     postgres_host: str = "localhost"
@@ -79,19 +83,23 @@ class HatchetConfig(BaseModel):
             return data
         data = dict(data)
         for name in _OPTIONAL:
-            if data.get(name) == "":
-                data[name] = None  # ``${UNSET}`` in YAML means "not set"
+            if name in data and data[name] in ("", None):
+                del data[name]  # ``${UNSET}`` in YAML means "not set": the fallback, then the default
         for name, env in ENV_FALLBACKS.items():
-            if data.get(name) is None and os.environ.get(env):
-                data[name] = os.environ[env]
+            if name not in data and os.environ.get(env, "").strip():
+                data[name] = os.environ[env].strip()
+        if isinstance(data.get("grpc_tls_strategy"), str):
+            data["grpc_tls_strategy"] = data["grpc_tls_strategy"].strip().lower()
         if os.environ.get(BACKEND_ENV):
             data["backend"] = os.environ[BACKEND_ENV]
         return data
 
     @field_validator("server_url")
     @classmethod
-    def _check_server_url(cls, value: str | None) -> str | None:
-        return check_server_url(value)
+    def _check_server_url(cls, value: str) -> str:
+        checked = check_server_url(value)
+        assert checked is not None
+        return checked
 
     @field_validator("grpc_host_port")
     @classmethod
@@ -99,14 +107,15 @@ class HatchetConfig(BaseModel):
         return check_host_port(value, "grpc_host_port")
 
     @property
-    def effective_grpc_host_port(self) -> str | None:
+    def effective_grpc_host_port(self) -> str:
         """``grpc_host_port``, else ``server_url``'s host with its port (or 7077)."""
         if self.grpc_host_port is not None:
             return self.grpc_host_port
-        if self.server_url is None:
-            return None
         parts = urlsplit(self.server_url)
-        return f"{parts.hostname}:{parts.port or DEFAULT_GRPC_PORT}"
+        host = parts.hostname or "localhost"
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        return f"{host}:{parts.port or DEFAULT_GRPC_PORT}"
 
     def postgres_url(self) -> str:
         """``postgresql://user:password@host:port/db``: it holds the password, do not log it."""

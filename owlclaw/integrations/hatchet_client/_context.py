@@ -10,7 +10,7 @@ from typing import Any
 from owlclaw.scheduler.errors import NotSupportedError
 from owlclaw.scheduler.models import TaskContext
 
-__all__ = ["HatchetTaskContext", "wrap_handler"]
+__all__ = ["HatchetTaskContext", "takes_input_and_ctx", "wrap_handler"]
 
 
 class HatchetTaskContext:
@@ -59,18 +59,44 @@ class HatchetTaskContext:
         return f"HatchetTaskContext(workflow_run_id={self.workflow_run_id!r}, task_name={self.task_name!r})"
 
 
+def takes_input_and_ctx(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler(input, ctx)`` binds (True when the signature cannot be read)."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
+def _wrong_signature(handler: Callable[..., Any]) -> TypeError:
+    name = getattr(handler, "__name__", "handler")
+    return TypeError(
+        f"{name}{inspect.signature(handler)} cannot take (input, ctx): Hatchet calls every task "
+        f"function with (input, ctx), so declare it as `async def {name}(input, ctx)`"
+    )
+
+
 def wrap_handler(handler: Callable[..., Any], *, durable: bool) -> Callable[[Any, TaskContext], Any]:
     """``handler(input, HatchetTaskContext)`` as an owlclaw task; async stays async, sync stays sync
     (owlclaw runs sync tasks in a thread)."""
+    fits = takes_input_and_ctx(handler)
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(payload: Any, ctx: TaskContext) -> Any:
+            if not fits:  # the run fails, as it does on hatchet-sdk, but says what to change
+                raise _wrong_signature(handler)
             return await handler(payload, HatchetTaskContext(ctx, durable=durable))
 
         task: Callable[[Any, TaskContext], Any] = run_async
     else:
 
         def run_sync(payload: Any, ctx: TaskContext) -> Any:
+            if not fits:
+                raise _wrong_signature(handler)
             return handler(payload, HatchetTaskContext(ctx, durable=durable))
 
         task = run_sync

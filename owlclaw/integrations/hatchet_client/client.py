@@ -27,31 +27,44 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from owlclaw.integrations.hatchet_client._bridge import (
+    ClientNotConnectedError,
+    Home,
+    NoTasksDeclaredError,
+    TaskNotDeclaredError,
     drive,
     hatchet_settings,
     in_thread,
     nothing,
+    owlclaw_cron,
     running_loop,
     scheduled_dict,
     status_dict,
 )
 from owlclaw.integrations.hatchet_client._config import ENV_FALLBACKS, HatchetConfig
-from owlclaw.integrations.hatchet_client._context import HatchetTaskContext, wrap_handler
+from owlclaw.integrations.hatchet_client._context import HatchetTaskContext, takes_input_and_ctx, wrap_handler
 from owlclaw.scheduler.config import SchedulerConfig
 from owlclaw.scheduler.errors import (
+    ConfigError,
     InvalidCronError,
+    InvalidScheduleError,
     NotSupportedError,
     PayloadError,
-    SchedulerConnectionError,
+    TaskDefinitionError,
     TaskNotFoundError,
-    TaskNotRegisteredError,
 )
-from owlclaw.scheduler.kit import BaseScheduler
+from owlclaw.scheduler.kit import BaseScheduler, make_options
 from owlclaw.scheduler.models import CronInfo, TaskOptions
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler
 
-__all__ = ["ENV_FALLBACKS", "HatchetClient", "HatchetConfig", "HatchetTaskContext"]
+__all__ = [
+    "ENV_FALLBACKS",
+    "ClientNotConnectedError",
+    "HatchetClient",
+    "HatchetConfig",
+    "HatchetTaskContext",
+    "TaskNotDeclaredError",
+]
 
 log = logging.getLogger("owlclaw.integrations.hatchet_client")
 
@@ -72,7 +85,7 @@ class HatchetClient:
 
     def __init__(self, config: HatchetConfig | None = None, *, scheduler: Scheduler | None = None) -> None:
         self.config = config or HatchetConfig()
-        self._declared = BaseScheduler()  # validates declarations before any backend exists
+        self._tasks: dict[str, TaskOptions] = {}  # the latest declaration of each name
         self._generation = 0  # bumped by every declaration
         self._given = scheduler
         self._scheduler: Scheduler | None = scheduler
@@ -84,6 +97,8 @@ class HatchetClient:
         self._paused: dict[str, list[CronInfo]] = {}
         self._cron_alias: dict[str, str] = {}  # backend cron id before a resume -> after
         self._closing: set[asyncio.Task[None]] = set()
+        self._home: Home | None = None  # memory connected outside any event loop lives there
+        self._boot: asyncio.Task[None] | None = None  # memory's worker starting in your loop
 
     def __repr__(self) -> str:
         return f"HatchetClient(config={self.config!r}, connected={self._connected})"
@@ -92,7 +107,7 @@ class HatchetClient:
     def scheduler(self) -> Scheduler:
         """The scheduler the awaited calls use (after ``connect()``).
 
-        :raises SchedulerConnectionError: not connected yet.
+        :raises ClientNotConnectedError: not connected yet (a ``ConnectionError`` and a ``RuntimeError``).
         """
         return self._require()
 
@@ -100,6 +115,10 @@ class HatchetClient:
 
     def connect(self) -> None:
         """Check the settings and reach the engine; synchronous.
+
+        On memory it leaves a running scheduler: its worker starts in your running
+        event loop, or, called outside any loop, in a loop of its own (a daemon
+        thread) that every loop's awaited calls reach.
 
         :raises ValueError: (``ConfigError``) no API token on the Hatchet backend, or bad settings.
         :raises ConnectionError: (``SchedulerConnectionError``) the engine cannot be
@@ -113,15 +132,59 @@ class HatchetClient:
             scheduler = self._scheduler  # keep the runs of an earlier connect()
         else:
             scheduler = self._build(lambda name: name not in self._paused)
-        if scheduler.capabilities.in_process:
-            self._add_declared(scheduler)
-            drive(scheduler.connect(), "connect")
-        else:
+        if not scheduler.capabilities.in_process:
             self._in_thread(self._with_helper(lambda name: name not in self._paused, nothing))
         self._scheduler = scheduler
         self._built_generation = -1  # the first awaited call (re)connects it in its loop
         self._connected = True
+        if scheduler.capabilities.in_process:
+            self._start_memory(scheduler)
         log.info("connected: %r", self.config)
+
+    def _start_memory(self, scheduler: Scheduler) -> None:
+        """Leave memory running: its worker starts in your running event loop, or,
+        called outside any loop, in a loop of its own (a daemon thread). On a
+        virtual clock outside any loop, the first awaited call starts it, in its loop."""
+        self._add_declared(scheduler)
+        loop = running_loop()
+        if loop is not None and (self._loop is None or self._loop is loop or self._loop.is_closed()):
+            if self._loop is not None and self._loop.is_closed():
+                scheduler = self._renew_memory() if self._given is None else scheduler
+                if self._given is not None:
+                    return  # the first awaited call explains what to do
+            drive(scheduler.connect(), "connect")
+            closing = list(self._closing)
+
+            async def boot() -> None:
+                if closing:  # a disconnect() still stopping the worker
+                    await asyncio.gather(*closing, return_exceptions=True)
+                await scheduler.connect()
+                await scheduler.start_worker()
+
+            self._boot = loop.create_task(boot())
+            self._loop, self._built_generation = loop, self._generation
+        elif loop is None and self._loop is None and not scheduler.capabilities.virtual_time:
+            home = Home()
+
+            async def start() -> None:
+                await scheduler.connect()
+                await scheduler.start_worker()
+
+            try:
+                home.call(start())
+            except BaseException:
+                home.close()
+                raise
+            self._home, self._loop, self._built_generation = home, home.loop, self._generation
+        else:
+            drive(scheduler.connect(), "connect")
+
+    def _run_here(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+        """Run a memory coroutine where the scheduler lives (its own thread, or inline)."""
+        home = self._home
+        if home is not None and running_loop() is not home.loop:
+            return home.call(make())
+        return drive(make(), what)
 
     def disconnect(self) -> None:
         """Stop using the engine; synchronous. On memory the in-process worker
@@ -131,6 +194,9 @@ class HatchetClient:
         self._connected = False
         scheduler, loop = self._scheduler, self._loop
         if scheduler is None:
+            return
+        if self._home is not None:
+            self._stop_home(scheduler.disconnect())
             return
         if not scheduler.capabilities.in_process:
             self._loop = None
@@ -145,6 +211,19 @@ class HatchetClient:
                 asyncio.run_coroutine_threadsafe(scheduler.disconnect(), loop).result(60)
         # a closed loop took its connections and runs with it
 
+    def _stop_home(self, last: Coroutine[Any, Any, None]) -> None:
+        """Run ``last`` (stopping the worker) in the home loop, then end that loop;
+        the memory scheduler keeps its runs for the next connect()."""
+        home, self._home, self._loop = self._home, None, None
+        assert home is not None
+        if running_loop() is home.loop:  # from one of its own tasks: it cannot wait for itself
+            home.loop.create_task(last).add_done_callback(lambda _: home.loop.stop())
+            return
+        try:
+            home.call(last)
+        finally:
+            home.close()
+
     # declarations
 
     def task(
@@ -157,7 +236,10 @@ class HatchetClient:
     ) -> Callable[[F], F]:
         """Declare ``handler(input, ctx)`` as a task; returns it unchanged.
 
-        ``cron`` (UTC) is registered with the engine on connect. ``priority`` is 1..3 (3 first).
+        Declaring a name again replaces the earlier declaration (the latest wins).
+        ``cron`` (UTC) is registered with the engine on connect, or at once on
+        memory; 6 fields are read as croniter reads them (seconds last).
+        ``priority`` is 1..3 (3 first).
 
         :raises TaskDefinitionError: bad name, retries, timeout or priority.
         :raises InvalidCronError: ``cron`` is not a valid expression.
@@ -187,36 +269,111 @@ class HatchetClient:
     ) -> Callable[[F], F]:
         def decorate(func: F) -> F:
             task_name = name if name is not None else getattr(func, "__name__", "")
-            self._declared.task(
-                task_name, cron=cron, retries=retries, timeout=timeout, priority=priority, durable=durable
-            )(wrap_handler(func, durable=durable))
+            if isinstance(priority, int) and not isinstance(priority, bool) and priority > 3:
+                raise TaskDefinitionError(
+                    f"task {task_name!r}: priority must be 1, 2 or 3 (the Hatchet engine's range, "
+                    f"3 runs first), got {priority!r}; map a larger OwlClaw priority onto 1-3"
+                )
+            options = make_options(
+                wrap_handler(func, durable=durable),
+                task_name,
+                cron=owlclaw_cron(cron) if cron is not None else None,
+                retries=retries,
+                timeout=timeout,
+                priority=priority,
+                durable=durable,
+            )
+            if not takes_input_and_ctx(func):
+                log.warning(
+                    "task %r: %s cannot be called with (input, ctx), which is how Hatchet calls "
+                    "every task function, so each of its runs will fail with TypeError; declare it "
+                    "as `async def %s(input, ctx)`",
+                    options.name,
+                    getattr(func, "__qualname__", func),
+                    getattr(func, "__name__", "handler"),
+                )
+            previous = self._tasks.get(options.name)
+            self._tasks[options.name] = options  # as hatchet-sdk: the latest declaration wins
             self._generation += 1
-            if self._scheduler is not None and self._scheduler.capabilities.in_process:
-                self._add_declared(self._scheduler)
+            if previous is not None:
+                log.info("task %r declared again: this declaration replaces the earlier one", options.name)
+            scheduler = self._scheduler
+            if scheduler is not None and scheduler.capabilities.in_process:
+                in_process = scheduler
+
+                async def add() -> None:  # where the scheduler lives: its worker reads its tasks
+                    self._add_declared(in_process)
+
+                self._run_here(add, "declaring a task")
+            if scheduler is not None and previous is not None and previous.cron != options.cron:
+                self._swap_declared_cron(scheduler, previous, options)
+            if scheduler is not None and scheduler.capabilities.in_process and self._connected:
+                self._run_here(scheduler.connect, "connect")  # registers a cron declared now
             return func
 
         return decorate
+
+    def _swap_declared_cron(self, scheduler: Scheduler, previous: TaskOptions, options: TaskOptions) -> None:
+        """Replace the declared cron a re-declaration changed, or remove the one it
+        dropped. (On Hatchet, connecting a scheduler replaces a changed one; a
+        dropped one is removed here.)"""
+        name = options.name
+        paused = self._paused.get(name)
+        if paused is not None:  # only this client holds its crons: edit them there
+            for i, cron in enumerate(paused):
+                if cron.expression == previous.cron and cron.payload == {}:
+                    if options.cron is None:
+                        del paused[i]
+                    else:
+                        paused[i] = dataclasses.replace(cron, expression=options.cron)
+                    break
+            return
+        if not self._connected:
+            return  # connect() registers the current one
+        if not scheduler.capabilities.in_process:
+            if options.cron is None:
+
+                async def drop(helper: Scheduler) -> None:
+                    for cron in await helper.list_crons(name):
+                        if cron.expression == previous.cron and cron.payload == {}:
+                            await helper.remove_cron(cron.id)
+
+                self._in_thread(self._with_helper(lambda _: False, drop))
+            return
+
+        async def swap() -> None:
+            for cron in await scheduler.list_crons(name):
+                if cron.expression == previous.cron and cron.payload == {}:
+                    await scheduler.remove_cron(cron.id)
+                    if options.cron is not None:
+                        await scheduler.add_cron(name, options.cron, {})
+                    return
+
+        self._run_here(swap, "re-declaring a task")
 
     # running and scheduling
 
     async def run_task_now(self, task_name: str, /, **kwargs: Any) -> str:
         """Run now with ``kwargs`` as the input; returns the run id.
 
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         :raises PayloadError: a value is not JSON.
         """
-        scheduler = await self._ready()
-        return await scheduler.run_task(task_name, kwargs)
+        self._check_declared(task_name)
+        return await self._call(lambda s: s.run_task(task_name, kwargs))
 
     async def schedule_task(self, task_name: str, /, delay_seconds: float, **kwargs: Any) -> str:
         """Run once after ``delay_seconds`` with ``kwargs`` as the input; returns its id,
         which status and cancel accept before and after it fires.
 
         :raises InvalidScheduleError: ``delay_seconds`` is not > 0.
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
-        scheduler = await self._ready()
-        return await scheduler.schedule_task(task_name, kwargs, delay_seconds=delay_seconds)
+        number = isinstance(delay_seconds, int | float) and not isinstance(delay_seconds, bool)
+        if number and delay_seconds <= 0:
+            raise InvalidScheduleError(f"delay_seconds must be positive (> 0), got {delay_seconds!r}")
+        self._check_declared(task_name)
+        return await self._call(lambda s: s.schedule_task(task_name, kwargs, delay_seconds=delay_seconds))
 
     async def schedule_cron(
         self,
@@ -234,7 +391,7 @@ class HatchetClient:
         name and no metadata. Keep the returned id to cancel it.
 
         :raises InvalidCronError: bad expression or empty ``cron_name``.
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
         if not isinstance(cron_name, str) or not cron_name.strip():
             raise InvalidCronError(f"cron_name must be a non-empty string, got {cron_name!r}")
@@ -242,25 +399,30 @@ class HatchetClient:
             raise PayloadError(
                 f"additional_metadata must be a dict or None, got {type(additional_metadata).__name__}"
             )
-        scheduler = await self._ready()
-        return CRON_PREFIX + await scheduler.add_cron(workflow_name, expression, input_data)
+        self._require()
+        self._check_declared(workflow_name)
+        cron = owlclaw_cron(expression)
+        return CRON_PREFIX + await self._call(lambda s: s.add_cron(workflow_name, cron, input_data))
 
     # cancel, status, listings
 
     async def cancel_task(self, task_id: str) -> bool:
         """Cancel a scheduled, queued or running task. False if it had finished,
-        or the id is unknown or a cron's."""
-        scheduler = await self._ready()
+        or the id is unknown or a cron's, or the client is not connected."""
+        if not self._connected:
+            return False
         if not isinstance(task_id, str) or not task_id or task_id.startswith(CRON_PREFIX):
             return False
         try:
-            return await scheduler.cancel_task(task_id)
+            return await self._call(lambda s: s.cancel_task(task_id))
         except TaskNotFoundError:
             return False
 
     async def cancel_cron(self, cron_id: str) -> bool:
-        """Stop a cron from ``schedule_cron``. False if the id is unknown or a task's."""
-        scheduler = await self._ready()
+        """Stop a cron from ``schedule_cron``. False if the id is unknown or a task's,
+        or the client is not connected."""
+        if not self._connected:
+            return False
         if not isinstance(cron_id, str) or not cron_id.startswith(CRON_PREFIX):
             return False
         backend_id = cron_id[len(CRON_PREFIX) :]
@@ -271,7 +433,7 @@ class HatchetClient:
                     crons.remove(cron)
                     return True
         try:
-            await scheduler.remove_cron(backend_id)
+            await self._call(lambda s: s.remove_cron(backend_id))
         except TaskNotFoundError:
             return False
         return True
@@ -283,19 +445,19 @@ class HatchetClient:
 
         :raises TaskNotFoundError: no task has that id (crons have no status).
         """
-        scheduler = await self._ready()
         if isinstance(task_id, str) and task_id.startswith(CRON_PREFIX):
             raise TaskNotFoundError(
                 f"{task_id!r} is a cron id (from schedule_cron): crons have no status; cancel_cron() stops it"
             )
-        return status_dict(await scheduler.get_task_status(task_id))
+        return status_dict(await self._call(lambda s: s.get_task_status(task_id)))
 
     async def list_scheduled_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """Schedules waiting for their due time, soonest first: ``{"id", "workflow",
         "scheduled_at" (the due time), "input"}``. ``filters`` match input fields,
-        e.g. ``agent_id="bot-1"``."""
-        scheduler = await self._ready()
-        found = [scheduled_dict(info) for info in await scheduler.list_scheduled_tasks()]
+        e.g. ``agent_id="bot-1"``. ``[]`` when the client is not connected."""
+        if not self._connected:
+            return []
+        found = [scheduled_dict(info) for info in await self._call(lambda s: s.list_scheduled_tasks())]
         return [s for s in found if all(k in s["input"] and s["input"][k] == v for k, v in filters.items())]
 
     # pausing crons
@@ -304,7 +466,7 @@ class HatchetClient:
         """Remove task ``name``'s crons from the engine, remembered here for
         ``resume_task``; synchronous. True if it had crons to pause.
 
-        :raises TaskNotRegisteredError: no task of that name.
+        :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
         self._require()
         self._check_declared(name)
@@ -330,7 +492,7 @@ class HatchetClient:
         self._generation += 1
         if crons is None:
             return False
-        declared = self._declared.tasks[name].cron
+        declared = self._tasks[name].cron
         remote = not self._require().capabilities.in_process
 
         async def resume(scheduler: Scheduler) -> dict[str, str]:
@@ -359,10 +521,14 @@ class HatchetClient:
         instead, and this raises ``NotSupportedError``.
         """
         scheduler = self._require()
-        if not self._declared.tasks:
-            raise NotSupportedError("no tasks are declared: declare some with @client.task(...) first")
+        if not self._tasks:
+            raise NoTasksDeclaredError(
+                "No tasks registered: declare at least one with @client.task(...) before start_worker()"
+            )
         if scheduler.capabilities.in_process:
-            if self._loop is not None:
+            if self._home is not None:  # connect() left it running in a thread: serve here instead
+                self._stop_home(scheduler.stop_worker())
+            elif self._loop is not None:
                 if not self._loop.is_closed():
                     raise NotSupportedError(
                         "the memory backend already runs this client's tasks in your event loop "
@@ -378,13 +544,16 @@ class HatchetClient:
 
     def _require(self) -> Scheduler:
         if not self._connected or self._scheduler is None:
-            raise SchedulerConnectionError("the HatchetClient is not connected: call client.connect() first")
+            raise ClientNotConnectedError("Not connected: call client.connect() first")
         return self._scheduler
 
     def _check_declared(self, name: str) -> None:
-        if name not in self._declared.tasks:
-            known = ", ".join(sorted(self._declared.tasks)) or "none yet"
-            raise TaskNotRegisteredError(f"no task named {name!r} is declared (declared: {known})")
+        if name not in self._tasks:
+            known = ", ".join(sorted(self._tasks)) or "none yet"
+            raise TaskNotDeclaredError(
+                f"Task {name!r} not registered: declare it with @client.task(name={name!r}) "
+                f"(declared: {known})"
+            )
 
     def _build(self, keep_cron: Callable[[str], bool]) -> Scheduler:
         """A scheduler for ``self.config`` with the declared tasks; a declared cron
@@ -394,19 +563,39 @@ class HatchetClient:
             settings: dict[str, Any] = {"slots": cfg.max_concurrent_tasks}
         else:
             settings = hatchet_settings(cfg)
-        scheduler = create_scheduler(
-            SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
-        )
+        try:
+            scheduler = create_scheduler(
+                SchedulerConfig.from_mapping({"backend": cfg.backend, cfg.backend: settings}, source=_SOURCE)
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} (in owlclaw.yaml's hatchet: section, tls_strategy is grpc_tls_strategy, "
+                "host_port is grpc_host_port, and HATCHET_CLIENT_* are HATCHET_*)"
+            ) from None
         self._add_declared(scheduler, keep_cron)
         return scheduler
 
     def _add_declared(self, scheduler: Scheduler, keep_cron: Callable[[str], bool] = lambda _: True) -> None:
-        new: list[TaskOptions] = [
-            o if keep_cron(o.name) else dataclasses.replace(o, cron=None)
-            for o in self._declared.tasks.values()
-            if o.name not in scheduler.tasks
-        ]
+        """Give ``scheduler`` the declared tasks it lacks, and the latest
+        declaration of those declared again since."""
+        new: list[TaskOptions] = []
+        changed: list[TaskOptions] = []
+        for o in self._tasks.values():
+            registered = scheduler.tasks.get(o.name)
+            options = o if keep_cron(o.name) else dataclasses.replace(o, cron=None)
+            if registered is None:
+                new.append(options)
+            elif registered.func is not o.func:
+                changed.append(options)
         scheduler.add_tasks(new)
+        if changed:
+            if not isinstance(scheduler, BaseScheduler):
+                raise NotSupportedError(
+                    f"{type(scheduler).__name__} cannot replace a declared task "
+                    f"({', '.join(o.name for o in changed)}); give the client a scheduler built on "
+                    "owlclaw.scheduler.kit.BaseScheduler"
+                )
+            scheduler.add_tasks(changed, replace=True)
 
     def _with_helper(
         self, keep_cron: Callable[[str], bool], work: Callable[[Scheduler], Awaitable[T]]
@@ -426,13 +615,13 @@ class HatchetClient:
     def _sync(self, work: Callable[[Scheduler], Awaitable[T]], *, keep_cron: str | None) -> T:
         scheduler = self._require()
         if scheduler.capabilities.in_process:
-            self._add_declared(scheduler)
-            drive(scheduler.connect(), "connect")
 
             async def inline() -> T:
+                self._add_declared(scheduler)
+                await scheduler.connect()
                 return await work(scheduler)
 
-            return drive(inline(), "pause_task/resume_task")
+            return self._run_here(inline, "pause_task/resume_task")
         return self._in_thread(self._with_helper(lambda name: name == keep_cron, work))
 
     def _in_thread(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -463,6 +652,11 @@ class HatchetClient:
             self._lock = (loop, asyncio.Lock())
         async with self._lock[1]:
             scheduler = self._require()
+            if self._home is not None:
+                return scheduler  # it lives in its own loop; _call forwards to it
+            if self._boot is not None and self._loop is loop:
+                boot, self._boot = self._boot, None
+                await boot
             if self._loop is loop and self._built_generation == self._generation:
                 return scheduler
             if scheduler.capabilities.in_process:
@@ -491,3 +685,12 @@ class HatchetClient:
             self._loop = loop
             self._built_generation = self._generation
             return scheduler
+
+    async def _call(self, work: Callable[[Scheduler], Coroutine[Any, Any, T]]) -> T:
+        """``work(scheduler)`` where the scheduler lives: in this loop, or
+        forwarded to the loop of its own that ``connect()`` started."""
+        scheduler = await self._ready()
+        home = self._home
+        if home is not None and asyncio.get_running_loop() is not home.loop:
+            return await home.forward(work(scheduler))
+        return await work(scheduler)

@@ -94,9 +94,11 @@ class BaseScheduler:
 
         return decorate
 
-    def add_tasks(self, tasks: Iterable[TaskOptions]) -> None:
+    def add_tasks(self, tasks: Iterable[TaskOptions], *, replace: bool = False) -> None:
+        """Register declared tasks; ``replace=True`` lets a declaration replace an
+        earlier one of the same name (the latest wins), as hatchet-sdk does."""
         for options in tasks:
-            if options.name in self._tasks:
+            if options.name in self._tasks and not replace:
                 raise TaskDefinitionError(
                     f"a task named {options.name!r} is already registered; pick another name"
                 )
