@@ -108,6 +108,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     [
         ("owlclaw", "owlclaw-scheduler"),
         ("owlclaw-scheduler", "owlclaw"),
+        ("owlclaw (editable)", "owlclaw-scheduler (editable)"),
+        ("owlclaw-scheduler (editable)", "owlclaw (editable)"),
         ("owlclaw (editable)", "owlclaw-scheduler"),
         ("owlclaw-scheduler (editable)", "owlclaw"),
     ],
