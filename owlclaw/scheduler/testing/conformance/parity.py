@@ -1,0 +1,44 @@
+"""Where the memory backend once differed from Hatchet in ways a test could
+lean on: the order of ``list_tasks`` and the slots durable tasks use.
+
+Each test here failed on the memory backend before it was made to behave as
+Hatchet does (docs/testing.md, "What the fake guarantees, and `mimic`").
+"""
+
+from __future__ import annotations
+
+from owlclaw.scheduler.models import TaskInfo
+from owlclaw.scheduler.polling import poll_until
+from owlclaw.scheduler.protocol import Scheduler
+from owlclaw.scheduler.testing.conformance._base import ConformanceBase
+
+__all__ = ["ParityConformance"]
+
+
+class ParityConformance(ConformanceBase):
+    """``list_tasks`` order and durable slots, as on Hatchet."""
+
+    async def test_list_tasks_is_newest_due_time_first(self, scheduler: Scheduler) -> None:
+        # created first, due last: newest first goes by due time, not by creation
+        scheduled = await scheduler.schedule_task("conf_echo", {"value": "due later"}, delay_seconds=3)
+        immediate = await scheduler.run_task("conf_echo", {"value": "created later"})
+        await self.finish(scheduler, immediate)
+        await self.advance(scheduler, 3.5)
+        await self.finish(scheduler, scheduled)
+        both = {scheduled, immediate}
+
+        async def listed() -> list[str]:
+            rows: list[TaskInfo] = await scheduler.list_tasks(task_name="conf_echo", limit=1000)
+            return [r.id for r in rows if r.id in both]
+
+        order: list[str] = await poll_until(
+            lambda: listed(),
+            lambda ids: len(ids) == 2,
+            timeout=self.listing_timeout,
+            interval=0.5,
+            what=f"list_tasks to show the runs {sorted(both)}",
+        )
+        assert order == [scheduled, immediate], (
+            f"list_tasks should put the run due later ({scheduled}) before the one created "
+            f"later but due sooner ({immediate}); it returned {order}"
+        )
