@@ -52,7 +52,7 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._ready = ReadyQueue(self._book.seq)
+        self._ready = ReadyQueue(self._book.seq, self.config.slots, self.config.durable_slots)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
@@ -304,7 +304,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             nxt = self._next_due()
             due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and len(self._running) < self.config.slots and self._ready.startable()
+            startable = self._accepting and self._ready.startable()
             if self._busy == 0 and not due_now and not startable:
                 return
             if self._busy == 0:
@@ -356,7 +356,7 @@ class MemoryScheduler(BaseScheduler):
 
     def _start_ready(self) -> None:
         def room() -> bool:
-            return self._accepting and len(self._running) < self.config.slots
+            return self._accepting and self._ready.has_room()
 
         for run in self._ready.take(room):
             run.state = TaskState.RUNNING

@@ -15,6 +15,13 @@ class MemoryConfig(BaseModel):
     slots: int = Field(
         default=100, ge=1, description="Most runs executing at once, like a Hatchet worker's slots."
     )
+    durable_slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most attempts of durable tasks executing at once, in a pool of their own as on "
+        "a Hatchet worker (owlclaw gives a Hatchet worker as many durable slots as slots); "
+        "None: the same as `slots`.",
+    )
     settle_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -7,7 +7,7 @@ Hatchet does (docs/testing.md, "What the fake guarantees, and `mimic`").
 
 from __future__ import annotations
 
-from owlclaw.scheduler.models import TaskInfo
+from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
@@ -42,3 +42,24 @@ class ParityConformance(ConformanceBase):
             f"list_tasks should put the run due later ({scheduled}) before the one created "
             f"later but due sooner ({immediate}); it returned {order}"
         )
+
+    async def test_a_durable_run_takes_no_ordinary_slot(self, single_slot_scheduler: Scheduler) -> None:
+        # Hatchet gives durable tasks slots of their own (owlclaw asks for as many
+        # as ordinary ones): a sleeping durable run cannot hold up other tasks
+        scheduler = single_slot_scheduler
+        sleeper = await scheduler.run_task("conf_durable", {"seconds": 600})
+        try:
+            await self.wait_for_state(scheduler, sleeper, {TaskState.RUNNING}, timeout=self.wait_timeout)
+            urgent = await scheduler.run_task("conf_echo", {"value": "urgent"})
+            try:
+                info = await scheduler.wait_for_task(urgent, timeout=self.wait_timeout)
+            except Exception as exc:
+                state = (await scheduler.get_task_status(urgent)).state.value
+                raise AssertionError(
+                    f"a run of a non-durable task is {state} while a durable run sleeps on a "
+                    f"one-slot worker: durable runs must not use the ordinary slot ({exc})"
+                ) from exc
+            assert info.state is TaskState.SUCCEEDED, info.error
+            assert (await scheduler.get_task_status(sleeper)).state is TaskState.RUNNING
+        finally:
+            await scheduler.cancel_task(sleeper)
