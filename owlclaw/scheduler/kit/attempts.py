@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
-from owlclaw.scheduler.kit.payloads import json_roundtrip
+from owlclaw.scheduler.kit.payloads import check_result, json_roundtrip
 from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
 from owlclaw.scheduler.protocol import Scheduler
@@ -189,7 +189,7 @@ async def execute_attempt(
             result = await asyncio.to_thread(options.func, payload, ctx)
             if inspect.isawaitable(result):
                 result = await result
-        return json_roundtrip(result, f"the result of task {options.name!r}")
+        return check_result(result, f"the result of task {options.name!r}")
 
 
 async def run_on_failure(options: TaskOptions, failure: TaskFailure) -> None:

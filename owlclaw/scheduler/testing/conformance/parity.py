@@ -1,5 +1,6 @@
 """Where the memory backend once differed from Hatchet in ways a test could
-lean on: the order of ``list_tasks`` and the slots durable tasks use.
+lean on: the order of ``list_tasks``, the slots durable tasks use, and the
+size of a result.
 
 Each test here failed on the memory backend before it was made to behave as
 Hatchet does (docs/testing.md, "What the fake guarantees, and `mimic`").
@@ -7,6 +8,7 @@ Hatchet does (docs/testing.md, "What the fake guarantees, and `mimic`").
 
 from __future__ import annotations
 
+from owlclaw.scheduler.kit.payloads import MAX_RESULT_BYTES
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.protocol import Scheduler
@@ -16,7 +18,7 @@ __all__ = ["ParityConformance"]
 
 
 class ParityConformance(ConformanceBase):
-    """``list_tasks`` order and durable slots, as on Hatchet."""
+    """``list_tasks`` order, durable slots and the result size limit, as on Hatchet."""
 
     async def test_list_tasks_is_newest_due_time_first(self, scheduler: Scheduler) -> None:
         # created first, due last: newest first goes by due time, not by creation
@@ -63,3 +65,19 @@ class ParityConformance(ConformanceBase):
             assert (await scheduler.get_task_status(sleeper)).state is TaskState.RUNNING
         finally:
             await scheduler.cancel_task(sleeper)
+
+    async def test_a_result_over_the_size_limit_fails_the_run(self, scheduler: Scheduler) -> None:
+        # as JSON a string of n "x" is n + 2 bytes
+        fits = await self.finish(
+            scheduler, await scheduler.run_task("conf_big_result", {"bytes": MAX_RESULT_BYTES - 2})
+        )
+        assert fits.state is TaskState.SUCCEEDED, fits.error
+        assert isinstance(fits.result, str) and len(fits.result) == MAX_RESULT_BYTES - 2
+        over = await self.finish(
+            scheduler, await scheduler.run_task("conf_big_result", {"bytes": MAX_RESULT_BYTES - 1})
+        )
+        assert over.state is TaskState.FAILED
+        assert over.result is None
+        prefix = "PayloadError: the result of task 'conf_big_result' is"
+        assert over.error and over.error.startswith(prefix), over.error
+        assert f"over the {MAX_RESULT_BYTES}-byte limit" in over.error, over.error
