@@ -3,10 +3,14 @@ Hatchet's coarser timing, reproduced deterministically, so that a test that
 relies on the fake's extra precision fails on the fake first (docs/testing.md,
 "What the fake guarantees, and `mimic`")."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
+from owlclaw.backends.memory.mimic import LOOKUP_WINDOW, RETRY_LATENESS_SECONDS, TICKER_SECONDS
 from owlclaw.scheduler import TaskContext, TaskState
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -57,3 +61,141 @@ async def test_durable_slots_default_to_as_many_as_slots() -> None:
         states = [(await s.get_task_status(i)).state for i in ids]
         assert states == [TaskState.RUNNING, TaskState.RUNNING, TaskState.QUEUED]
         assert [(await s.get_task_status(i)).state for i in plain] == [TaskState.SUCCEEDED] * 2
+
+
+# mimic="hatchet": each test shows the exact figure memory gives by default, and
+# the later one it gives under mimic, so an assertion of the exact figure fails there
+
+
+def _tasks(s: MemoryScheduler, spawned: list[str]) -> None:
+    @s.task(name="echo")
+    async def echo(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        return payload.get("value")
+
+    @s.task(name="capped", retries=3, backoff="exponential", backoff_base=2, backoff_max_seconds=6.5)
+    async def capped(payload: dict[str, Any], ctx: TaskContext) -> None:
+        raise RuntimeError(f"attempt {ctx.attempt}")
+
+    @s.task(name="flaky_once", retries=1, backoff="fixed", backoff_base=1)
+    async def flaky_once(payload: dict[str, Any], ctx: TaskContext) -> int:
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+        return ctx.attempt
+
+    @s.task(name="parent", retries=1)
+    async def parent(payload: dict[str, Any], ctx: TaskContext) -> str:
+        spawned.append(await ctx.scheduler.run_task("echo", {"value": ctx.attempt}))
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails after starting a child")
+        return "done"
+
+
+async def _started(mimic: str) -> tuple[MemoryScheduler, list[str]]:
+    spawned: list[str] = []
+    s = virtual(mimic=mimic)
+    _tasks(s, spawned)
+    await s.connect()
+    await s.start_worker()
+    return s, spawned
+
+
+def test_mimic_is_off_by_default_and_refuses_unknown_modes() -> None:
+    assert MemoryConfig().mimic == "none"
+    assert MemoryConfig.model_validate({"mimic": "hatchet"}).mimic == "hatchet"
+    with pytest.raises(ValidationError, match="mimic"):
+        MemoryConfig.model_validate({"mimic": "celery"})
+
+
+@pytest.mark.parametrize(("mimic", "fires_after"), [("none", 1), ("hatchet", TICKER_SECONDS)])
+async def test_a_schedule_due_within_the_tickers_reach_fires_as_late_as_the_ticker_allows(
+    mimic: str, fires_after: float
+) -> None:
+    s, _ = await _started(mimic)
+    async with s:
+        soon = await s.schedule_task("echo", {"value": 1}, delay_seconds=1)
+        later = await s.schedule_task("echo", {"value": 2}, delay_seconds=10)
+        await s.advance(1)
+        assert (await s.get_task_status(soon)).state is (
+            TaskState.SUCCEEDED if mimic == "none" else TaskState.SCHEDULED
+        )
+        await s.advance(TICKER_SECONDS)
+        info = await s.get_task_status(soon)
+        assert info.state is TaskState.SUCCEEDED
+        assert info.scheduled_at == START + timedelta(seconds=1)  # the due time is reported unchanged
+        assert info.started_at == START + timedelta(seconds=fires_after)
+        await s.advance(10)
+        # armed ahead of time: a schedule 5 s or more ahead fires on time either way
+        assert (await s.get_task_status(later)).started_at == START + timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("mimic", "waits"),
+    [
+        ("none", [2, 4, 6.5]),
+        # the cap in whole seconds (6.5 -> 7), and each retry as late as the engine's idle poll
+        ("hatchet", [2 + RETRY_LATENESS_SECONDS, 4 + RETRY_LATENESS_SECONDS, 7 + RETRY_LATENESS_SECONDS]),
+    ],
+)
+async def test_backoff_is_whole_seconds_and_retries_start_late(mimic: str, waits: list[float]) -> None:
+    s, _ = await _started(mimic)
+    async with s:
+        task_id = await s.run_task("capped")
+        starts = [START]
+        for wait in waits:
+            await s.advance(wait - 0.001)
+            assert (await s.get_task_status(task_id)).attempts == len(starts), f"retry before {wait}s"
+            await s.advance(0.001)
+            assert (await s.get_task_status(task_id)).attempts == len(starts) + 1, f"no retry at {wait}s"
+            starts.append(s.clock.now())
+        info = await s.get_task_status(task_id)
+        assert info.state is TaskState.FAILED
+        assert info.started_at == (starts[0] if mimic == "none" else starts[-1])
+
+
+async def test_retries_without_backoff_are_not_late_under_mimic() -> None:
+    s, _ = await _started("hatchet")
+    async with s:
+        info = await s.wait_for_task(await s.run_task("parent"), timeout=1)
+        assert info.state is TaskState.SUCCEEDED
+        assert info.finished_at == START
+
+
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_started_at_is_the_latest_attempts_start_under_mimic(mimic: str) -> None:
+    s, _ = await _started(mimic)
+    async with s:
+        info = await s.wait_for_task(await s.run_task("flaky_once"), timeout=3600)
+        assert info.state is TaskState.SUCCEEDED and info.attempts == 2
+        retry_start = START + timedelta(seconds=1 + (RETRY_LATENESS_SECONDS if mimic == "hatchet" else 0))
+        assert info.finished_at == retry_start
+        assert info.started_at == (START if mimic == "none" else retry_start)
+
+
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_run_task_from_a_retried_attempt_returns_the_first_attempts_child(mimic: str) -> None:
+    s, spawned = await _started(mimic)
+    async with s:
+        info = await s.wait_for_task(await s.run_task("parent"), timeout=60)
+        assert info.state is TaskState.SUCCEEDED
+        await s.run_until_idle()
+        children = await s.list_tasks(task_name="echo")
+        assert len(spawned) == 2
+        if mimic == "none":
+            assert spawned[0] != spawned[1] and len(children) == 2
+        else:  # the engine answers the second call with the first attempt's child: one run
+            assert spawned[0] == spawned[1] and [c.id for c in children] == [spawned[0]]
+            assert children[0].result == 1
+        # a run_task outside any task is never deduplicated
+        assert await s.run_task("echo") != await s.run_task("echo")
+
+
+@pytest.mark.parametrize(("mimic", "listed"), [("none", 2), ("hatchet", 1)])
+async def test_list_tasks_reaches_six_days_back_under_mimic(mimic: str, listed: int) -> None:
+    s, _ = await _started(mimic)
+    async with s:
+        old = await s.run_task("echo")
+        await s.advance(LOOKUP_WINDOW.total_seconds() + 1)
+        new = await s.run_task("echo")
+        await s.run_until_idle()
+        assert [t.id for t in await s.list_tasks()] == [new, old][:listed]
+        assert (await s.get_task_status(old)).state is TaskState.SUCCEEDED  # a run id is read directly

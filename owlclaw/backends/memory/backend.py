@@ -13,6 +13,7 @@ from typing import Any, cast
 from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
+from owlclaw.backends.memory.mimic import Mimic
 from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
@@ -61,6 +62,7 @@ class MemoryScheduler(BaseScheduler):
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
         self._runaway = guards.RunawayGuard()
+        self._mimic = Mimic(self.config.mimic)  # Hatchet's coarser timing, if configured
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -98,7 +100,10 @@ class MemoryScheduler(BaseScheduler):
 
     # the hooks of BaseScheduler
 
-    async def _submit(
+    async def _submit(self, options: TaskOptions, payload: dict[str, Any], **when: Any) -> str:
+        return self._mimic.child(when["due"], lambda: self._new_run(options, payload, **when))
+
+    def _new_run(
         self,
         options: TaskOptions,
         payload: dict[str, Any],
@@ -122,7 +127,7 @@ class MemoryScheduler(BaseScheduler):
         if due is None:
             self._enqueue(run)
         else:
-            run.entry = self._book.push(due, DUE, run)
+            run.entry = self._book.push(self._mimic.fire_time(self.clock.now(), due), DUE, run)
         return run.id
 
     async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
@@ -159,7 +164,7 @@ class MemoryScheduler(BaseScheduler):
     async def _list_runs(
         self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
-        return self._book.fired(task_name, states, limit)
+        return self._mimic.listed(self._book.fired(task_name, states, limit), self.clock.now())
 
     async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
         run = self._book.run(task_id)
@@ -361,7 +366,7 @@ class MemoryScheduler(BaseScheduler):
         for run in self._ready.take(room):
             run.state = TaskState.RUNNING
             run.attempts += 1
-            if run.started_at is None:
+            if run.started_at is None or self._mimic.restamps_start():
                 run.started_at = self.clock.now()
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
@@ -406,7 +411,7 @@ class MemoryScheduler(BaseScheduler):
         elif outcome.final:
             self._finish(run, TaskState.FAILED)
         else:
-            self._retry(run, outcome.retry_delay or 0.0)
+            self._retry(run, self._mimic.retry_delay(options, attempt, outcome.retry_delay or 0.0))
 
     async def _call(self, run: Run, attempt: int, call: Awaitable[Any]) -> Any:
         """The task's call, timed out on the scheduler's clock, through the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from owlclaw.backends.memory.mimic import MimicMode
+
 __all__ = ["MemoryConfig"]
 
 
@@ -21,6 +23,14 @@ class MemoryConfig(BaseModel):
         description="Most attempts of durable tasks executing at once, in a pool of their own as on "
         "a Hatchet worker (owlclaw gives a Hatchet worker as many durable slots as slots); "
         "None: the same as `slots`.",
+    )
+    mimic: MimicMode = Field(
+        default="none",
+        description='"hatchet": reproduce, as deterministic worst cases, where Hatchet is less precise than '
+        "this backend (schedules due within 5 s fire 5 s after they were made, backoff capped in whole "
+        "seconds, retries start 30 s after their backoff, started_at is the latest attempt's, run_task from "
+        "a retried attempt returns the first attempt's run, list_tasks reaches 6 days back), so a test "
+        'that relies on the extra precision fails here first. "none": exact.',
     )
     settle_timeout_seconds: float = Field(
         default=60.0,

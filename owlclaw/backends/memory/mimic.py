@@ -1,0 +1,100 @@
+"""``MemoryConfig(mimic="hatchet")``: Hatchet's coarser behaviour on the memory backend.
+
+The memory backend is more precise than the engine: it fires a schedule at its
+due time, retries exactly after the backoff, and so on. A test that relies on
+that precision passes on memory and fails in production. Under
+``mimic="hatchet"`` the backend reproduces, deterministically, the worst case
+of each such difference documented in docs/hatchet.md (figures for
+hatchet-lite v0.105.0), so such a test fails on the fake first. With
+``mimic="none"`` (the default) every hook here changes nothing.
+
+What ``mimic="hatchet"`` does (docs/testing.md, "What the fake guarantees, and `mimic`"):
+
+- a one-off schedule due less than ``TICKER_SECONDS`` after it was made fires
+  ``TICKER_SECONDS`` after it was made (the engine's ticker polls every 5 s for
+  schedules due within the next 5 s);
+- an exponential backoff is capped at ``ceil(backoff_max_seconds)``, as the
+  engine stores whole seconds;
+- a retry that waits a backoff starts ``RETRY_LATENESS_SECONDS`` after it
+  (the engine polls waiting retries every 30 s while it has none);
+- ``started_at`` is the latest attempt's start, not the first's;
+- ``run_task`` called from a retried attempt returns the run the first attempt
+  started (the SDK links the call to its parent, the engine answers with the
+  existing child) and queues nothing;
+- ``list_tasks`` shows runs due in the last ``LOOKUP_WINDOW`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from owlclaw.backends.memory.guards import CURRENT_RUN
+from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, exponential_delay
+from owlclaw.scheduler.models import TaskInfo, TaskOptions
+
+__all__ = ["LOOKUP_WINDOW", "RETRY_LATENESS_SECONDS", "TICKER_SECONDS", "Mimic", "MimicMode"]
+
+MimicMode = Literal["none", "hatchet"]
+
+#: The engine's ticker polls every 5 s for one-off schedules due within the
+#: next 5 s (docs/benchmarks.md, timers): one due sooner can fire that late.
+TICKER_SECONDS = 5.0
+#: How late a retry starts after its backoff: the engine moves due retries by
+#: polling, every 30 s while it has none waiting (docs/hatchet.md, "Backoff is in
+#: whole seconds"; a loaded machine adds more, which this does not model).
+RETRY_LATENESS_SECONDS = 30.0
+#: How far back the engine's run listing reaches (``LIST_WINDOW`` of the Hatchet backend).
+LOOKUP_WINDOW = timedelta(days=6)
+
+
+class Mimic:
+    """The hooks the memory backend calls; each is a no-op unless mode is "hatchet"."""
+
+    def __init__(self, mode: MimicMode = "none") -> None:
+        self.hatchet = mode == "hatchet"
+        self._spawns: dict[tuple[str, int], int] = {}  # (parent run, attempt) -> run_task calls so far
+        self._children: dict[tuple[str, int], str] = {}  # (parent run, spawn index) -> child run id
+
+    def fire_time(self, now: datetime, due: datetime) -> datetime:
+        """When a schedule made at ``now`` for ``due`` is queued."""
+        if not self.hatchet:
+            return due
+        return max(due, now + timedelta(seconds=TICKER_SECONDS))
+
+    def retry_delay(self, options: TaskOptions, failed_attempt: int, delay: float) -> float:
+        """Seconds from a failed attempt to its retry, given the exact backoff ``delay``."""
+        if not self.hatchet or delay <= 0:
+            return delay
+        if options.backoff == "exponential" and options.backoff_base is not None:
+            cap = math.ceil(options.backoff_max_seconds or MAX_BACKOFF_SECONDS)
+            delay = exponential_delay(options.backoff_base, failed_attempt, cap)
+        return delay + RETRY_LATENESS_SECONDS
+
+    def restamps_start(self) -> bool:
+        """Whether every attempt sets ``started_at`` (the engine clears it on a retry)."""
+        return self.hatchet
+
+    def child(self, due: datetime | None, queue: Callable[[], str]) -> str:
+        """The id of the run ``queue()`` makes, due at ``due`` (None: now). Under
+        "hatchet", a ``run_task`` from inside an attempt is its run's child: a
+        later attempt gets the child an earlier one made, and nothing is queued."""
+        parent = CURRENT_RUN.get() if due is None and self.hatchet else None
+        if parent is None:
+            return queue()
+        attempt = (parent.id, parent.attempts)
+        index = self._spawns.get(attempt, 0)
+        self._spawns[attempt] = index + 1
+        key = (parent.id, index)
+        if key not in self._children:
+            self._children[key] = queue()
+        return self._children[key]
+
+    def listed(self, rows: list[TaskInfo], now: datetime) -> list[TaskInfo]:
+        """A listing (newest due first) cut to the engine's window."""
+        if not self.hatchet:
+            return rows
+        since = now - LOOKUP_WINDOW
+        return [r for r in rows if r.scheduled_at is None or r.scheduled_at >= since]
