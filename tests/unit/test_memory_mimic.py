@@ -3,6 +3,7 @@ Hatchet's coarser timing, reproduced deterministically, so that a test that
 relies on the fake's extra precision fails on the fake first (docs/testing.md,
 "What the fake guarantees, and `mimic`")."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
 from owlclaw.backends.memory.mimic import LOOKUP_WINDOW, RETRY_LATENESS_SECONDS, TICKER_SECONDS
 from owlclaw.scheduler import TaskContext, TaskState
+from owlclaw.scheduler.testing import SchedulerConformance, VirtualTimeConformance, register_conformance_tasks
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -199,3 +201,29 @@ async def test_list_tasks_reaches_six_days_back_under_mimic(mimic: str, listed: 
         await s.run_until_idle()
         assert [t.id for t in await s.list_tasks()] == [new, old][:listed]
         assert (await s.get_task_status(old)).state is TaskState.SUCCEEDED  # a run id is read directly
+
+
+class TestConformanceUnderMimic(VirtualTimeConformance, SchedulerConformance):
+    """The conformance suite passes under mimic="hatchet" with Hatchet's tolerances
+    (tests/integration/test_hatchet_conformance.py): the mimic stays within what
+    the suite allows a real engine."""
+
+    start_tolerance = TICKER_SECONDS
+    retry_slack = RETRY_LATENESS_SECONDS
+    started_at_is_first_attempt = False
+
+    @pytest.fixture
+    async def scheduler(self) -> AsyncIterator[MemoryScheduler]:
+        s = MemoryScheduler(MemoryConfig(mimic="hatchet"), clock=VirtualClock())
+        register_conformance_tasks(s)
+        async with s:
+            await s.start_worker()
+            yield s
+
+    @pytest.fixture
+    async def single_slot_scheduler(self) -> AsyncIterator[MemoryScheduler]:
+        s = MemoryScheduler(MemoryConfig(slots=1, mimic="hatchet"))
+        register_conformance_tasks(s)
+        async with s:
+            await s.start_worker()
+            yield s
