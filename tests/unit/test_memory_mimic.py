@@ -203,6 +203,34 @@ async def test_list_tasks_reaches_six_days_back_under_mimic(mimic: str, listed: 
         assert (await s.get_task_status(old)).state is TaskState.SUCCEEDED  # a run id is read directly
 
 
+@pytest.mark.parametrize(
+    ("mimic", "order"),
+    [
+        ("none", ["urgent 3", "routine 3", "routine 1"]),  # all waiting runs by priority
+        ("hatchet", ["routine 3", "urgent 3", "routine 1"]),  # priority within a task; tasks take turns
+    ],
+)
+async def test_priority_orders_runs_of_one_task_only_under_mimic(mimic: str, order: list[str]) -> None:
+    s = virtual(slots=1, mimic=mimic)
+    started: list[str] = []
+
+    @s.task(name="routine")
+    async def routine(payload: dict[str, Any], ctx: TaskContext) -> None:
+        started.append(f"routine {payload['p']}")
+
+    @s.task(name="urgent", priority=3)
+    async def urgent(payload: dict[str, Any], ctx: TaskContext) -> None:
+        started.append(f"urgent {payload['p']}")
+
+    async with s:  # queued before the worker starts, so all three wait for the one slot
+        await s.run_task("routine", {"p": 1})
+        await s.run_task("urgent", {"p": 3})
+        await s.run_task("routine", {"p": 3}, priority=3)
+        await s.start_worker()
+        await s.run_until_idle()
+        assert started == order
+
+
 class TestConformanceUnderMimic(VirtualTimeConformance, SchedulerConformance):
     """The conformance suite passes under mimic="hatchet" with Hatchet's tolerances
     (tests/integration/test_hatchet_conformance.py): the mimic stays within what

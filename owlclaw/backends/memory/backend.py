@@ -53,7 +53,7 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._ready = ReadyQueue(self._book.seq, self.config.slots, self.config.durable_slots)
+        self._ready = ReadyQueue(self._book.seq, self.config)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False

@@ -8,25 +8,37 @@ Slots come in two pools, as on a Hatchet worker: attempts of durable tasks
 take durable slots, the others ordinary ones (owlclaw asks Hatchet for as many
 durable slots as ordinary ones), so a durable run, sleeping or not, never holds
 up a run of an ordinary task.
+
+Under ``MemoryConfig(mimic="hatchet")`` priority orders runs of the same task
+only, as on Hatchet: each task has its own queue, and the tasks take turns in
+the order their runs arrived (each run queued gives its task one turn, taken by
+that task's best run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 from collections.abc import Callable, Iterator
 
+from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.runs import Run
 from owlclaw.scheduler.models import TaskState
 
 __all__ = ["ReadyQueue"]
 
 Group = tuple[str, str]
+Item = tuple[int, int, Run]  # (sort key, arrival, run)
 
 
 class ReadyQueue:
-    def __init__(self, seq: Iterator[int], slots: int = 100, durable_slots: int | None = None) -> None:
+    def __init__(self, seq: Iterator[int], config: MemoryConfig | None = None) -> None:
+        config = config or MemoryConfig()
         self._heap: list[tuple[int, int, Run]] = []
+        #: mimic="hatchet": a queue per task, by priority; self._heap then holds the tasks' turns
+        self._by_task: dict[str, list[Item]] | None = {} if config.mimic == "hatchet" else None
+        slots, durable_slots = config.slots, config.durable_slots
         self._limit = {False: slots, True: slots if durable_slots is None else durable_slots}
         self._used = {False: 0, True: 0}  # attempts in flight per pool (durable or not)
         self._pool_of: dict[asyncio.Task[None], bool] = {}
@@ -35,15 +47,24 @@ class ReadyQueue:
         self._group_of: dict[asyncio.Task[None], Group] = {}
 
     def push(self, run: Run) -> None:
-        heapq.heappush(self._heap, (-run.priority, next(self._seq), run))
+        seq = next(self._seq)
+        if self._by_task is None:
+            heapq.heappush(self._heap, (-run.priority, seq, run))
+            return
+        heapq.heappush(self._by_task.setdefault(run.options.name, []), (-run.priority, seq, run))
+        heapq.heappush(self._heap, (0, seq, run))  # a turn for the run's task, in arrival order
+
+    def _waiting(self) -> Iterator[Run]:
+        items = self._heap if self._by_task is None else itertools.chain.from_iterable(self._by_task.values())
+        return (run for _, _, run in items if run.state is TaskState.QUEUED)
 
     def queued(self) -> int:
         """How many runs wait here in the QUEUED state."""
-        return sum(run.state is TaskState.QUEUED for _, _, run in self._heap)
+        return sum(1 for _ in self._waiting())
 
     def startable(self) -> bool:
         """Whether a queued run could start now (a slot of its pool is free)."""
-        return any(r.state is TaskState.QUEUED and self._can_start(r) for _, _, r in self._heap)
+        return any(self._can_start(r) for r in self._waiting())
 
     def has_room(self) -> bool:
         """Whether either pool has a free slot."""
@@ -56,16 +77,40 @@ class ReadyQueue:
         try:
             while room() and self._heap:
                 item = heapq.heappop(self._heap)
-                run = item[2]
-                if run.state is not TaskState.QUEUED:
+                run: Run | None = item[2]
+                if self._by_task is not None:  # a turn of the run's task: the task's best run takes it
+                    run, waiting = self._best_of(item[2].options.name)
+                    if run is None:
+                        held.extend([item] if waiting else [])  # the turn waits while its runs do
+                        continue
+                elif item[2].state is not TaskState.QUEUED:
                     continue
-                if not self._can_start(run):
+                elif not self._can_start(item[2]):
                     held.append(item)
                     continue
-                yield run
+                if run is not None:
+                    yield run
         finally:
             for item in held:
                 heapq.heappush(self._heap, item)
+
+    def _best_of(self, task: str) -> tuple[Run | None, bool]:
+        """The highest-priority queued run of ``task`` that can start, taken off
+        its queue, and whether other runs of the task still wait."""
+        heap = self._by_task[task] if self._by_task is not None else []
+        held: list[tuple[int, int, Run]] = []
+        found = None
+        while heap and found is None:
+            item = heapq.heappop(heap)
+            if item[2].state is not TaskState.QUEUED:
+                continue
+            if self._can_start(item[2]):
+                found = item[2]
+            else:
+                held.append(item)
+        for item in held:
+            heapq.heappush(heap, item)
+        return found, bool(held)
 
     def started(self, run: Run, attempt: asyncio.Task[None]) -> None:
         self._used[run.options.durable] += 1
