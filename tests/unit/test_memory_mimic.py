@@ -3,6 +3,7 @@ Hatchet's coarser timing, reproduced deterministically, so that a test that
 relies on the fake's extra precision fails on the fake first (docs/testing.md,
 "What the fake guarantees, and `mimic`")."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,12 @@ import pytest
 from pydantic import ValidationError
 
 from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
-from owlclaw.backends.memory.mimic import LOOKUP_WINDOW, RETRY_LATENESS_SECONDS, TICKER_SECONDS
+from owlclaw.backends.memory.mimic import (
+    CANCEL_GRACE_SECONDS,
+    LOOKUP_WINDOW,
+    RETRY_LATENESS_SECONDS,
+    TICKER_SECONDS,
+)
 from owlclaw.scheduler import TaskContext, TaskState
 from owlclaw.scheduler.testing import SchedulerConformance, VirtualTimeConformance, register_conformance_tasks
 
@@ -229,6 +235,46 @@ async def test_priority_orders_runs_of_one_task_only_under_mimic(mimic: str, ord
         await s.start_worker()
         await s.run_until_idle()
         assert started == order
+
+
+async def _let_run() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_cancelled_code_runs_on_for_the_grace_under_mimic(mimic: str) -> None:
+    s = virtual(mimic=mimic)
+    go = asyncio.Event()
+    effects: list[str] = []
+
+    @s.task(name="writer")
+    async def writer(payload: dict[str, Any], ctx: TaskContext) -> str:
+        await go.wait()
+        effects.append(f"written, cancelled={ctx.cancelled}")
+        return "written"
+
+    async with s:
+        await s.start_worker()
+        first = await s.run_task("writer")
+        await _let_run()  # not advance(): it would wait for the blocked attempt
+        assert await s.cancel_task(first) is True
+        go.set()
+        await _let_run()
+        info = await s.get_task_status(first)
+        assert info.state is TaskState.CANCELLED and info.result is None  # the late result is discarded
+        # at once on memory; on Hatchet the code goes on for 1 s, seeing ctx.cancelled
+        assert effects == ([] if mimic == "none" else ["written, cancelled=True"])
+
+        go.clear()
+        second = await s.run_task("writer")
+        await _let_run()
+        await s.cancel_task(second)
+        # the grace ends (by the virtual clock, or by the real one, for code that waits in real time)
+        await s.advance(CANCEL_GRACE_SECONDS)
+        go.set()
+        await _let_run()
+        assert len(effects) == (0 if mimic == "none" else 1)
 
 
 class TestConformanceUnderMimic(VirtualTimeConformance, SchedulerConformance):

@@ -29,7 +29,8 @@ class MemoryConfig(BaseModel):
         description='"hatchet": reproduce, as deterministic worst cases, where Hatchet is less precise than '
         "this backend (schedules due within 5 s fire 5 s after they were made, backoff capped in whole "
         "seconds, retries start 30 s after their backoff, started_at is the latest attempt's, run_task from "
-        "a retried attempt returns the first attempt's run, list_tasks reaches 6 days back), so a test "
+        "a retried attempt returns the first attempt's run, list_tasks reaches 6 days back, priority orders "
+        "runs of one task only, a cancelled run's code goes on for 1 s), so a test "
         'that relies on the extra precision fails here first. "none": exact.',
     )
     settle_timeout_seconds: float = Field(

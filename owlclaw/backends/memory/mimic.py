@@ -21,21 +21,33 @@ What ``mimic="hatchet"`` does (docs/testing.md, "What the fake guarantees, and `
 - ``run_task`` called from a retried attempt returns the run the first attempt
   started (the SDK links the call to its parent, the engine answers with the
   existing child) and queues nothing;
-- ``list_tasks`` shows runs due in the last ``LOOKUP_WINDOW`` only.
+- ``list_tasks`` shows runs due in the last ``LOOKUP_WINDOW`` only;
+- priority orders the runs of one task only (``ReadyQueue``);
+- cancelling a started run sets ``ctx.cancelled`` and cancels its coroutine
+  ``CANCEL_GRACE_SECONDS`` later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
 from owlclaw.backends.memory.guards import CURRENT_RUN
+from owlclaw.backends.memory.runs import TIMEOUT, Run, Timetable
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, exponential_delay
 from owlclaw.scheduler.models import TaskInfo, TaskOptions
 
-__all__ = ["LOOKUP_WINDOW", "RETRY_LATENESS_SECONDS", "TICKER_SECONDS", "Mimic", "MimicMode"]
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "LOOKUP_WINDOW",
+    "RETRY_LATENESS_SECONDS",
+    "TICKER_SECONDS",
+    "Mimic",
+    "MimicMode",
+]
 
 MimicMode = Literal["none", "hatchet"]
 
@@ -46,6 +58,10 @@ TICKER_SECONDS = 5.0
 #: polling, every 30 s while it has none waiting (docs/hatchet.md, "Backoff is in
 #: whole seconds"; a loaded machine adds more, which this does not model).
 RETRY_LATENESS_SECONDS = 30.0
+#: How long the SDK lets a cancelled run's code go on after setting
+#: ``ctx.cancelled``, before it cancels the coroutine (docs/hatchet.md,
+#: "Cancelling a run that has started is cooperative").
+CANCEL_GRACE_SECONDS = 1.0
 #: How far back the engine's run listing reaches (``LIST_WINDOW`` of the Hatchet backend).
 LOOKUP_WINDOW = timedelta(days=6)
 
@@ -91,6 +107,20 @@ class Mimic:
         if key not in self._children:
             self._children[key] = queue()
         return self._children[key]
+
+    def cancel(self, run: Run, book: Timetable) -> None:
+        """Stop ``run``'s attempt in flight, cancelled (``ctx.cancelled`` is set):
+        at once, or under "hatchet" ``CANCEL_GRACE_SECONDS`` later, by the
+        scheduler's clock (and by the real one, for code that takes real time).
+        Code that finishes within the grace is discarded: the run stays cancelled."""
+        task = run.task
+        if task is None or task.done():
+            return
+        if not self.hatchet:
+            task.cancel()
+            return
+        book.push(book.now() + timedelta(seconds=CANCEL_GRACE_SECONDS), TIMEOUT, (run, run.attempts))
+        asyncio.get_running_loop().call_later(CANCEL_GRACE_SECONDS, task.cancel)
 
     def listed(self, rows: list[TaskInfo], now: datetime) -> list[TaskInfo]:
         """A listing (newest due first) cut to the engine's window."""
