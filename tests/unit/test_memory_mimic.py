@@ -277,6 +277,52 @@ async def test_cancelled_code_runs_on_for_the_grace_under_mimic(mimic: str) -> N
         assert len(effects) == (0 if mimic == "none" else 1)
 
 
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_a_run_no_worker_starts_fails_after_the_schedule_timeout_under_mimic(mimic: str) -> None:
+    s, _ = await _started(mimic)
+    await s.stop_worker()  # a worker outage
+    async with s:
+        task_id = await s.run_task("echo")
+        await s.advance(86400 - 1)
+        assert (await s.get_task_status(task_id)).state is TaskState.QUEUED
+        await s.advance(1)
+        info = await s.get_task_status(task_id)
+        if mimic == "none":
+            assert info.state is TaskState.QUEUED  # memory waits forever
+            return
+        assert info.state is TaskState.FAILED and info.attempts == 0
+        assert info.error and info.error.startswith(
+            "TimeoutError: no worker started the run within the schedule timeout"
+        )
+        assert info.finished_at == START + timedelta(days=1)
+
+
+async def test_the_schedule_timeout_counts_from_the_due_time_and_spares_started_runs() -> None:
+    s = virtual(mimic="hatchet", schedule_timeout_seconds=60)
+    _sleepers(s)
+    async with s:
+        await s.start_worker()
+        now = await s.run_task("plain")
+        due_later = await s.schedule_task("plain", delay_seconds=3600)  # > 60 s: counted from the due time
+        long_running = await s.run_task("sleeper")  # started at once, then runs 600 s > 60 s
+        await s.run_until_idle()
+        for task_id in (now, due_later, long_running):
+            assert (await s.get_task_status(task_id)).state is TaskState.SUCCEEDED
+        # no deadline left behind: run_until_idle stopped at the last run, not 60 s after it
+        assert s.clock.now() == START + timedelta(seconds=3600)
+
+
+async def test_a_cancelled_queued_run_leaves_no_deadline_behind() -> None:
+    s = virtual(mimic="hatchet", schedule_timeout_seconds=60)
+    _sleepers(s)
+    async with s:  # no worker: the run stays queued
+        task_id = await s.run_task("plain")
+        assert await s.cancel_task(task_id) is True
+        await s.run_until_idle()
+        assert s.clock.now() == START
+        assert (await s.get_task_status(task_id)).state is TaskState.CANCELLED
+
+
 class TestConformanceUnderMimic(VirtualTimeConformance, SchedulerConformance):
     """The conformance suite passes under mimic="hatchet" with Hatchet's tolerances
     (tests/integration/test_hatchet_conformance.py): the mimic stays within what

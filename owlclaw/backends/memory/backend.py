@@ -53,7 +53,8 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._ready = ReadyQueue(self._book.seq, self.config)
+        self._mimic = Mimic(self.config, self._book)  # Hatchet's coarser behaviour, if configured
+        self._ready = ReadyQueue(self._book.seq, self.config, self._mimic.queued)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
@@ -62,7 +63,6 @@ class MemoryScheduler(BaseScheduler):
         self._progress = asyncio.Event()
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
         self._runaway = guards.RunawayGuard()
-        self._mimic = Mimic(self.config.mimic)  # Hatchet's coarser timing, if configured
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -366,7 +366,7 @@ class MemoryScheduler(BaseScheduler):
         for run in self._ready.take(room):
             run.state = TaskState.RUNNING
             run.attempts += 1
-            if run.started_at is None or self._mimic.restamps_start():
+            if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from owlclaw.backends.memory.mimic import MimicMode
+__all__ = ["MemoryConfig", "MimicMode"]
 
-__all__ = ["MemoryConfig"]
+MimicMode = Literal["none", "hatchet"]
 
 
 class MemoryConfig(BaseModel):
@@ -30,8 +32,16 @@ class MemoryConfig(BaseModel):
         "this backend (schedules due within 5 s fire 5 s after they were made, backoff capped in whole "
         "seconds, retries start 30 s after their backoff, started_at is the latest attempt's, run_task from "
         "a retried attempt returns the first attempt's run, list_tasks reaches 6 days back, priority orders "
-        "runs of one task only, a cancelled run's code goes on for 1 s), so a test "
+        "runs of one task only, a cancelled run's code goes on for 1 s, a run not started within "
+        "schedule_timeout_seconds fails), so a test "
         'that relies on the extra precision fails here first. "none": exact.',
+    )
+    schedule_timeout_seconds: float = Field(
+        default=86400,
+        gt=0,
+        le=10 * 365 * 86400,
+        description='Under mimic "hatchet": how long a due run may wait to start before it fails, as '
+        "scheduler.hatchet.schedule_timeout_seconds (and its default); without mimic runs wait forever.",
     )
     settle_timeout_seconds: float = Field(
         default=60.0,

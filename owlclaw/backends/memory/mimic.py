@@ -22,6 +22,8 @@ What ``mimic="hatchet"`` does (docs/testing.md, "What the fake guarantees, and `
   started (the SDK links the call to its parent, the engine answers with the
   existing child) and queues nothing;
 - ``list_tasks`` shows runs due in the last ``LOOKUP_WINDOW`` only;
+- a run that has not started ``schedule_timeout_seconds`` after it was queued
+  fails, with attempts 0 and the Hatchet backend's error;
 - priority orders the runs of one task only (``ReadyQueue``);
 - cancelling a started run sets ``ctx.cancelled`` and cancels its coroutine
   ``CANCEL_GRACE_SECONDS`` later.
@@ -33,12 +35,12 @@ import asyncio
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
 
+from owlclaw.backends.memory.config import MemoryConfig, MimicMode
 from owlclaw.backends.memory.guards import CURRENT_RUN
-from owlclaw.backends.memory.runs import TIMEOUT, Run, Timetable
+from owlclaw.backends.memory.runs import TIMEOUT, WAKE, Entry, Run, Timetable
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, exponential_delay
-from owlclaw.scheduler.models import TaskInfo, TaskOptions
+from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
 
 __all__ = [
     "CANCEL_GRACE_SECONDS",
@@ -48,8 +50,6 @@ __all__ = [
     "Mimic",
     "MimicMode",
 ]
-
-MimicMode = Literal["none", "hatchet"]
 
 #: The engine's ticker polls every 5 s for one-off schedules due within the
 #: next 5 s (docs/benchmarks.md, timers): one due sooner can fire that late.
@@ -69,8 +69,11 @@ LOOKUP_WINDOW = timedelta(days=6)
 class Mimic:
     """The hooks the memory backend calls; each is a no-op unless mode is "hatchet"."""
 
-    def __init__(self, mode: MimicMode = "none") -> None:
-        self.hatchet = mode == "hatchet"
+    def __init__(self, config: MemoryConfig | None = None, book: Timetable | None = None) -> None:
+        config = config or MemoryConfig()
+        self.hatchet = config.mimic == "hatchet"
+        self._schedule_timeout = timedelta(seconds=config.schedule_timeout_seconds)
+        self._book = book
         self._spawns: dict[tuple[str, int], int] = {}  # (parent run, attempt) -> run_task calls so far
         self._children: dict[tuple[str, int], str] = {}  # (parent run, spawn index) -> child run id
 
@@ -89,8 +92,37 @@ class Mimic:
             delay = exponential_delay(options.backoff_base, failed_attempt, cap)
         return delay + RETRY_LATENESS_SECONDS
 
-    def restamps_start(self) -> bool:
-        """Whether every attempt sets ``started_at`` (the engine clears it on a retry)."""
+    def queued(self, run: Run) -> None:
+        """``run`` joins the ready queue: under "hatchet" it fails if it has not
+        started ``schedule_timeout_seconds`` from now. The deadline is the run's
+        pending entry (``run.entry``), so a cancel or a start (``started``) drops it."""
+        if not self.hatchet or self._book is None:
+            return
+        # a WAKE entry resolves a future when its time comes: its callback is the deadline
+        deadline: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = self._book.push(self._book.now() + self._schedule_timeout, WAKE, deadline)
+        deadline.add_done_callback(lambda _: self._expire(run, entry))
+        run.entry = entry
+
+    def _expire(self, run: Run, entry: Entry) -> None:
+        if entry.dead or run.entry is not entry or run.state is not TaskState.QUEUED or self._book is None:
+            return
+        run.entry = None
+        run.state = TaskState.FAILED
+        run.finished_at = self._book.now()
+        run.error = (
+            "TimeoutError: no worker started the run within the schedule timeout "
+            "(scheduler.memory.schedule_timeout_seconds, as scheduler.hatchet.schedule_timeout_seconds); "
+            f"keep a worker running for task {run.options.name!r}"
+        )
+        run.done.set()
+
+    def started(self, run: Run) -> bool:
+        """An attempt of ``run`` starts (its schedule-timeout deadline is dropped);
+        returns whether it sets ``started_at`` again (the engine does, for each attempt)."""
+        if self.hatchet and run.entry is not None and run.entry.kind == WAKE:
+            run.entry.dead = True
+            run.entry = None
         return self.hatchet
 
     def child(self, due: datetime | None, queue: Callable[[], str]) -> str:

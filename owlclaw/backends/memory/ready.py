@@ -33,8 +33,14 @@ Item = tuple[int, int, Run]  # (sort key, arrival, run)
 
 
 class ReadyQueue:
-    def __init__(self, seq: Iterator[int], config: MemoryConfig | None = None) -> None:
+    def __init__(
+        self,
+        seq: Iterator[int],
+        config: MemoryConfig | None = None,
+        on_queued: Callable[[Run], None] | None = None,
+    ) -> None:
         config = config or MemoryConfig()
+        self._on_queued = on_queued  # told of each run queued (MemoryConfig.mimic's schedule timeout)
         self._heap: list[tuple[int, int, Run]] = []
         #: mimic="hatchet": a queue per task, by priority; self._heap then holds the tasks' turns
         self._by_task: dict[str, list[Item]] | None = {} if config.mimic == "hatchet" else None
@@ -47,6 +53,8 @@ class ReadyQueue:
         self._group_of: dict[asyncio.Task[None], Group] = {}
 
     def push(self, run: Run) -> None:
+        if self._on_queued is not None:
+            self._on_queued(run)
         seq = next(self._seq)
         if self._by_task is None:
             heapq.heappush(self._heap, (-run.priority, seq, run))
