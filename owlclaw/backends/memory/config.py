@@ -17,7 +17,10 @@ class MemoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slots: int = Field(
-        default=100, ge=1, description="Most runs executing at once, like a Hatchet worker's slots."
+        default=100,
+        ge=1,
+        description="Most attempts of non-durable tasks executing at once, like a Hatchet worker's slots "
+        "(durable tasks have durable_slots).",
     )
     durable_slots: int | None = Field(
         default=None,
