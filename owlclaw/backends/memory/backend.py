@@ -151,7 +151,7 @@ class MemoryScheduler(BaseScheduler):
             run.entry = None
         run.cancel_event.set()
         if run.task is not None and not run.task.done():
-            self._mimic.cancel(run, self._book)  # at once, or after Hatchet's cooperative grace
+            self._mimic.cancel(run)  # at once, or after Hatchet's cooperative grace
         self._finish(run, TaskState.CANCELLED)
         return True
 

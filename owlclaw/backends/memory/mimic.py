@@ -74,6 +74,7 @@ class Mimic:
         self.hatchet = config.mimic == "hatchet"
         self._schedule_timeout = timedelta(seconds=config.schedule_timeout_seconds)
         self._book = book
+        # kept for the scheduler's life, as the engine keeps them (a mimic is for tests)
         self._spawns: dict[tuple[str, int], int] = {}  # (parent run, attempt) -> run_task calls so far
         self._children: dict[tuple[str, int], str] = {}  # (parent run, spawn index) -> child run id
 
@@ -140,7 +141,7 @@ class Mimic:
             self._children[key] = queue()
         return self._children[key]
 
-    def cancel(self, run: Run, book: Timetable) -> None:
+    def cancel(self, run: Run) -> None:
         """Stop ``run``'s attempt in flight, cancelled (``ctx.cancelled`` is set):
         at once, or under "hatchet" ``CANCEL_GRACE_SECONDS`` later, by the
         scheduler's clock (and by the real one, for code that takes real time).
@@ -148,10 +149,11 @@ class Mimic:
         task = run.task
         if task is None or task.done():
             return
-        if not self.hatchet:
+        if not self.hatchet or self._book is None:
             task.cancel()
             return
-        book.push(book.now() + timedelta(seconds=CANCEL_GRACE_SECONDS), TIMEOUT, (run, run.attempts))
+        grace = timedelta(seconds=CANCEL_GRACE_SECONDS)
+        self._book.push(self._book.now() + grace, TIMEOUT, (run, run.attempts))
         asyncio.get_running_loop().call_later(CANCEL_GRACE_SECONDS, task.cancel)
 
     def listed(self, rows: list[TaskInfo], now: datetime) -> list[TaskInfo]:
