@@ -78,8 +78,8 @@ MUTATIONS = [
     Mutation(
         "started_at is reset at each retry",
         "owlclaw/backends/memory/backend.py",
-        "            if run.started_at is None:\n                run.started_at = self.clock.now()",
-        "            run.started_at = self.clock.now()",
+        "            if self._mimic.started(run) or run.started_at is None:\n",
+        "            if self._mimic.started(run) or True:\n",
         (MEMORY_CONFORMANCE, "-k", "started_at or backoff"),
     ),
     Mutation(
@@ -132,6 +132,42 @@ MUTATIONS = [
         "missing = [label for label, task, result in TOUR if (task, result) not in done"
         " and task != 'demo_flaky']",
         ("tests/unit/test_cli.py", "-k", "demo_shows_each_feature"),
+    ),
+    Mutation(
+        "list_tasks goes newest created first again, not newest due first (as on Hatchet)",
+        "owlclaw/backends/memory/runs.py",
+        "        found.sort(key=lambda r: r.scheduled_at, reverse=True)",
+        "        pass",
+        (MEMORY_CONFORMANCE, "-k", "newest_due"),
+    ),
+    Mutation(
+        "durable attempts take ordinary slots again",
+        "owlclaw/backends/memory/ready.py",
+        "        self._used[run.options.durable] += 1\n"
+        "        self._pool_of[attempt] = run.options.durable\n",
+        "        self._used[False] += 1\n        self._pool_of[attempt] = False\n",
+        (MEMORY_CONFORMANCE, "-k", "durable_run_takes"),
+    ),
+    Mutation(
+        "a result has no size limit",
+        "owlclaw/scheduler/kit/payloads.py",
+        "    if size > MAX_RESULT_BYTES:",
+        "    if False:",
+        (MEMORY_CONFORMANCE, "-k", "size_limit"),
+    ),
+    Mutation(
+        "mimic='hatchet' retries exactly at the backoff",
+        "owlclaw/backends/memory/mimic.py",
+        "        return delay + RETRY_LATENESS_SECONDS",
+        "        return delay",
+        ("tests/unit/test_memory_mimic.py", "-k", "backoff_is_whole_seconds"),
+    ),
+    Mutation(
+        "mimic='hatchet' orders runs of all tasks by priority",
+        "owlclaw/backends/memory/ready.py",
+        "        heapq.heappush(self._heap, (0, seq, run))",
+        "        heapq.heappush(self._heap, (-run.priority, seq, run))",
+        ("tests/unit/test_memory_mimic.py", "-k", "priority_orders_runs_of_one_task_only"),
     ),
 ]
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.faults import Faults
+from owlclaw.backends.memory.mimic import Mimic
 from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.retention import Retention
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
@@ -53,7 +54,8 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._ready = ReadyQueue(self._book.seq)
+        self._mimic = Mimic(self.config, self._book)  # Hatchet's coarser behaviour, if configured
+        self._ready = ReadyQueue(self._book.seq, self.config, self._mimic.queued)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
@@ -100,7 +102,10 @@ class MemoryScheduler(BaseScheduler):
 
     # the hooks of BaseScheduler
 
-    async def _submit(
+    async def _submit(self, options: TaskOptions, payload: dict[str, Any], **when: Any) -> str:
+        return self._mimic.child(when["due"], lambda: self._new_run(options, payload, **when))
+
+    def _new_run(
         self,
         options: TaskOptions,
         payload: dict[str, Any],
@@ -124,7 +129,7 @@ class MemoryScheduler(BaseScheduler):
         if due is None:
             self._enqueue(run)
         else:
-            run.entry = self._book.push(due, DUE, run)
+            run.entry = self._book.push(self._mimic.fire_time(self.clock.now(), due), DUE, run)
         return run.id
 
     async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
@@ -148,7 +153,7 @@ class MemoryScheduler(BaseScheduler):
             run.entry = None
         run.cancel()
         if run.task is not None and not run.task.done():
-            run.task.cancel()
+            self._mimic.cancel(run)  # at once, or after Hatchet's cooperative grace
         self._finish(run, TaskState.CANCELLED)
         return True
 
@@ -163,7 +168,7 @@ class MemoryScheduler(BaseScheduler):
         self, task_name: str | None, *, states: frozenset[TaskState] | None, limit: int
     ) -> list[TaskInfo]:
         self._retention.prune(self._book.runs, self.clock.now())
-        return self._book.fired(task_name, states, limit)
+        return self._mimic.listed(self._book.fired(task_name, states, limit), self.clock.now())
 
     async def _wait(self, task_id: str, timeout: float) -> TaskInfo:
         run = self._book.run(task_id)
@@ -310,7 +315,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             nxt = self._next_due()
             due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and len(self._running) < self.config.slots and self._ready.startable()
+            startable = self._accepting and self._ready.startable()
             if self._busy == 0 and not due_now and not startable:
                 return
             if self._busy == 0:
@@ -361,12 +366,12 @@ class MemoryScheduler(BaseScheduler):
             return
 
         def room() -> bool:
-            return self._accepting and len(self._running) < self.config.slots
+            return self._accepting and self._ready.has_room()
 
         for run in self._ready.take(room):
             run.state = TaskState.RUNNING
             run.attempts += 1
-            if run.started_at is None:
+            if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
             run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
@@ -413,7 +418,7 @@ class MemoryScheduler(BaseScheduler):
         elif outcome.final:
             self._finish(run, TaskState.FAILED)
         else:
-            self._retry(run, outcome.retry_delay or 0.0)
+            self._retry(run, self._mimic.retry_delay(options, attempt, outcome.retry_delay or 0.0))
 
     async def _call(self, run: Run, attempt: int, call: Awaitable[Any]) -> Any:
         """The task's call, timed out on the scheduler's clock, through the

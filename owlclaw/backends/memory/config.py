@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["MemoryConfig"]
+__all__ = ["MemoryConfig", "MimicMode"]
+
+MimicMode = Literal["none", "hatchet"]
 
 
 class MemoryConfig(BaseModel):
@@ -15,7 +17,34 @@ class MemoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slots: int = Field(
-        default=100, ge=1, description="Most runs executing at once, like a Hatchet worker's slots."
+        default=100,
+        ge=1,
+        description="Most attempts of non-durable tasks executing at once, like a Hatchet worker's slots "
+        "(durable tasks have durable_slots).",
+    )
+    durable_slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most attempts of durable tasks executing at once, in a pool of their own as on "
+        "a Hatchet worker (owlclaw gives a Hatchet worker as many durable slots as slots); "
+        "None: the same as `slots`.",
+    )
+    mimic: MimicMode = Field(
+        default="none",
+        description='"hatchet": reproduce, as deterministic worst cases, where Hatchet is less precise than '
+        "this backend (schedules due within 5 s fire 5 s after they were made, backoff capped in whole "
+        "seconds, retries start 30 s after their backoff, started_at is the latest attempt's, run_task from "
+        "a retried attempt returns the first attempt's run, list_tasks reaches 6 days back, priority orders "
+        "runs of one task only, a cancelled run's code goes on for 1 s, a run not started within "
+        "schedule_timeout_seconds fails), so a test "
+        'that relies on the extra precision fails here first. "none": exact.',
+    )
+    schedule_timeout_seconds: float = Field(
+        default=86400,
+        gt=0,
+        le=10 * 365 * 86400,
+        description='Under mimic "hatchet": how long a due run may wait to start before it fails, as '
+        "scheduler.hatchet.schedule_timeout_seconds (and its default); without mimic runs wait forever.",
     )
     settle_timeout_seconds: float = Field(
         default=60.0,

@@ -1,8 +1,19 @@
 """Queued runs waiting for a slot: highest priority first, then first come.
 
+Slots come in two pools, as on a Hatchet worker: attempts of durable tasks
+take durable slots, the others ordinary ones (owlclaw asks Hatchet for as many
+durable slots as ordinary ones), so a durable run, sleeping or not, never holds
+up a run of an ordinary task. Each pool has its own queue.
+
 A run whose concurrency group (its task and its ``concurrency_key`` value) is at
-the task's ``concurrency`` limit keeps its place until an attempt of that group
-ends.
+the task's ``concurrency`` limit leaves the queue, keeping its place, until an
+attempt of that group ends: taking never scans it again, so N runs of a
+``concurrency=1`` task drain in O(N log N).
+
+Under ``MemoryConfig(mimic="hatchet")`` priority orders runs of the same task
+only, as on Hatchet: each task has its own queue, and the tasks take turns in
+the order their runs arrived (each run queued gives its task one turn, taken by
+that task's best run that can start).
 """
 
 from __future__ import annotations
@@ -12,79 +23,172 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 
+from owlclaw.backends.memory.config import MemoryConfig
 from owlclaw.backends.memory.runs import Run
 from owlclaw.scheduler.models import TaskState
 
 __all__ = ["ReadyQueue"]
 
 Group = tuple[str, str]
+Item = tuple[int, int, Run]  # (sort key, arrival, run)
+
+
+class _Pool:
+    """One pool of slots and its queue (of runs, or under mimic of task turns)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.heap: list[Item] = []
+
+    def has_room(self) -> bool:
+        return self.used < self.limit
 
 
 class ReadyQueue:
-    def __init__(self, seq: Iterator[int]) -> None:
-        self._heap: list[tuple[int, int, Run]] = []
+    def __init__(
+        self,
+        seq: Iterator[int],
+        config: MemoryConfig | None = None,
+        on_queued: Callable[[Run], None] | None = None,
+    ) -> None:
+        config = config or MemoryConfig()
+        self._on_queued = on_queued  # told of each run queued (MemoryConfig.mimic's schedule timeout)
+        durable = config.slots if config.durable_slots is None else config.durable_slots
+        self._pools = {False: _Pool(config.slots), True: _Pool(durable)}
+        #: mimic="hatchet": a queue per task, by priority; the pools' heaps then hold the tasks' turns
+        self._by_task: dict[str, list[Item]] | None = {} if config.mimic == "hatchet" else None
         self._seq = seq  # shared with the timetable: one order for everything queued
         self._in_group: dict[Group, int] = {}  # attempts in flight per concurrency group
-        self._group_of: dict[asyncio.Task[None], Group] = {}
-        # runs of a group at its limit, out of the heap (in their heap order) until
-        # an attempt of the group ends: taking never scans them again
-        self._held: dict[Group, list[tuple[int, int, Run]]] = {}
+        self._attempts: dict[asyncio.Task[None], tuple[bool, Group | None]] = {}
+        # runs of a group at its limit, out of the queue (in their queue order)
+        # until an attempt of the group ends
+        self._held: dict[Group, list[Item]] = {}
 
     def push(self, run: Run) -> None:
-        heapq.heappush(self._heap, (-run.priority, next(self._seq), run))
+        if self._on_queued is not None:
+            self._on_queued(run)
+        seq = next(self._seq)
+        pool = self._pools[run.options.durable]
+        if self._by_task is None:
+            heapq.heappush(pool.heap, (-run.priority, seq, run))
+            return
+        heapq.heappush(self._by_task.setdefault(run.options.name, []), (-run.priority, seq, run))
+        heapq.heappush(pool.heap, (0, seq, run))  # a turn for the run's task, in arrival order
 
     def __bool__(self) -> bool:
         """Whether any run may be waiting outside the held groups."""
-        return bool(self._heap)
+        return any(pool.heap for pool in self._pools.values())
+
+    def _waiting(self) -> Iterator[Run]:
+        if self._by_task is None:
+            items = itertools.chain(*(p.heap for p in self._pools.values()), *self._held.values())
+        else:
+            items = itertools.chain.from_iterable(self._by_task.values())
+        return (run for _, _, run in items if run.state is TaskState.QUEUED)
 
     def queued(self) -> int:
         """How many runs wait here in the QUEUED state."""
-        waiting = itertools.chain(self._heap, *self._held.values())
-        return sum(run.state is TaskState.QUEUED for _, _, run in waiting)
+        return sum(1 for _ in self._waiting())
 
     def startable(self) -> bool:
-        """Whether a queued run could start now, given a free slot (held runs cannot)."""
-        return any(r.state is TaskState.QUEUED and not self._at_limit(r) for _, _, r in self._heap)
+        """Whether a queued run could start now (a slot of its pool is free)."""
+        if self._by_task is None:
+            return any(
+                pool.has_room() and any(r.state is TaskState.QUEUED for _, _, r in pool.heap)
+                for pool in self._pools.values()
+            )
+        return any(self._can_start(r) for r in self._waiting())
+
+    def has_room(self) -> bool:
+        """Whether either pool has a free slot."""
+        return any(pool.has_room() for pool in self._pools.values())
 
     def take(self, room: Callable[[], bool]) -> Iterator[Run]:
         """Yield the runs to start, in order, while ``room()``; the caller calls
         ``started`` for each before asking for the next."""
-        while room() and self._heap:
-            item = heapq.heappop(self._heap)
-            run = item[2]
-            if run.state is not TaskState.QUEUED:
+        turns: list[tuple[_Pool, Item]] = []  # mimic: turns whose task has only blocked runs
+        try:
+            while room() and (pool := self._next_pool()) is not None:
+                item = heapq.heappop(pool.heap)
+                if self._by_task is not None:  # a turn of the run's task: the task's best run takes it
+                    run, waiting = self._best_of(item[2].options.name)
+                    if run is None:
+                        if waiting:
+                            turns.append((pool, item))  # the turn waits while its runs do
+                        continue
+                    yield run
+                    continue
+                run = item[2]
+                if run.state is not TaskState.QUEUED:
+                    continue
+                group = _group(run)
+                if group is not None and self._full(group, run):
+                    heapq.heappush(self._held.setdefault(group, []), item)
+                    continue
+                yield run
+        finally:
+            for pool, item in turns:
+                heapq.heappush(pool.heap, item)
+
+    def _next_pool(self) -> _Pool | None:
+        """The pool with a free slot whose next item comes first."""
+        ready = [p for p in self._pools.values() if p.heap and p.has_room()]
+        return min(ready, key=lambda p: p.heap[0][:2]) if ready else None
+
+    def _best_of(self, task: str) -> tuple[Run | None, bool]:
+        """The highest-priority queued run of ``task`` that can start, taken off
+        its queue, and whether other runs of the task still wait."""
+        heap = self._by_task[task] if self._by_task is not None else []
+        held: list[Item] = []
+        found = None
+        while heap and found is None:
+            item = heapq.heappop(heap)
+            if item[2].state is not TaskState.QUEUED:
                 continue
-            group = _group(run)
-            if group is not None and self._full(group, run):
-                heapq.heappush(self._held.setdefault(group, []), item)
-                continue
-            yield run
+            if self._can_start(item[2]):
+                found = item[2]
+            else:
+                held.append(item)
+        for item in held:
+            heapq.heappush(heap, item)
+        return found, bool(held)
 
     def started(self, run: Run, attempt: asyncio.Task[None]) -> None:
-        if (group := _group(run)) is not None:
+        durable = run.options.durable
+        self._pools[durable].used += 1
+        group = _group(run)
+        if group is not None:
             self._in_group[group] = self._in_group.get(group, 0) + 1
-            self._group_of[attempt] = group
+        self._attempts[attempt] = (durable, group)
 
     def ended(self, attempt: asyncio.Task[None]) -> None:
-        if (group := self._group_of.pop(attempt, None)) is not None:
-            self._in_group[group] -= 1
-            held = self._held.get(group)
-            # the group has room for one more: its first queued held run goes back
-            while held:
-                item = heapq.heappop(held)
-                if item[2].state is TaskState.QUEUED:
-                    heapq.heappush(self._heap, item)
-                    break
-            if not held:
-                self._held.pop(group, None)
+        found = self._attempts.pop(attempt, None)
+        if found is None:
+            return
+        durable, group = found
+        self._pools[durable].used -= 1
+        if group is None:
+            return
+        self._in_group[group] -= 1
+        held = self._held.get(group)
+        # the group has room for one more: its first queued held run goes back
+        while held:
+            item = heapq.heappop(held)
+            if item[2].state is TaskState.QUEUED:
+                heapq.heappush(self._pools[durable].heap, item)
+                break
+        if not held:
+            self._held.pop(group, None)
+
+    def _can_start(self, run: Run) -> bool:
+        group = _group(run)
+        room = self._pools[run.options.durable].has_room()
+        return room and not (group is not None and self._full(group, run))
 
     def _full(self, group: Group, run: Run) -> bool:
         limit = run.options.concurrency
         return limit is not None and self._in_group.get(group, 0) >= limit
-
-    def _at_limit(self, run: Run) -> bool:
-        group = _group(run)
-        return group is not None and self._full(group, run)
 
 
 def _group(run: Run) -> Group | None:

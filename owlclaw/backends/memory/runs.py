@@ -224,7 +224,11 @@ class Timetable:
         return [r.info() for r in pending]
 
     def fired(self, task_name: str | None, states: frozenset[TaskState] | None, limit: int) -> list[TaskInfo]:
-        """Runs (queued at least once), newest first, at most ``limit``."""
+        """Runs (queued at least once), newest first, at most ``limit``.
+
+        Newest by due time (``scheduled_at``), as Hatchet's listing sorts: a
+        schedule created early but due late comes before a run queued since.
+        Runs due at the same instant: the one created last first."""
         found = [
             r
             for r in reversed(self.runs.values())
@@ -232,6 +236,7 @@ class Timetable:
             and (task_name is None or r.options.name == task_name)
             and (states is None or r.state in states)
         ]
+        found.sort(key=lambda r: r.scheduled_at, reverse=True)  # stable: ties keep newest created first
         return [r.info() for r in found[:limit]]
 
     # what Faults uses

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
-from owlclaw.scheduler.kit.payloads import json_roundtrip
+from owlclaw.scheduler.kit.payloads import check_result, json_roundtrip
 from owlclaw.scheduler.kit.sync import BlockingScheduler, call_sync, task_exit
 from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
@@ -227,7 +227,7 @@ async def execute_attempt(
             if failure is exc:
                 raise
             raise failure from exc
-        return json_roundtrip(result, f"the result of task {options.name!r}")
+        return check_result(result, f"the result of task {options.name!r}")
 
 
 async def run_on_failure(

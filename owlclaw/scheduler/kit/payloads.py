@@ -20,6 +20,7 @@ from owlclaw.scheduler.models import TaskOptions
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MAX_RESULT_BYTES",
     "check_payload",
     "copy_json",
     "dump_json",
@@ -31,6 +32,11 @@ __all__ = [
 #: Largest payload, as compact UTF-8 JSON: well under the 4 MiB gRPC message
 #: limit of Hatchet's SDK and engine, so every backend refuses the same ones.
 MAX_PAYLOAD_BYTES = 1024 * 1024
+
+#: Largest result of a task, as compact UTF-8 JSON: the same limit, kept by the
+#: attempt on every backend (Hatchet would take up to its 4 MiB gRPC message;
+#: the memory backend had no limit), so a result too big for one fails on all.
+MAX_RESULT_BYTES = MAX_PAYLOAD_BYTES
 
 
 _MODEL_HINT = 'for a pydantic model pass model.model_dump(mode="json")'
@@ -86,6 +92,19 @@ def copy_json(value: Any) -> Any:
     if kind is list:
         return [v if type(v) in _SCALARS else copy_json(v) for v in value]
     return value
+
+
+def check_result(value: Any, what: str) -> Any:
+    """``value`` as JSON carries it, or PayloadError if it is not JSON or is
+    over ``MAX_RESULT_BYTES``."""
+    text = dump_json(value, what)
+    size = len(text.encode("utf-8"))
+    if size > MAX_RESULT_BYTES:
+        raise PayloadError(
+            f"{what} is {size} bytes as JSON, over the {MAX_RESULT_BYTES}-byte limit; "
+            "store large data elsewhere (a file, a database row) and return its key"
+        )
+    return json.loads(text)
 
 
 def check_payload(payload: Any) -> dict[str, Any]:

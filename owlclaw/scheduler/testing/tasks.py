@@ -45,6 +45,10 @@ def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
     async def returns_tuple(payload: dict[str, Any], ctx: TaskContext) -> Any:
         return {"pair": (1, 2), 3: "int key"}
 
+    @scheduler.task(name="conf_big_result")
+    async def big_result(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        return "x" * int(payload["bytes"])
+
     @scheduler.task(name="conf_not_json")
     async def not_json(payload: dict[str, Any], ctx: TaskContext) -> Any:
         return {1, 2}

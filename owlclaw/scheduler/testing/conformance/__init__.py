@@ -25,7 +25,8 @@ One module per concern: ``bad_calls`` (the table of bad input), ``running``,
 ``scheduling`` (delays, listings, crons), ``policies`` (retries, backoff,
 on_failure, timeouts, concurrency, priority), ``durable`` (``ctx.sleep``),
 ``sync_tasks`` (sync functions: threads, timeouts, ``ctx.sync_scheduler``,
-``sys.exit()``), ``agreement`` (listings agree with status reads), ``virtual_time`` and
+``sys.exit()``), ``agreement`` (listings agree with status reads), ``parity`` (listing order
+and durable slots, where memory once differed from Hatchet), ``virtual_time`` and
 ``faults`` (:class:`SchedulerFaultConformance`, opted into separately).
 """
 
@@ -39,6 +40,7 @@ from owlclaw.scheduler.testing.conformance.bad_calls import (
 )
 from owlclaw.scheduler.testing.conformance.durable import DurableSleepConformance
 from owlclaw.scheduler.testing.conformance.faults import SchedulerFaultConformance
+from owlclaw.scheduler.testing.conformance.parity import ParityConformance
 from owlclaw.scheduler.testing.conformance.policies import PolicyConformance
 from owlclaw.scheduler.testing.conformance.running import JSON_VALUES, RunningConformance
 from owlclaw.scheduler.testing.conformance.scheduling import SchedulingConformance
@@ -64,6 +66,7 @@ class SchedulerConformance(
     DurableSleepConformance,
     SyncTaskConformance,
     ListingAgreementConformance,
+    ParityConformance,
     BadCallConformance,
 ):
     """Every rule of the ``Scheduler`` protocol, as tests."""
