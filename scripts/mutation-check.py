@@ -106,8 +106,8 @@ MUTATIONS = [
     Mutation(
         "an ended attempt releases no held run of its group (they wait forever)",
         "owlclaw/backends/memory/ready.py",
-        "                    heapq.heappush(self._heap, item)\n                    break",
-        "                    break",
+        "                heapq.heappush(self._pools[durable].heap, item)\n                break",
+        "                break",
         (MEMORY_CONFORMANCE, "-k", "concurrency"),
     ),
     # our own
@@ -143,9 +143,8 @@ MUTATIONS = [
     Mutation(
         "durable attempts take ordinary slots again",
         "owlclaw/backends/memory/ready.py",
-        "        self._used[run.options.durable] += 1\n"
-        "        self._pool_of[attempt] = run.options.durable\n",
-        "        self._used[False] += 1\n        self._pool_of[attempt] = False\n",
+        "        durable = run.options.durable\n        self._pools[durable].used += 1\n",
+        "        durable = False\n        self._pools[durable].used += 1\n",
         (MEMORY_CONFORMANCE, "-k", "durable_run_takes"),
     ),
     Mutation(
@@ -165,8 +164,8 @@ MUTATIONS = [
     Mutation(
         "mimic='hatchet' orders runs of all tasks by priority",
         "owlclaw/backends/memory/ready.py",
-        "        heapq.heappush(self._heap, (0, seq, run))",
-        "        heapq.heappush(self._heap, (-run.priority, seq, run))",
+        "        heapq.heappush(pool.heap, (0, seq, run))",
+        "        heapq.heappush(pool.heap, (-run.priority, seq, run))",
         ("tests/unit/test_memory_mimic.py", "-k", "priority_orders_runs_of_one_task_only"),
     ),
 ]
