@@ -334,6 +334,7 @@ class MemoryScheduler(BaseScheduler):
             entry = heapq.heappop(heap)[2]
             if entry.dead:
                 continue
+            entry.dead = True  # fired (Timetable.next_due's other heap drops it)
             if entry.kind == DUE:
                 run: Run = entry.ref
                 run.entry = None
@@ -418,8 +419,7 @@ class MemoryScheduler(BaseScheduler):
     async def _call(self, run: Run, attempt: int, call: Awaitable[Any]) -> Any:
         """The task's call, timed out on the scheduler's clock, through the
         injected faults. A run cancelled meanwhile reports nothing."""
-        timeout_entry = None
-        real_timer = None
+        timeout_entry, real_timer = None, None
         if run.options.timeout is not None:
             due = self.clock.now() + timedelta(seconds=run.options.timeout)
             timeout_entry = self._book.push(due, TIMEOUT, (run, attempt))

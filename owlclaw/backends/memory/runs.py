@@ -144,6 +144,10 @@ class Timetable:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.heap: list[tuple[datetime, int, Entry]] = []
+        # the same entries but crons' ticks, for next_due(skip_crons=True); an
+        # entry stays in it once fired or dead (dead: the backend marks fired
+        # entries dead) until it reaches the top
+        self._others: list[tuple[datetime, int, Entry]] = []
         self.seq = itertools.count()
         self._ids = itertools.count()
         # ids look like uuid4's: random per timetable, then a counter in the last group
@@ -158,7 +162,10 @@ class Timetable:
     def push(self, due: datetime, kind: str, ref: Any) -> Entry:
         seq = next(self.seq)
         entry = Entry(due, seq, kind, ref)
-        heapq.heappush(self.heap, (due, seq, entry))
+        item = (due, seq, entry)
+        heapq.heappush(self.heap, item)
+        if kind != CRON:
+            heapq.heappush(self._others, item)
         # the worker's next due time changed (on a virtual clock it waits for no time: only "now" counts)
         if self.heap[0][2] is entry and (not self.clock.is_virtual or due <= self.clock.now()):
             self.wakeup.set()
@@ -171,7 +178,10 @@ class Timetable:
             heapq.heappop(heap)
         if not skip_crons:
             return heap[0][0] if heap else None
-        return min((e.due for _, _, e in heap if not e.dead and e.kind != CRON), default=None)
+        others = self._others
+        while others and others[0][2].dead:
+            heapq.heappop(others)
+        return others[0][0] if others else None
 
     def new_id(self) -> str:
         """A unique id in the UUID text form (version 4 bits set, as uuid4's)."""
