@@ -394,7 +394,7 @@ class MemoryScheduler(BaseScheduler):
             attempt=attempt,
             scheduler=self,
             durable_sleep=lambda seconds: self._durable_sleep(run, seconds),
-            cancel_event=run.cancel_event,
+            cancel_event=run,
         )
         outcome = await run_attempt(
             options,

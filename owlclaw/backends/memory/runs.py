@@ -11,7 +11,6 @@ import asyncio
 import heapq
 import itertools
 import os
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,22 +68,15 @@ class Run:
     chain: int = 0  # runs queued "now" one from another up to this one (guards.RunawayGuard)
     instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
-    cancelled: bool = False  # cancel_task was called (cancel_event, once made, is set)
-    _cancel_event: threading.Event | None = None  # made on first use: most runs never need one
+    cancelled: bool = False  # cancel_task was called
     _done: asyncio.Event | None = None
-
-    @property
-    def cancel_event(self) -> threading.Event:
-        if self._cancel_event is None:
-            self._cancel_event = threading.Event()
-            if self.cancelled:
-                self._cancel_event.set()
-        return self._cancel_event
 
     def cancel(self) -> None:
         self.cancelled = True
-        if self._cancel_event is not None:
-            self._cancel_event.set()
+
+    def is_set(self) -> bool:
+        """The attempts' cancel flag (``TaskContext(cancel_event=run)``): whether ``cancel`` was called."""
+        return self.cancelled
 
     @property
     def done(self) -> asyncio.Event:

@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from owlclaw.scheduler.errors import describe_error
 from owlclaw.scheduler.kit.payloads import json_roundtrip
 from owlclaw.scheduler.kit.sync import BlockingScheduler, call_sync, task_exit
-from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
+from owlclaw.scheduler.models import CancelFlag, TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
 from owlclaw.scheduler.protocol import Scheduler
 
@@ -99,7 +98,7 @@ def make_context(
     attempt: int,
     scheduler: Scheduler,
     durable_sleep: Callable[[float], Awaitable[None]] | None = None,
-    cancel_event: threading.Event | None = None,
+    cancel_event: CancelFlag | None = None,
 ) -> TaskContext:
     """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable
     tasks. Called on the worker's event loop, whose loop ``ctx.sync_scheduler``
