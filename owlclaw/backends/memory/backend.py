@@ -304,15 +304,17 @@ class MemoryScheduler(BaseScheduler):
         :raises RunawayTaskError: a task keeps queueing runs at this instant.
         :raises WaitTimeoutError: no attempt made progress for ``settle_timeout_seconds``.
         """
+        yielded = False
         while True:
             self._runaway.check()
             self._progress.clear()
-            self._fire_due()
+            fired = self._fire_due()
+            # after one yield an idle state needs no second one (a turn per run saved)
+            if yielded and not fired and self._busy == 0 and self._idle():
+                return
             await asyncio.sleep(0)
-            nxt = self._next_due()
-            due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and len(self._running) < self.config.slots and self._ready.startable()
-            if self._busy == 0 and not due_now and not startable:
+            yielded = True
+            if self._busy == 0 and self._idle():
                 return
             if self._busy == 0:
                 continue
@@ -320,22 +322,31 @@ class MemoryScheduler(BaseScheduler):
             if not self._progress.is_set():
                 await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
+    def _idle(self) -> bool:
+        """Nothing due now, and nothing queued that could start."""
+        nxt = self._next_due()
+        if nxt is not None and nxt <= self.clock.now():
+            return False
+        return not (self._accepting and len(self._running) < self.config.slots and self._ready.startable())
+
     # the heap
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
         nxt = self._book.next_due(skip_crons=skip_crons)
         return None if nxt is None else self.faults.defer(nxt)
 
-    def _fire_due(self) -> None:
+    def _fire_due(self) -> bool:
+        """Fire what is due now; whether anything fired (woken sleepers need a turn)."""
         now = self.clock.now()
         if self.faults.engine_down(now):
-            return
+            return False
         heap = self._book.heap
+        fired = False
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)[2]
             if entry.dead:
                 continue
-            entry.dead = True  # fired (Timetable.next_due's other heap drops it)
+            entry.dead = fired = True  # fired (Timetable.next_due's other heap drops it)
             if entry.kind == DUE:
                 run: Run = entry.ref
                 run.entry = None
@@ -350,6 +361,7 @@ class MemoryScheduler(BaseScheduler):
             elif entry.kind == TIMEOUT:
                 self._time_out(*entry.ref)
         self._start_ready()
+        return fired
 
     # runs
 
