@@ -19,7 +19,7 @@ from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, T
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
-from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
+from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -236,24 +236,11 @@ class MemoryScheduler(BaseScheduler):
         return cast(VirtualClock, self.clock) if self.clock.is_virtual else None
 
     def _virtual_clock(self, what: str) -> VirtualClock:
-        clock = self._moving_clock()
-        if clock is None:
-            raise NotSupportedError(
-                f"{what} needs virtual time: MemoryScheduler(clock=VirtualClock(start=...))"
-            )
-        return clock
+        return guards.need_virtual(self._moving_clock(), what)
 
     async def diagnose(self) -> list[Finding]:
         """Checks for ``owlclaw-scheduler doctor``."""
-        where = "running" if self._worker is not None else "started by start_worker()"
-        return [
-            Finding(
-                "worker",
-                "ok",
-                f"tasks run inside the process that owns this scheduler (its worker is {where}); "
-                "nothing outlives that process",
-            )
-        ]
+        return guards.diagnose(running=self._worker is not None)
 
     # worker
 
