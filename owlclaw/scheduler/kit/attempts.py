@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +36,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("owlclaw.scheduler.runs")
+
+_is_async_cached = functools.lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
+
+
+def _is_async(func: Any) -> bool:
+    """``inspect.iscoroutinefunction``, asked once per function, not per attempt."""
+    try:
+        return _is_async_cached(func)
+    except TypeError:  # an unhashable callable
+        return inspect.iscoroutinefunction(func)
 
 
 @dataclass(frozen=True)
@@ -208,7 +219,7 @@ async def execute_attempt(
     """
     with observe_attempt(options, ctx, payload, trace=trace, lateness=lateness):
         try:
-            if inspect.iscoroutinefunction(options.func):
+            if _is_async(options.func):
                 result = await options.func(payload, ctx)
             else:
                 result = await call_sync(

@@ -244,8 +244,7 @@ def holds_sync_threads(
             return await method(*args, **kwargs)
         finally:
             _HELD.reset(token)
-            pending = [thread for thread in held if not thread.done()]
-            if pending:
+            if held and (pending := [thread for thread in held if not thread.done()]):
                 await asyncio.wait(pending)
 
     return holding
