@@ -287,3 +287,12 @@ async def test_run_until_idle_stops_after_the_last_delayed_run_while_a_cron_tick
             TaskState.SUCCEEDED,
             TaskState.CANCELLED,
         ]
+
+
+def test_a_successful_outcome_built_at_once_equals_the_dataclass_one() -> None:
+    from owlclaw.scheduler.kit.attempts import AttemptOutcome, _success
+
+    fast = _success(3, {"a": [1]})
+    assert fast == AttemptOutcome(attempt=3, result={"a": [1]})
+    assert vars(fast) == vars(AttemptOutcome(attempt=3, result={"a": [1]}))
+    assert fast.succeeded and fast.final

@@ -76,6 +76,27 @@ class AttemptOutcome:
         return self.error is None
 
 
+def _success(attempt: int, result: Any) -> AttemptOutcome:
+    """``AttemptOutcome(attempt=attempt, result=result)``, its ``__dict__`` filled at
+    once (a frozen dataclass sets each field through ``object.__setattr__``)."""
+    outcome = object.__new__(AttemptOutcome)
+    object.__setattr__(
+        outcome,
+        "__dict__",
+        {
+            "attempt": attempt,
+            "result": result,
+            "error": None,
+            "exception": None,
+            "timed_out": False,
+            "retryable": False,
+            "final": True,
+            "retry_delay": None,
+        },
+    )
+    return outcome
+
+
 def timeout_error(options: TaskOptions) -> TimeoutError:
     """The error of an attempt that ran past its task's ``timeout``."""
     return TimeoutError(f"task {options.name!r} exceeded its timeout of {options.timeout:g}s")
@@ -179,7 +200,7 @@ async def run_attempt(
                 result = await call
         else:
             result = await call
-        return AttemptOutcome(attempt=attempt, result=result)
+        return _success(attempt, result)
     except asyncio.CancelledError:
         if timed_out is None or not timed_out():
             raise
