@@ -43,13 +43,16 @@ QUICK = Sizes(days=3, delayed=1_000, second_days=0.1, drain=(250, 500, 1_000))
 
 async def _simulate(sizes: Sizes) -> dict[str, int]:
     scheduler = MemoryScheduler(clock=VirtualClock(start=START))
+    # counted as they end: the scheduler keeps only the last finished runs (MemoryConfig.retention_runs)
+    ended = {"tick": 0, "later": 0}
 
     @scheduler.task(name="tick")
     async def tick(payload: dict[str, Any], ctx: TaskContext) -> None:
-        return None
+        ended["tick"] += 1
 
     @scheduler.task(name="later")
     async def later(payload: dict[str, Any], ctx: TaskContext) -> int:
+        ended["later"] += 1
         return int(payload["n"])
 
     horizon = sizes.days * 86400
@@ -61,28 +64,27 @@ async def _simulate(sizes: Sizes) -> dict[str, int]:
             # strictly before the horizon so every one fires in the window
             await scheduler.schedule_task("later", {"n": n}, delay_seconds=rng.uniform(1, horizon - 1))
         await scheduler.advance(horizon)
-        done = await scheduler.list_tasks(states=[TaskState.SUCCEEDED], limit=10**9)
+        kept = await scheduler.list_tasks(limit=10**9)
         pending = await scheduler.list_scheduled_tasks()
-    return {
-        "cron runs": sum(1 for t in done if t.task_name == "tick"),
-        "delayed runs": sum(1 for t in done if t.task_name == "later"),
-        "still pending": len(pending),
-    }
+    assert all(t.state is TaskState.SUCCEEDED for t in kept), "a run did not succeed"
+    return {"cron runs": ended["tick"], "delayed runs": ended["later"], "still pending": len(pending)}
 
 
 async def _per_second(days: float) -> dict[str, int]:
     scheduler = MemoryScheduler(clock=VirtualClock(start=START))
+    ended = [0]  # counted as they end (see _simulate)
 
     @scheduler.task(name="tick")
     async def tick(payload: dict[str, Any], ctx: TaskContext) -> None:
-        return None
+        ended[0] += 1
 
     async with scheduler:
         await scheduler.start_worker()
         await scheduler.add_cron("tick", "* * * * * *")
         await scheduler.advance(days * 86400)
-        done = await scheduler.list_tasks(states=[TaskState.SUCCEEDED], limit=10**9)
-    return {"cron runs": len(done)}
+        kept = await scheduler.list_tasks(limit=10**9)
+    assert all(t.state is TaskState.SUCCEEDED for t in kept), "a run did not succeed"
+    return {"cron runs": ended[0]}
 
 
 async def _drain(runs: int) -> float:
@@ -188,8 +190,10 @@ def run(sizes: Sizes, env: Env) -> Result:
             "delayed runs, all succeeded. Then a `* * * * * *` (per-second) cron alone over "
             f"{sizes.second_days:g} day(s). Each runs in a fresh Python process; peak memory is that "
             "process's peak resident set size (`VmHWM`), next to its size before the simulation started "
-            "(interpreter and imports). The scheduler keeps every finished run's record, so memory "
-            "grows with the number of runs; the CPU time beside the wall time is that process's own "
+            "(interpreter and imports). The scheduler keeps the records of the last "
+            "`MemoryConfig.retention_runs` finished runs (10,000 by default), so memory stays bounded; "
+            "runs are counted by the tasks themselves as they run, and every record kept must say "
+            "succeeded. The CPU time beside the wall time is that process's own "
             "(on a shared machine the wall time also counts waiting for a core). Then, in this "
             "process: N runs of a `concurrency=1` task queued by `run_task` before the worker starts, "
             "timed from `start_worker()` to the end of "

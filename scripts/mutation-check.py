@@ -113,9 +113,9 @@ MUTATIONS = [
     # our own
     Mutation(
         "a cron's next tick is pushed 5 seconds late",
-        "owlclaw/backends/memory/backend.py",
-        "next_fire_time(cron.expression, self.faults.defer(entry.due)), CRON, cron.id",
-        "next_fire_time(cron.expression, self.faults.defer(entry.due)) + timedelta(seconds=5), CRON, cron.id",
+        "owlclaw/backends/memory/runs.py",
+        "self.push(next_fire_time(cron.expression, defer(entry.due)), CRON, cron.id)",
+        "self.push(next_fire_time(cron.expression, defer(entry.due)) + timedelta(seconds=5), CRON, cron.id)",
         (MEMORY_CONFORMANCE, "-k", "cron_fires"),
     ),
     Mutation(

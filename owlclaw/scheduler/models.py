@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from owlclaw.scheduler.errors import InvalidScheduleError, NonRetryableError, NotSupportedError
 from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, exponential_delay
@@ -21,6 +20,14 @@ if TYPE_CHECKING:
 __all__ = ["CronInfo", "TaskContext", "TaskFailure", "TaskInfo", "TaskOptions", "TaskState"]
 
 JSON = Any
+
+
+class CancelFlag(Protocol):
+    """What ``TaskContext.cancelled`` reads: a ``threading.Event``, or anything with ``is_set()``."""
+
+    def is_set(self) -> bool: ...
+
+
 TaskFunc = Callable[[Any, "TaskContext"], Any]
 
 
@@ -152,7 +159,7 @@ class TaskContext:
         attempt: int,
         scheduler: Scheduler,
         durable_sleep: Callable[[float], Awaitable[None]] | None = None,
-        cancel_event: threading.Event | None = None,
+        cancel_event: CancelFlag | None = None,
         sync_scheduler: BlockingScheduler | None = None,
     ) -> None:
         self.task_id = task_id
@@ -160,8 +167,8 @@ class TaskContext:
         self.attempt = attempt
         self.scheduler = scheduler
         self._durable_sleep = durable_sleep
-        self._cancel_event = cancel_event or threading.Event()
-        self._attempt_stopped = threading.Event()  # this attempt alone: timed out or abandoned
+        self._cancel_event = cancel_event  # the run's (None: never cancelled)
+        self._attempt_stopped = False  # this attempt alone: timed out or abandoned
         self._sync_scheduler = sync_scheduler
 
     @property
@@ -169,11 +176,12 @@ class TaskContext:
         """True once ``cancel_task`` was called on this run, or this attempt
         ran past its timeout; stop soon when set (a sync task's thread cannot
         be stopped otherwise)."""
-        return self._attempt_stopped.is_set() or self._cancel_event.is_set()
+        flag = self._cancel_event
+        return self._attempt_stopped or (flag is not None and flag.is_set())
 
     def _stop_attempt(self) -> None:
         """Set ``cancelled`` for this attempt only (the worker gave up on it)."""
-        self._attempt_stopped.set()
+        self._attempt_stopped = True
 
     @property
     def sync_scheduler(self) -> BlockingScheduler:

@@ -245,3 +245,54 @@ async def test_status_info_sets_every_field_of_task_info() -> None:
     rebuilt = TaskInfo(**{f.name: getattr(info, f.name) for f in dataclasses.fields(TaskInfo)})
     assert rebuilt == info and repr(rebuilt) == repr(info)
     assert info.result == {"done": 1} and info.state is TaskState.SUCCEEDED
+
+
+def test_next_due_without_crons_skips_ticks_and_dead_or_fired_entries() -> None:
+    book = Timetable(VirtualClock(start=START))
+    assert book.next_due(skip_crons=True) is None
+    book.new_cron("tick", "* * * * *", {})
+    assert book.next_due(skip_crons=True) is None
+    assert book.next_due() == START + timedelta(minutes=1)
+    entries = [book.push(START + timedelta(seconds=s), "due", None) for s in (300, 100, 200)]
+    assert book.next_due(skip_crons=True) == START + timedelta(seconds=100)
+    entries[1].dead = True  # cancelled, or fired (the backend marks fired entries dead)
+    assert book.next_due(skip_crons=True) == START + timedelta(seconds=200)
+    entries[2].dead = entries[0].dead = True
+    assert book.next_due(skip_crons=True) is None
+    assert book.next_due() == START + timedelta(minutes=1)
+
+
+async def test_run_until_idle_stops_after_the_last_delayed_run_while_a_cron_ticks() -> None:
+    scheduler = MemoryScheduler(clock=VirtualClock(start=START))
+    ticks: list[datetime] = []
+
+    @scheduler.task(name="tick")
+    async def tick(payload: dict[str, Any], ctx: TaskContext) -> None:
+        ticks.append(scheduler.clock.now())
+
+    @scheduler.task(name="later")
+    async def later(payload: dict[str, Any], ctx: TaskContext) -> None:
+        return None
+
+    async with scheduler:
+        await scheduler.start_worker()
+        await scheduler.add_cron("tick", "* * * * *")
+        ids = [await scheduler.schedule_task("later", {}, delay_seconds=s) for s in (90, 30, 150)]
+        await scheduler.cancel_task(ids[2])
+        await scheduler.run_until_idle()
+        assert scheduler.clock.now() == START + timedelta(seconds=90)
+        assert ticks == [START + timedelta(minutes=1)]
+        assert [(await scheduler.get_task_status(i)).state for i in ids] == [
+            TaskState.SUCCEEDED,
+            TaskState.SUCCEEDED,
+            TaskState.CANCELLED,
+        ]
+
+
+def test_a_successful_outcome_built_at_once_equals_the_dataclass_one() -> None:
+    from owlclaw.scheduler.kit.attempts import AttemptOutcome, _success
+
+    fast = _success(3, {"a": [1]})
+    assert fast == AttemptOutcome(attempt=3, result={"a": [1]})
+    assert vars(fast) == vars(AttemptOutcome(attempt=3, result={"a": [1]}))
+    assert fast.succeeded and fast.final

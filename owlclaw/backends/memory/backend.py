@@ -16,11 +16,10 @@ from owlclaw.backends.memory.faults import Faults
 from owlclaw.backends.memory.mimic import Mimic
 from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.retention import Retention
-from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Entry, Run, Timetable
+from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Run, Timetable
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
-from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.doctor import Finding
-from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError, WaitTimeoutError
+from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -86,7 +85,7 @@ class MemoryScheduler(BaseScheduler):
         for options in self._tasks.values():
             if options.cron and options.name not in self._declared_crons:
                 self._declared_crons.add(options.name)
-                self._new_cron(options.name, options.cron, {})
+                self._book.new_cron(options.name, options.cron, {})
 
     async def disconnect(self) -> None:
         if self._worker is not None:
@@ -133,7 +132,7 @@ class MemoryScheduler(BaseScheduler):
         return run.id
 
     async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
-        return self._new_cron(options.name, expression, payload)
+        return self._book.new_cron(options.name, expression, payload)
 
     async def _remove_cron(self, cron_id: str) -> None:
         cron = self._book.crons.pop(cron_id, None)
@@ -157,7 +156,8 @@ class MemoryScheduler(BaseScheduler):
         self._finish(run, TaskState.CANCELLED)
         return True
 
-    async def _status(self, task_id: str) -> TaskInfo:
+    async def get_task_status(self, task_id: str) -> TaskInfo:  # the base's, in one frame not two
+        self._enter("get_task_status")
         self._retention.prune(self._book.runs, self.clock.now())
         return self._book.run(task_id).info()
 
@@ -240,24 +240,11 @@ class MemoryScheduler(BaseScheduler):
         return cast(VirtualClock, self.clock) if self.clock.is_virtual else None
 
     def _virtual_clock(self, what: str) -> VirtualClock:
-        clock = self._moving_clock()
-        if clock is None:
-            raise NotSupportedError(
-                f"{what} needs virtual time: MemoryScheduler(clock=VirtualClock(start=...))"
-            )
-        return clock
+        return guards.need_virtual(self._moving_clock(), what)
 
     async def diagnose(self) -> list[Finding]:
         """Checks for ``owlclaw-scheduler doctor``."""
-        where = "running" if self._worker is not None else "started by start_worker()"
-        return [
-            Finding(
-                "worker",
-                "ok",
-                f"tasks run inside the process that owns this scheduler (its worker is {where}); "
-                "nothing outlives that process",
-            )
-        ]
+        return guards.diagnose(running=self._worker is not None)
 
     # worker
 
@@ -308,15 +295,17 @@ class MemoryScheduler(BaseScheduler):
         :raises RunawayTaskError: a task keeps queueing runs at this instant.
         :raises WaitTimeoutError: no attempt made progress for ``settle_timeout_seconds``.
         """
+        yielded = False
         while True:
             self._runaway.check()
             self._progress.clear()
-            self._fire_due()
+            fired = self._fire_due()
+            # after one yield an idle state needs no second one (a turn per run saved)
+            if yielded and not fired and self._busy == 0 and self._idle():
+                return
             await asyncio.sleep(0)
-            nxt = self._next_due()
-            due_now = nxt is not None and nxt <= self.clock.now()
-            startable = self._accepting and self._ready.startable()
-            if self._busy == 0 and not due_now and not startable:
+            yielded = True
+            if self._busy == 0 and self._idle():
                 return
             if self._busy == 0:
                 continue
@@ -324,28 +313,39 @@ class MemoryScheduler(BaseScheduler):
             if not self._progress.is_set():
                 await guards.await_progress(self._progress, self.config.settle_timeout_seconds, self._book)
 
+    def _idle(self) -> bool:
+        """Nothing due now, and nothing queued that could start."""
+        nxt = self._next_due()
+        if nxt is not None and nxt <= self.clock.now():
+            return False
+        return not (self._accepting and self._ready.startable())
+
     # the heap
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
         nxt = self._book.next_due(skip_crons=skip_crons)
         return None if nxt is None else self.faults.defer(nxt)
 
-    def _fire_due(self) -> None:
+    def _fire_due(self) -> bool:
+        """Fire what is due now; whether anything fired (woken sleepers need a turn)."""
         now = self.clock.now()
         if self.faults.engine_down(now):
-            return
+            return False
         heap = self._book.heap
+        fired = False
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)[2]
             if entry.dead:
                 continue
+            entry.dead = fired = True  # fired (Timetable.next_due's other heap drops it)
             if entry.kind == DUE:
                 run: Run = entry.ref
                 run.entry = None
                 run.state = TaskState.QUEUED
                 self._enqueue(run)
             elif entry.kind == CRON:
-                self._tick(entry)
+                if (ticked := self._book.tick(entry, self._tasks, self.faults.defer)) is not None:
+                    self._enqueue(ticked)
             elif entry.kind == WAKE:
                 future: asyncio.Future[None] = entry.ref
                 if not future.done():
@@ -353,6 +353,7 @@ class MemoryScheduler(BaseScheduler):
             elif entry.kind == TIMEOUT:
                 self._time_out(*entry.ref)
         self._start_ready()
+        return fired
 
     # runs
 
@@ -397,7 +398,7 @@ class MemoryScheduler(BaseScheduler):
             attempt=attempt,
             scheduler=self,
             durable_sleep=lambda seconds: self._durable_sleep(run, seconds),
-            cancel_event=run.cancel_event,
+            cancel_event=run,
         )
         outcome = await run_attempt(
             options,
@@ -423,8 +424,7 @@ class MemoryScheduler(BaseScheduler):
     async def _call(self, run: Run, attempt: int, call: Awaitable[Any]) -> Any:
         """The task's call, timed out on the scheduler's clock, through the
         injected faults. A run cancelled meanwhile reports nothing."""
-        timeout_entry = None
-        real_timer = None
+        timeout_entry, real_timer = None, None
         if run.options.timeout is not None:
             due = self.clock.now() + timedelta(seconds=run.options.timeout)
             timeout_entry = self._book.push(due, TIMEOUT, (run, attempt))
@@ -487,21 +487,3 @@ class MemoryScheduler(BaseScheduler):
             entry.dead = True
             run.sleeping = False
             self._busy += 1
-
-    # crons
-
-    def _new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
-        return self._book.new_cron(task_name, expression, payload)
-
-    def _tick(self, entry: Entry) -> None:
-        cron = self._book.crons.get(entry.ref)
-        if cron is None or cron.entry is not entry:
-            return
-        options = self._tasks.get(cron.task_name)
-        if options is not None:
-            run = self._book.new_run(options, dict(cron.payload), entry.due, TaskState.QUEUED)
-            self._enqueue(run)
-        # ticks missed during an outage fire once, at its end
-        cron.entry = self._book.push(
-            next_fire_time(cron.expression, self.faults.defer(entry.due)), CRON, cron.id
-        )

@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from owlclaw.backends.memory.runs import Run, Timetable
-from owlclaw.scheduler.errors import RunawayTaskError, WaitTimeoutError
+from owlclaw.scheduler.clock import VirtualClock
+from owlclaw.scheduler.doctor import Finding
+from owlclaw.scheduler.errors import NotSupportedError, RunawayTaskError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskState
 
 __all__ = [
@@ -132,6 +134,26 @@ def wait_hint(*, worker: bool, virtual: bool) -> str:
             "due later does not run): call advance(seconds) or run_until_idle(), or wait longer"
         )
     return ""
+
+
+def diagnose(*, running: bool) -> list[Finding]:
+    """``MemoryScheduler.diagnose``: where its tasks run."""
+    where = "running" if running else "started by start_worker()"
+    return [
+        Finding(
+            "worker",
+            "ok",
+            f"tasks run inside the process that owns this scheduler (its worker is {where}); "
+            "nothing outlives that process",
+        )
+    ]
+
+
+def need_virtual(clock: VirtualClock | None, what: str) -> VirtualClock:
+    """The virtual clock ``what`` needs, or ``NotSupportedError``."""
+    if clock is None:
+        raise NotSupportedError(f"{what} needs virtual time: MemoryScheduler(clock=VirtualClock(start=...))")
+    return clock
 
 
 def warn_no_worker(what: str, worker: object, queued: int) -> None:

@@ -106,7 +106,7 @@ class Mimic:
         run.entry = entry
 
     def _expire(self, run: Run, entry: Entry) -> None:
-        if entry.dead or run.entry is not entry or run.state is not TaskState.QUEUED or self._book is None:
+        if run.entry is not entry or run.state is not TaskState.QUEUED or self._book is None:
             return
         run.entry = None
         run.state = TaskState.FAILED

@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 import os
-import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,22 +69,15 @@ class Run:
     chain: int = 0  # runs queued "now" one from another up to this one (guards.RunawayGuard)
     instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
-    cancelled: bool = False  # cancel_task was called (cancel_event, once made, is set)
-    _cancel_event: threading.Event | None = None  # made on first use: most runs never need one
+    cancelled: bool = False  # cancel_task was called
     _done: asyncio.Event | None = None
-
-    @property
-    def cancel_event(self) -> threading.Event:
-        if self._cancel_event is None:
-            self._cancel_event = threading.Event()
-            if self.cancelled:
-                self._cancel_event.set()
-        return self._cancel_event
 
     def cancel(self) -> None:
         self.cancelled = True
-        if self._cancel_event is not None:
-            self._cancel_event.set()
+
+    def is_set(self) -> bool:
+        """The attempts' cancel flag (``TaskContext(cancel_event=run)``): whether ``cancel`` was called."""
+        return self.cancelled
 
     @property
     def done(self) -> asyncio.Event:
@@ -144,6 +137,10 @@ class Timetable:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.heap: list[tuple[datetime, int, Entry]] = []
+        # the same entries but crons' ticks, for next_due(skip_crons=True); an
+        # entry stays in it once fired or dead (dead: the backend marks fired
+        # entries dead) until it reaches the top
+        self._others: list[tuple[datetime, int, Entry]] = []
         self.seq = itertools.count()
         self._ids = itertools.count()
         # ids look like uuid4's: random per timetable, then a counter in the last group
@@ -158,7 +155,10 @@ class Timetable:
     def push(self, due: datetime, kind: str, ref: Any) -> Entry:
         seq = next(self.seq)
         entry = Entry(due, seq, kind, ref)
-        heapq.heappush(self.heap, (due, seq, entry))
+        item = (due, seq, entry)
+        heapq.heappush(self.heap, item)
+        if kind != CRON:
+            heapq.heappush(self._others, item)
         # the worker's next due time changed (on a virtual clock it waits for no time: only "now" counts)
         if self.heap[0][2] is entry and (not self.clock.is_virtual or due <= self.clock.now()):
             self.wakeup.set()
@@ -171,7 +171,10 @@ class Timetable:
             heapq.heappop(heap)
         if not skip_crons:
             return heap[0][0] if heap else None
-        return min((e.due for _, _, e in heap if not e.dead and e.kind != CRON), default=None)
+        others = self._others
+        while others and others[0][2].dead:
+            heapq.heappop(others)
+        return others[0][0] if others else None
 
     def new_id(self) -> str:
         """A unique id in the UUID text form (version 4 bits set, as uuid4's)."""
@@ -196,6 +199,21 @@ class Timetable:
         entry = self.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
         self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
         return cron_id
+
+    def tick(
+        self, entry: Entry, tasks: Mapping[str, TaskOptions], defer: Callable[[datetime], datetime]
+    ) -> Run | None:
+        """A cron's tick fires: its next tick is pushed (after ``defer``: ticks
+        missed during an outage fire once, at its end), and the run to queue is
+        returned (None when the cron is gone or its task not registered here)."""
+        cron = self.crons.get(entry.ref)
+        if cron is None or cron.entry is not entry:
+            return None
+        cron.entry = self.push(next_fire_time(cron.expression, defer(entry.due)), CRON, cron.id)
+        options = tasks.get(cron.task_name)
+        if options is None:
+            return None
+        return self.new_run(options, dict(cron.payload), entry.due, TaskState.QUEUED)
 
     # listings
 

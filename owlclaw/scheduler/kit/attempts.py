@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from owlclaw.scheduler.errors import describe_error
 from owlclaw.scheduler.kit.payloads import check_result, json_roundtrip
 from owlclaw.scheduler.kit.sync import BlockingScheduler, call_sync, task_exit
-from owlclaw.scheduler.models import TaskContext, TaskFailure, TaskOptions
+from owlclaw.scheduler.models import CancelFlag, TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
 from owlclaw.scheduler.protocol import Scheduler
 
@@ -36,6 +36,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("owlclaw.scheduler.runs")
+
+_is_async_cached = functools.lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
+
+
+def _is_async(func: Any) -> bool:
+    """``inspect.iscoroutinefunction``, asked once per function, not per attempt."""
+    try:
+        return _is_async_cached(func)
+    except TypeError:  # an unhashable callable
+        return inspect.iscoroutinefunction(func)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,27 @@ class AttemptOutcome:
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+
+def _success(attempt: int, result: Any) -> AttemptOutcome:
+    """``AttemptOutcome(attempt=attempt, result=result)``, its ``__dict__`` filled at
+    once (a frozen dataclass sets each field through ``object.__setattr__``)."""
+    outcome = object.__new__(AttemptOutcome)
+    object.__setattr__(
+        outcome,
+        "__dict__",
+        {
+            "attempt": attempt,
+            "result": result,
+            "error": None,
+            "exception": None,
+            "timed_out": False,
+            "retryable": False,
+            "final": True,
+            "retry_delay": None,
+        },
+    )
+    return outcome
 
 
 def timeout_error(options: TaskOptions) -> TimeoutError:
@@ -99,7 +130,7 @@ def make_context(
     attempt: int,
     scheduler: Scheduler,
     durable_sleep: Callable[[float], Awaitable[None]] | None = None,
-    cancel_event: threading.Event | None = None,
+    cancel_event: CancelFlag | None = None,
 ) -> TaskContext:
     """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable
     tasks. Called on the worker's event loop, whose loop ``ctx.sync_scheduler``
@@ -169,7 +200,7 @@ async def run_attempt(
                 result = await call
         else:
             result = await call
-        return AttemptOutcome(attempt=attempt, result=result)
+        return _success(attempt, result)
     except asyncio.CancelledError:
         if timed_out is None or not timed_out():
             raise
@@ -209,7 +240,7 @@ async def execute_attempt(
     """
     with observe_attempt(options, ctx, payload, trace=trace, lateness=lateness):
         try:
-            if inspect.iscoroutinefunction(options.func):
+            if _is_async(options.func):
                 result = await options.func(payload, ctx)
             else:
                 result = await call_sync(

@@ -59,7 +59,13 @@ SYNC_CALL_TIMEOUT = 60.0
 _HELD: contextvars.ContextVar[list[asyncio.Future[Any]] | None] = contextvars.ContextVar(
     "owlclaw_sync_threads", default=None
 )
-_local = threading.local()  # .scheduler: the scheduler whose sync task this thread runs
+
+
+class _Local(threading.local):
+    scheduler: object = None  # the scheduler whose sync task this thread runs (a class default: no miss)
+
+
+_local = _Local()
 
 
 class TaskExit(Exception):
@@ -238,8 +244,7 @@ def holds_sync_threads(
             return await method(*args, **kwargs)
         finally:
             _HELD.reset(token)
-            pending = [thread for thread in held if not thread.done()]
-            if pending:
+            if held and (pending := [thread for thread in held if not thread.done()]):
                 await asyncio.wait(pending)
 
     return holding
@@ -255,7 +260,7 @@ def check_not_in_sync_task(scheduler: object) -> None:
     """Raise if this thread runs a sync task of ``scheduler``: awaiting its
     methods there means an event loop of the task's own, on which the run
     would be started and left RUNNING when that loop closes."""
-    if getattr(_local, "scheduler", None) is scheduler:
+    if _local.scheduler is scheduler:
         raise NotSupportedError(
             "a sync task cannot await ctx.scheduler (asyncio.run() or another event loop of its own "
             "would leave the runs it starts stuck): call the blocking ctx.sync_scheduler instead, "

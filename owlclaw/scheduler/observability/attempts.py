@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
@@ -16,7 +17,6 @@ from owlclaw.scheduler.observability import logs, metrics, tracing
 __all__ = ["observe_attempt"]
 
 
-@contextlib.contextmanager
 def observe_attempt(
     options: TaskOptions,
     ctx: TaskContext,
@@ -24,31 +24,57 @@ def observe_attempt(
     *,
     trace: Mapping[str, Any] | None = None,
     lateness: float | None = None,
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager[None]:
     """Wrap one attempt: a ``started`` line, then ``succeeded``, ``failed`` or
     ``cancelled`` with its duration; a span (child of ``trace``); metrics.
 
     ``lateness`` (seconds from due time to start) is given for first attempts.
     A failure counts as the run's final one when no retry follows.
     """
-    name, task_id, attempt = options.name, ctx.task_id, ctx.attempt
-    backend = str(getattr(ctx.scheduler, "backend_name", "unknown"))
-    logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
-    logs.log_payload(name, task_id, attempt, payload)
-    if lateness is not None:
-        metrics.record_lateness(name, lateness)
-    start = time.perf_counter()
-    with tracing.run_span(name, task_id, attempt, backend, trace):
-        try:
-            yield
-        except asyncio.CancelledError:
-            duration = time.perf_counter() - start
+    return _Observed(options, ctx, payload, trace, lateness)
+
+
+class _Observed:
+    """``observe_attempt``'s context manager (a class: no generator per attempt)."""
+
+    __slots__ = ("_attempt", "_name", "_options", "_span", "_start", "_task_id")
+
+    def __init__(
+        self,
+        options: TaskOptions,
+        ctx: TaskContext,
+        payload: Any,
+        trace: Mapping[str, Any] | None,
+        lateness: float | None,
+    ) -> None:
+        name, task_id, attempt = options.name, ctx.task_id, ctx.attempt
+        self._options, self._name, self._task_id, self._attempt = options, name, task_id, attempt
+        backend = str(getattr(ctx.scheduler, "backend_name", "unknown"))
+        logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
+        logs.log_payload(name, task_id, attempt, payload)
+        if lateness is not None:
+            metrics.record_lateness(name, lateness)
+        self._span = tracing.run_span(name, task_id, attempt, backend, trace)
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+        self._span.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        name, task_id, attempt = self._name, self._task_id, self._attempt
+        duration = time.perf_counter() - self._start
+        if exc is None:
+            logs.attempt_event(logging.INFO, "succeeded", name, task_id, attempt, duration=duration)
+            metrics.record_attempt(name, "succeeded", duration)
+            metrics.record_run(name, "succeeded")
+        elif isinstance(exc, asyncio.CancelledError):
             logs.attempt_event(logging.WARNING, "cancelled", name, task_id, attempt, duration=duration)
             metrics.record_attempt(name, "cancelled", duration)
-            raise
-        except Exception as exc:
-            duration = time.perf_counter() - start
-            will_retry = options.will_retry(attempt, exc)
+        elif isinstance(exc, Exception):
+            will_retry = self._options.will_retry(attempt, exc)
             logs.attempt_event(
                 logging.WARNING if will_retry else logging.ERROR,
                 "failed",
@@ -62,8 +88,4 @@ def observe_attempt(
             metrics.record_attempt(name, "failed", duration)
             if not will_retry:
                 metrics.record_run(name, "failed")
-            raise
-        duration = time.perf_counter() - start
-        logs.attempt_event(logging.INFO, "succeeded", name, task_id, attempt, duration=duration)
-        metrics.record_attempt(name, "succeeded", duration)
-        metrics.record_run(name, "succeeded")
+        return self._span.__exit__(kind, exc, tb)
