@@ -220,8 +220,9 @@ async def test_3_schedule_cron_registers_fires_and_cancel_cron_stops_it(client: 
     assert await client.cancel_cron(weekday) is True
     assert all("cron-" + c.id != weekday for c in await client.scheduler.list_crons("agent_scheduled_run"))
 
-    # a seconds-level cron shows it firing with its input
-    tick = await client.schedule_cron("cron_tick", "agent_cron_tick", "*/2 * * * * *", {"tick": "bot-3"})
+    # a seconds-level cron shows it firing with its input; six fields read as
+    # croniter (OwlClaw's validator) reads them, seconds last: every 2 s
+    tick = await client.schedule_cron("cron_tick", "agent_cron_tick", "* * * * * */2", {"tick": "bot-3"})
     try:
         runs = await poll_until(
             lambda: client.scheduler.list_tasks("cron_tick"),
