@@ -158,7 +158,8 @@ class MemoryScheduler(BaseScheduler):
 
     async def get_task_status(self, task_id: str) -> TaskInfo:  # the base's, in one frame not two
         self._enter("get_task_status")
-        self._retention.prune(self._book.runs, self.clock.now())
+        if self._retention.max_age is not None:  # the run-count limit is kept as runs finish
+            self._retention.prune(self._book.runs, self.clock.now())
         return self._book.run(task_id).info()
 
     async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
@@ -365,11 +366,7 @@ class MemoryScheduler(BaseScheduler):
     def _start_ready(self) -> None:
         if not self._ready:
             return
-
-        def room() -> bool:
-            return self._accepting and self._ready.has_room()
-
-        for run in self._ready.take(room):
+        for run in self._ready.take(self._room):
             run.state = TaskState.RUNNING
             run.attempts += 1
             if self._mimic.started(run) or run.started_at is None:
@@ -380,6 +377,9 @@ class MemoryScheduler(BaseScheduler):
             self._ready.started(run, run.task)
             # A callback, not a finally: a task cancelled before it starts runs no finally.
             run.task.add_done_callback(self._attempt_done)
+
+    def _room(self) -> bool:
+        return self._accepting and self._ready.has_room()
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

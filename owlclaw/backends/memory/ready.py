@@ -56,6 +56,7 @@ class ReadyQueue:
         self._on_queued = on_queued  # told of each run queued (MemoryConfig.mimic's schedule timeout)
         durable = config.slots if config.durable_slots is None else config.durable_slots
         self._pools = {False: _Pool(config.slots), True: _Pool(durable)}
+        self._both = (self._pools[False], self._pools[True])  # ordinary, durable: no dict walk per call
         #: mimic="hatchet": a queue per task, by priority; the pools' heaps then hold the tasks' turns
         self._by_task: dict[str, list[Item]] | None = {} if config.mimic == "hatchet" else None
         self._seq = seq  # shared with the timetable: one order for everything queued
@@ -78,7 +79,8 @@ class ReadyQueue:
 
     def __bool__(self) -> bool:
         """Whether any run may be waiting outside the held groups."""
-        return any(pool.heap for pool in self._pools.values())
+        ordinary, durable = self._both
+        return bool(ordinary.heap or durable.heap)
 
     def _waiting(self) -> Iterator[Run]:
         if self._by_task is None:
@@ -102,7 +104,8 @@ class ReadyQueue:
 
     def has_room(self) -> bool:
         """Whether either pool has a free slot."""
-        return any(pool.has_room() for pool in self._pools.values())
+        ordinary, durable = self._both
+        return ordinary.used < ordinary.limit or durable.used < durable.limit
 
     def take(self, room: Callable[[], bool]) -> Iterator[Run]:
         """Yield the runs to start, in order, while ``room()``; the caller calls
@@ -133,8 +136,13 @@ class ReadyQueue:
 
     def _next_pool(self) -> _Pool | None:
         """The pool with a free slot whose next item comes first."""
-        ready = [p for p in self._pools.values() if p.heap and p.has_room()]
-        return min(ready, key=lambda p: p.heap[0][:2]) if ready else None
+        ordinary, durable = self._both
+        first = ordinary if ordinary.heap and ordinary.used < ordinary.limit else None
+        if not (durable.heap and durable.used < durable.limit):
+            return first
+        if first is None or durable.heap[0][:2] < first.heap[0][:2]:
+            return durable
+        return first
 
     def _best_of(self, task: str) -> tuple[Run | None, bool]:
         """The highest-priority queued run of ``task`` that can start, taken off
