@@ -310,6 +310,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             yielded = True
             if self._busy == 0 and self._idle():
+                self._runaway.check()  # attempts now end in this turn: one may have run away
                 return
             if self._busy == 0:
                 continue
@@ -375,7 +376,7 @@ class MemoryScheduler(BaseScheduler):
             if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
-            run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
+            run.task = asyncio.create_task(self._reported(run), name=f"owlclaw-run-{run.id}")
             self._running.add(run.task)
             self._ready.started(run, run.task)
             # A callback, not a finally: a task cancelled before it starts runs no finally.
@@ -384,8 +385,14 @@ class MemoryScheduler(BaseScheduler):
     def _room(self) -> bool:
         return self._accepting and self._ready.has_room()
 
+    async def _reported(self, run: Run) -> None:  # reported as it returns: no turn for a callback
+        await self._attempt(run)
+        self._attempt_done(cast("asyncio.Task[None]", asyncio.current_task()))
+
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        if task not in self._running:
+            return  # reported already, by _reported
+        self._running.remove(task)
         self._ready.ended(task)
         self._busy -= 1
         self._progress.set()
