@@ -31,6 +31,7 @@ __all__ = ["ReadyQueue"]
 
 Group = tuple[str, str]
 Item = tuple[int, int, Run]  # (sort key, arrival, run)
+QUEUED = TaskState.QUEUED
 
 
 class _Pool:
@@ -96,10 +97,10 @@ class ReadyQueue:
     def startable(self) -> bool:
         """Whether a queued run could start now (a slot of its pool is free)."""
         if self._by_task is None:
-            return any(
-                pool.has_room() and any(r.state is TaskState.QUEUED for _, _, r in pool.heap)
-                for pool in self._pools.values()
-            )
+            for pool in self._both:  # no generator for an empty queue (asked at every settle step)
+                if pool.heap and pool.has_room() and any(r.state is QUEUED for _, _, r in pool.heap):
+                    return True
+            return False
         return any(self._can_start(r) for r in self._waiting())
 
     def has_room(self) -> bool:
