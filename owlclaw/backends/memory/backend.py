@@ -20,7 +20,8 @@ from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Run, Timetabl
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import AttemptOutcome, BaseScheduler, SyncExecutor, make_context, run_attempt
+from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, make_context, run_attempt
+from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
@@ -64,6 +65,7 @@ class MemoryScheduler(BaseScheduler):
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
         self._runaway = guards.RunawayGuard()
         self._retention = Retention.from_config(self.config, virtual_clock=self.clock.is_virtual)
+        self._room = lambda: self._accepting and self._ready.has_room()  # take()'s test: a slot to start in
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -93,7 +95,8 @@ class MemoryScheduler(BaseScheduler):
         self._connected = False
 
     def _check_connected(self, operation: str) -> None:
-        super()._check_connected(operation)
+        if not self._connected:  # the base's check (raises), without a super() per call
+            super()._check_connected(operation)
         self.faults.before_call(operation)
 
     def _now(self) -> datetime:
@@ -157,9 +160,14 @@ class MemoryScheduler(BaseScheduler):
         return True
 
     async def get_task_status(self, task_id: str) -> TaskInfo:  # the base's, in one frame not two
-        self._enter("get_task_status")
-        self._retention.prune(self._book.runs, self.clock.now())
-        return self._book.run(task_id).info()
+        check_not_in_sync_task(self)  # the base's _enter and _check_connected, frames less
+        if not self._connected:
+            self._check_connected("get_task_status")  # raises
+        self.faults.before_call("get_task_status")
+        if self._retention.max_age is not None:  # the run-count limit is kept as runs finish
+            self._retention.prune(self._book.runs, self.clock.now())
+        run = self._book.runs.get(task_id) if type(task_id) is str else None
+        return (run or self._book.run(task_id)).info()  # Timetable.run raises TaskNotFoundError
 
     async def _list_scheduled(self, task_name: str | None) -> list[TaskInfo]:
         return self._book.scheduled(task_name)
@@ -306,6 +314,7 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             yielded = True
             if self._busy == 0 and self._idle():
+                self._runaway.check()  # attempts now end in this turn: one may have run away
                 return
             if self._busy == 0:
                 continue
@@ -365,24 +374,26 @@ class MemoryScheduler(BaseScheduler):
     def _start_ready(self) -> None:
         if not self._ready:
             return
-
-        def room() -> bool:
-            return self._accepting and self._ready.has_room()
-
-        for run in self._ready.take(room):
+        for run in self._ready.take(self._room):
             run.state = TaskState.RUNNING
             run.attempts += 1
             if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
-            run.task = asyncio.create_task(self._attempt(run), name=f"owlclaw-run-{run.id}")
+            run.task = asyncio.create_task(self._reported(run), name=f"owlclaw-run-{run.id}")
             self._running.add(run.task)
             self._ready.started(run, run.task)
             # A callback, not a finally: a task cancelled before it starts runs no finally.
             run.task.add_done_callback(self._attempt_done)
 
+    async def _reported(self, run: Run) -> None:  # reported as it returns: no turn for a callback
+        await self._attempt(run)
+        self._attempt_done(cast("asyncio.Task[None]", asyncio.current_task()))
+
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        if task not in self._running:
+            return  # reported already, by _reported
+        self._running.remove(task)
         self._ready.ended(task)
         self._busy -= 1
         self._progress.set()
@@ -408,7 +419,7 @@ class MemoryScheduler(BaseScheduler):
             lateness=run.lateness(attempt),
             timed_out=lambda: run.timed_out_attempt == attempt and run.state is TaskState.RUNNING,
             through=lambda call: self._call(run, attempt, call),
-            record=lambda failed: self._record_error(run, failed),
+            record=lambda failed: setattr(run, "error", failed.error),
             executor=self._sync,
         )
         if run.state is not TaskState.RUNNING:
@@ -444,9 +455,6 @@ class MemoryScheduler(BaseScheduler):
                 timeout_entry.dead = True
             if real_timer is not None:
                 real_timer.cancel()
-
-    def _record_error(self, run: Run, outcome: AttemptOutcome) -> None:
-        run.error = outcome.error
 
     def _time_out(self, run: Run, attempt: int) -> None:
         if run.task is not None and run.attempts == attempt and not run.task.done():

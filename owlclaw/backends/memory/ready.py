@@ -31,6 +31,7 @@ __all__ = ["ReadyQueue"]
 
 Group = tuple[str, str]
 Item = tuple[int, int, Run]  # (sort key, arrival, run)
+QUEUED = TaskState.QUEUED
 
 
 class _Pool:
@@ -56,6 +57,7 @@ class ReadyQueue:
         self._on_queued = on_queued  # told of each run queued (MemoryConfig.mimic's schedule timeout)
         durable = config.slots if config.durable_slots is None else config.durable_slots
         self._pools = {False: _Pool(config.slots), True: _Pool(durable)}
+        self._both = (self._pools[False], self._pools[True])  # ordinary, durable: no dict walk per call
         #: mimic="hatchet": a queue per task, by priority; the pools' heaps then hold the tasks' turns
         self._by_task: dict[str, list[Item]] | None = {} if config.mimic == "hatchet" else None
         self._seq = seq  # shared with the timetable: one order for everything queued
@@ -78,7 +80,8 @@ class ReadyQueue:
 
     def __bool__(self) -> bool:
         """Whether any run may be waiting outside the held groups."""
-        return any(pool.heap for pool in self._pools.values())
+        ordinary, durable = self._both
+        return bool(ordinary.heap or durable.heap)
 
     def _waiting(self) -> Iterator[Run]:
         if self._by_task is None:
@@ -94,15 +97,16 @@ class ReadyQueue:
     def startable(self) -> bool:
         """Whether a queued run could start now (a slot of its pool is free)."""
         if self._by_task is None:
-            return any(
-                pool.has_room() and any(r.state is TaskState.QUEUED for _, _, r in pool.heap)
-                for pool in self._pools.values()
-            )
+            for pool in self._both:  # no generator for an empty queue (asked at every settle step)
+                if pool.heap and pool.has_room() and any(r.state is QUEUED for _, _, r in pool.heap):
+                    return True
+            return False
         return any(self._can_start(r) for r in self._waiting())
 
     def has_room(self) -> bool:
         """Whether either pool has a free slot."""
-        return any(pool.has_room() for pool in self._pools.values())
+        ordinary, durable = self._both
+        return ordinary.used < ordinary.limit or durable.used < durable.limit
 
     def take(self, room: Callable[[], bool]) -> Iterator[Run]:
         """Yield the runs to start, in order, while ``room()``; the caller calls
@@ -133,8 +137,13 @@ class ReadyQueue:
 
     def _next_pool(self) -> _Pool | None:
         """The pool with a free slot whose next item comes first."""
-        ready = [p for p in self._pools.values() if p.heap and p.has_room()]
-        return min(ready, key=lambda p: p.heap[0][:2]) if ready else None
+        ordinary, durable = self._both
+        first = ordinary if ordinary.heap and ordinary.used < ordinary.limit else None
+        if not (durable.heap and durable.used < durable.limit):
+            return first
+        if first is None or durable.heap[0][:2] < first.heap[0][:2]:
+            return durable
+        return first
 
     def _best_of(self, task: str) -> tuple[Run | None, bool]:
         """The highest-priority queued run of ``task`` that can start, taken off

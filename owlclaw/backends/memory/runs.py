@@ -26,6 +26,7 @@ __all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Ent
 
 _new = object.__new__
 _set = object.__setattr__
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON values copy_json leaves as they are
 
 #: Longest wait for cancelled attempts to stop (``Faults.crash_worker``).
 CANCEL_WAIT_SECONDS = 10.0
@@ -96,6 +97,11 @@ class Run:
         # A frozen dataclass's __init__ sets each field through object.__setattr__ (a third
         # of a status call): fill its __dict__ at once (every field; a unit test checks).
         # The payload is JSON-safe since check_payload: a copy is what a round trip gives.
+        payload = self.payload.copy()  # a flat payload (the usual one) needs no copy_json frame
+        for value in payload.values():
+            if type(value) not in _PLAIN:
+                payload = copy_json(self.payload)
+                break
         info = _new(TaskInfo)
         _set(
             info,
@@ -104,7 +110,7 @@ class Run:
                 "id": self.id,
                 "task_name": self.options.name,
                 "state": self.state,
-                "payload": copy_json(self.payload),
+                "payload": payload,
                 "scheduled_at": self.scheduled_at,
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
