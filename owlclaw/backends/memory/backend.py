@@ -20,7 +20,7 @@ from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Run, Timetabl
 from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, make_context, run_attempt
+from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, holds_sync_threads, make_context, run_attempt
 from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -54,7 +54,7 @@ class MemoryScheduler(BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
-        self._mimic = Mimic(self.config, self._book)  # Hatchet's coarser behaviour, if configured
+        self._mimic = Mimic(self.config, self._book, self._finish)  # Hatchet's ways, if configured
         self._ready = ReadyQueue(self._book.seq, self.config, self._mimic.queued)
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
@@ -399,7 +399,7 @@ class MemoryScheduler(BaseScheduler):
         self._progress.set()
         self._start_ready()
 
-    @SyncExecutor.holds_threads  # a sync attempt cut off keeps its slot until its thread returns
+    @holds_sync_threads  # a sync attempt cut off keeps its slot until its thread returns
     async def _attempt(self, run: Run) -> None:
         guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts

@@ -69,8 +69,14 @@ LOOKUP_WINDOW = timedelta(days=6)
 class Mimic:
     """The hooks the memory backend calls; each is a no-op unless mode is "hatchet"."""
 
-    def __init__(self, config: MemoryConfig | None = None, book: Timetable | None = None) -> None:
+    def __init__(
+        self,
+        config: MemoryConfig | None = None,
+        book: Timetable | None = None,
+        finish: Callable[[Run, TaskState], None] | None = None,
+    ) -> None:
         config = config or MemoryConfig()
+        self._finish = finish  # the scheduler's: a run that ends here ends as every run does
         self.hatchet = config.mimic == "hatchet"
         self._schedule_timeout = timedelta(seconds=config.schedule_timeout_seconds)
         self._book = book
@@ -106,17 +112,15 @@ class Mimic:
         run.entry = entry
 
     def _expire(self, run: Run, entry: Entry) -> None:
-        if run.entry is not entry or run.state is not TaskState.QUEUED or self._book is None:
+        if run.entry is not entry or run.state is not TaskState.QUEUED or self._finish is None:
             return
         run.entry = None
-        run.state = TaskState.FAILED
-        run.finished_at = self._book.now()
         run.error = (
             "TimeoutError: no worker started the run within the schedule timeout "
             "(scheduler.memory.schedule_timeout_seconds, as scheduler.hatchet.schedule_timeout_seconds); "
             f"keep a worker running for task {run.options.name!r}"
         )
-        run.done.set()
+        self._finish(run, TaskState.FAILED)
 
     def started(self, run: Run) -> bool:
         """An attempt of ``run`` starts (its schedule-timeout deadline is dropped);

@@ -277,7 +277,7 @@ async def run_on_failure(
                 await result
     except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - a failing callback must not change the run  # noqa: BLE001 - a failing callback must not change the run
+    except BaseException as exc:  # noqa: BLE001 - a failing callback must not change the run
         log.error("on_failure of task %s (%s) raised %s", options.name, failure.task_id, describe_error(exc))
 
 

@@ -112,11 +112,6 @@ class SyncExecutor(concurrent.futures.Executor):
         self._busy = 0  # calls submitted and not yet returned (queued ones included)
         self._closed = False
 
-    @staticmethod
-    def holds_threads(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-        """:func:`holds_sync_threads`, for a worker that imports the executor."""
-        return holds_sync_threads(method)
-
     @property
     def busy(self) -> int:
         """Calls submitted whose function has not returned yet (running or queued)."""
