@@ -19,7 +19,7 @@ from typing import Any
 from owlclaw.scheduler.clock import Clock
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import TaskNotFoundError
-from owlclaw.scheduler.kit import copy_json, json_roundtrip
+from owlclaw.scheduler.kit import copy_json
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
 __all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
@@ -96,8 +96,10 @@ class Run:
     def info(self) -> TaskInfo:
         # A frozen dataclass's __init__ sets each field through object.__setattr__ (a third
         # of a status call): fill its __dict__ at once (every field; a unit test checks).
-        # The payload is JSON-safe since check_payload: a copy is what a round trip gives.
-        payload = self.payload.copy()  # a flat payload (the usual one) needs no copy_json frame
+        # Payload and result are JSON-safe (check_payload, check_result): a copy is
+        # what a round trip gives. copy_json's flat-dict case inlined (a frame is a
+        # tenth of a status call).
+        payload = self.payload.copy()
         for value in payload.values():
             if type(value) not in _PLAIN:
                 payload = copy_json(self.payload)
@@ -115,7 +117,7 @@ class Run:
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
                 "attempts": self.attempts,
-                "result": None if self.result is None else json_roundtrip(self.result, "result"),
+                "result": copy_json(self.result),
                 "error": self.error,
             },
         )
@@ -230,7 +232,7 @@ class Timetable:
                 id=c.id,
                 task_name=c.task_name,
                 expression=c.expression,
-                payload=json_roundtrip(c.payload, "payload"),
+                payload=copy_json(c.payload),
                 next_run_at=c.entry.due,
             )
             for c in self.crons.values()
