@@ -22,6 +22,7 @@ from owlclaw.scheduler.clock import SystemClock
 from owlclaw.scheduler.cron import _croniter_form, next_fire_time, normalize_cron
 from owlclaw.scheduler.errors import PayloadError
 from owlclaw.scheduler.kit import MAX_PAYLOAD_BYTES, check_payload, copy_json, json_roundtrip
+from owlclaw.scheduler.kit.payloads import MAX_RESULT_BYTES, check_result
 from owlclaw.scheduler.models import TaskInfo
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -226,6 +227,53 @@ def test_check_payload_returns_what_a_json_round_trip_returns(payload: dict[Any,
 def test_check_payload_still_refuses_flat_payloads_json_would_refuse(bad: dict[str, Any]) -> None:
     with pytest.raises(PayloadError):
         check_payload(bad)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        True,
+        7,
+        -(10**17),
+        10**30,  # past the fast path's ints
+        2.5,
+        -0.0,
+        "text",
+        "\ud800 lone surrogate",
+        Level.HIGH,  # an int subclass comes back as a plain int
+        {"n": 1, "s": "x", "f": 2.5, "b": False, "none": None},
+        {1: "int key"},
+        {"t": (1, 2)},
+        [1, "a", {"b": None}],
+        (1, 2),
+    ],
+)
+def test_check_result_returns_what_a_json_round_trip_returns(result: Any) -> None:
+    checked = check_result(result, "the result")
+    expected = json.loads(json.dumps(result))
+    assert checked == expected and type(checked) is type(expected)
+    if isinstance(expected, dict):
+        assert [type(v) for v in checked.values()] == [type(v) for v in expected.values()]
+        assert list(checked) == list(expected) and checked is not result
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        float("nan"),
+        float("inf"),
+        {"x": float("nan")},
+        {"x": object()},
+        object(),
+        "\x00" * (MAX_RESULT_BYTES // 6 + 1),  # short in characters, over the limit escaped
+        {"x": "a" * MAX_RESULT_BYTES},
+        ["a" * MAX_RESULT_BYTES],
+    ],
+)
+def test_check_result_refuses_what_json_or_the_size_limit_refuses(bad: Any) -> None:
+    with pytest.raises(PayloadError):
+        check_result(bad, "the result")
 
 
 async def test_status_info_sets_every_field_of_task_info() -> None:

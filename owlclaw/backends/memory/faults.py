@@ -189,6 +189,11 @@ class Faults:
                 due = end
         return due
 
+    @property
+    def planned(self) -> bool:
+        """Whether a crash or a duplicate is planned (``execute`` has work to do)."""
+        return bool(self._crashes or self._duplicates)
+
     async def execute(self, run_id: str, task_name: str, attempt: Awaitable[Any]) -> Any:
         """Run one attempt, losing it when a crash or duplicate is planned."""
         if self._crashes and _take(self._crashes, task_name):

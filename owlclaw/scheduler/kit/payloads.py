@@ -69,6 +69,8 @@ def _refuse(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_refuse)
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_SMALL = 10**18  # ints below this print and parse back as themselves
+_SHORT = MAX_RESULT_BYTES // 12  # a character is at most 12 bytes of JSON (a surrogate pair escaped)
 
 
 def json_roundtrip(value: Any, what: str) -> Any:
@@ -97,6 +99,17 @@ def copy_json(value: Any) -> Any:
 def check_result(value: Any, what: str) -> Any:
     """``value`` as JSON carries it, or PayloadError if it is not JSON or is
     over ``MAX_RESULT_BYTES``."""
+    kind = type(value)
+    # what JSON gives back unchanged needs no round trip: None, bool, a small int,
+    # a finite float, a str short enough for any escaping, a flat dict (checked)
+    if value is None or kind is bool or (kind is int and -_SMALL < value < _SMALL):
+        return value
+    if (kind is float and math.isfinite(value)) or (kind is str and len(value) <= _SHORT):
+        return value
+    if kind is dict and _flat(value):
+        text = _encode(value, what)
+        if len(text) <= MAX_RESULT_BYTES:  # ensure_ascii: one byte per character
+            return value.copy()
     text = dump_json(value, what)
     size = len(text.encode("utf-8"))
     if size > MAX_RESULT_BYTES:

@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from owlclaw.scheduler.errors import NotSupportedError, WaitTimeoutError
@@ -233,16 +233,39 @@ def holds_sync_threads(
 
     @functools.wraps(method)
     async def holding(*args: P.args, **kwargs: P.kwargs) -> T:
-        held: list[asyncio.Future[Any]] = []
-        token = _HELD.set(held)
+        held = hold_sync_threads()
         try:
             return await method(*args, **kwargs)
         finally:
-            _HELD.reset(token)
-            if held and (pending := [thread for thread in held if not thread.done()]):
-                await asyncio.wait(pending)
+            if (pending := release_sync_threads(held)) is not None:
+                await pending
 
     return holding
+
+
+class Held:
+    """The sync calls' threads started since ``hold_sync_threads``."""
+
+    __slots__ = ("threads", "token")
+
+    def __init__(self) -> None:
+        self.threads: list[asyncio.Future[Any]] = []
+        self.token = _HELD.set(self.threads)
+
+
+def hold_sync_threads() -> Held:
+    """``holds_sync_threads`` in two calls, for a coroutine that does more
+    after the threads are free: from here, this task's sync calls are held;
+    ``release_sync_threads`` gives what to await before the slot is free."""
+    return Held()
+
+
+def release_sync_threads(held: Held) -> Awaitable[Any] | None:
+    """Stop holding; None, or what to await until the held threads return."""
+    _HELD.reset(held.token)
+    if held.threads and (pending := [thread for thread in held.threads if not thread.done()]):
+        return asyncio.wait(pending)
+    return None
 
 
 def _discard(future: asyncio.Future[Any]) -> None:

@@ -68,11 +68,10 @@ class _Observed:
         duration = time.perf_counter() - self._start
         if exc is None:
             logs.attempt_event(logging.INFO, "succeeded", name, task_id, attempt, duration=duration)
-            metrics.record_attempt(name, "succeeded", duration)
-            metrics.record_run(name, "succeeded")
+            metrics.record_ended(name, "succeeded", duration, "succeeded")
         elif isinstance(exc, asyncio.CancelledError):
             logs.attempt_event(logging.WARNING, "cancelled", name, task_id, attempt, duration=duration)
-            metrics.record_attempt(name, "cancelled", duration)
+            metrics.record_ended(name, "cancelled", duration, None)
         elif isinstance(exc, Exception):
             will_retry = self._options.will_retry(attempt, exc)
             logs.attempt_event(
@@ -85,7 +84,5 @@ class _Observed:
                 error=describe_error(exc),
                 will_retry=will_retry,
             )
-            metrics.record_attempt(name, "failed", duration)
-            if not will_retry:
-                metrics.record_run(name, "failed")
+            metrics.record_ended(name, "failed", duration, None if will_retry else "failed")
         return self._span.__exit__(kind, exc, tb)

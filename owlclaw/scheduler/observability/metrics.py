@@ -11,7 +11,9 @@ container that Prometheus scrapes).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -25,9 +27,8 @@ from owlclaw.scheduler.errors import ConfigError, NotSupportedError
 __all__ = [
     "ADDR_ENV",
     "MetricsServer",
-    "record_attempt",
+    "record_ended",
     "record_lateness",
-    "record_run",
     "serve_metrics",
 ]
 
@@ -40,62 +41,106 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
+class _Recorded:
+    """The attempt metrics as plain numbers, exported by this collector at
+    scrape time. (A prometheus-client child per label set took a lock per
+    counter and a Python loop over the buckets per observation: a tenth of a
+    memory-backend run's CPU.)"""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: dict[tuple[str, str], list[float]] = {}  # (task, state) -> [count, created]
+        self.attempts: dict[tuple[str, str], list[float]] = {}  # (task, outcome) -> [count, created]
+        # task -> one count per bucket (+Inf last), then the sum
+        self.duration: dict[str, list[float]] = {}
+        self.lateness: dict[str, list[float]] = {}
+
+    def observe(
+        self, table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float
+    ) -> None:
+        with self.lock:
+            self.observe_locked(table, bounds, task, value)
+
+    @staticmethod
+    def observe_locked(
+        table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float
+    ) -> None:
+        row = table.get(task)
+        if row is None:
+            row = table[task] = [0.0] * (len(bounds) + 2)
+        row[bisect.bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
+        row[-1] += value
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        with self.lock:
+            runs = {k: list(v) for k, v in self.runs.items()}
+            attempts = {k: list(v) for k, v in self.attempts.items()}
+            duration = {k: list(v) for k, v in self.duration.items()}
+            lateness = {k: list(v) for k, v in self.lateness.items()}
+        for name, doc, label, rows in (
+            ("owlclaw_scheduler_runs", _RUNS_DOC, "state", runs),
+            ("owlclaw_scheduler_attempts", _ATTEMPTS_DOC, "outcome", attempts),
+        ):
+            counter = CounterMetricFamily(name, doc, labels=["task", label])
+            for (task, value), (count, created) in rows.items():
+                counter.add_metric([task, value], count, created=created)
+            yield counter
+        for name, doc, bounds, table in (
+            ("owlclaw_scheduler_run_duration_seconds", _DURATION_DOC, DURATION_BUCKETS, duration),
+            ("owlclaw_scheduler_run_lateness_seconds", _LATENESS_DOC, LATENESS_BUCKETS, lateness),
+        ):
+            histogram = HistogramMetricFamily(name, doc, labels=["task"])
+            les = [str(float(b)) for b in bounds] + ["+Inf"]  # as prometheus-client writes them
+            for task, row in table.items():
+                cumulative = list(itertools.accumulate(row[:-1]))
+                histogram.add_metric([task], list(zip(les, cumulative, strict=True)), row[-1])
+            yield histogram
+
+
+_RUNS_DOC = "Runs that reached a final state in this worker, by task and state (succeeded, failed)"
+_ATTEMPTS_DOC = "Attempts run by this worker, by task and outcome (succeeded, failed, cancelled)"
+_DURATION_DOC = "Wall-clock seconds one attempt took, by task"
+_LATENESS_DOC = "Seconds from a run's due time (or run_task call) to its first attempt's start, by task"
+
+
 @functools.cache
-def _metrics() -> dict[str, Any] | None:
+def _metrics() -> _Recorded | None:
+    """The recorded metrics, registered in prometheus-client's default
+    registry on first use; None without prometheus-client."""
     try:
-        from prometheus_client import Counter as PromCounter
-        from prometheus_client import Histogram
+        from prometheus_client import REGISTRY
     except ImportError:
         return None
-    return {
-        "runs": PromCounter(
-            "owlclaw_scheduler_runs",
-            "Runs that reached a final state in this worker, by task and state (succeeded, failed)",
-            ["task", "state"],
-        ),
-        "attempts": PromCounter(
-            "owlclaw_scheduler_attempts",
-            "Attempts run by this worker, by task and outcome (succeeded, failed, cancelled)",
-            ["task", "outcome"],
-        ),
-        "duration": Histogram(
-            "owlclaw_scheduler_run_duration_seconds",
-            "Wall-clock seconds one attempt took, by task",
-            ["task"],
-            buckets=DURATION_BUCKETS,
-        ),
-        "lateness": Histogram(
-            "owlclaw_scheduler_run_lateness_seconds",
-            "Seconds from a run's due time (or run_task call) to its first attempt's start, by task",
-            ["task"],
-            buckets=LATENESS_BUCKETS,
-        ),
-    }
+    recorded = _Recorded()
+    REGISTRY.register(recorded)
+    return recorded
 
 
-@functools.lru_cache(maxsize=4096)
-def _child(metric: str, *labels: str) -> Any:
-    """One label set of a metric (``labels()`` is slow; the children live as
-    long as the metric, as nothing here removes a label set)."""
-    m = _metrics()
-    assert m is not None
-    return m[metric].labels(*labels)
-
-
-def record_attempt(task: str, outcome: str, duration: float) -> None:
-    if _metrics() is not None:
-        _child("attempts", task, outcome).inc()
-        _child("duration", task).observe(duration)
-
-
-def record_run(task: str, state: str) -> None:
-    if _metrics() is not None:
-        _child("runs", task, state).inc()
+def record_ended(task: str, outcome: str, duration: float, run_state: str | None) -> None:
+    """An attempt's end: its outcome and duration, and the run's final state
+    when ``run_state`` is given."""
+    if (m := _metrics()) is None:
+        return
+    with m.lock:
+        key = (task, outcome)
+        if (row := m.attempts.get(key)) is not None:
+            row[0] += 1
+        else:
+            m.attempts[key] = [1, time.time()]
+        m.observe_locked(m.duration, DURATION_BUCKETS, task, duration)
+        if run_state is not None:
+            key = (task, run_state)
+            if (row := m.runs.get(key)) is not None:
+                row[0] += 1
+            else:
+                m.runs[key] = [1, time.time()]
 
 
 def record_lateness(task: str, seconds: float) -> None:
-    if _metrics() is not None:
-        _child("lateness", task).observe(max(seconds, 0.0))
+    if (m := _metrics()) is not None:
+        m.observe(m.lateness, LATENESS_BUCKETS, task, max(seconds, 0.0))
 
 
 class _PendingCollector:
