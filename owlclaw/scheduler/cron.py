@@ -77,27 +77,38 @@ def _normalize(expression: str) -> str:
 
 def next_fire_time(expression: str, after: datetime) -> datetime:
     """The first time strictly after ``after`` (UTC) at which the cron fires."""
-    plan = _plan(normalize_cron(expression))
-    after = after.astimezone(UTC)
-    if plan.fields is not None:
-        nxt = plan.fields.next_after(after)
-        if nxt is not None:
-            return nxt
-    it = croniter(plan.croniter_form, after)
-    found: datetime = it.get_next(datetime)
-    return found.astimezone(UTC)
+    return cron_plan(expression).next_after(after.astimezone(UTC))
+
+
+def cron_plan(expression: str) -> CronPlan:
+    """The parsed expression, to ask for fire time after fire time.
+
+    :raises InvalidCronError: as ``normalize_cron``.
+    """
+    return _plan(normalize_cron(expression))
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class CronPlan:
+    """A parsed cron expression (``cron_plan``)."""
+
     croniter_form: str
     fields: _Fields | None  # None: croniter computes every fire time
 
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire time strictly after ``after``, a UTC datetime."""
+        if self.fields is not None:
+            nxt = self.fields.next_after(after)
+            if nxt is not None:
+                return nxt
+        found: datetime = croniter(self.croniter_form, after).get_next(datetime)
+        return found.astimezone(UTC)
+
 
 @functools.lru_cache(maxsize=1024)
-def _plan(normalized: str) -> _Plan:
+def _plan(normalized: str) -> CronPlan:
     form = _croniter_form(normalized.split(" "))
-    return _Plan(form, _Fields.parse(form))
+    return CronPlan(form, _Fields.parse(form))
 
 
 _DAY = timedelta(days=1)
@@ -118,6 +129,7 @@ class _Fields:
     months: frozenset[int] | None
     weekdays: frozenset[int] | None  # 0 = Sunday
     whole_seconds: bool  # 6 fields: steps of one second, else of one minute
+    every: bool = False  # every field is "*": each second (or minute) fires
 
     @staticmethod
     def parse(form: str) -> _Fields | None:
@@ -142,6 +154,7 @@ class _Fields:
 
         six = len(expanded) == 6
         return _Fields(
+            every=all(values == ["*"] for values in expanded),
             seconds=allowed(expanded[5], range(60)) if six else (0,),
             minutes=allowed(expanded[0], range(60)),
             hours=allowed(expanded[1], range(24)),
@@ -165,6 +178,8 @@ class _Fields:
             t = after.replace(microsecond=0) + _SECOND
         else:
             t = after.replace(second=0, microsecond=0) + _MINUTE
+        if self.every:
+            return t
         last_year = t.year + _YEARS_SEARCHED
         months, hours, minutes, seconds = self.months, self.hours, self.minutes, self.seconds
         while t.year <= last_year:

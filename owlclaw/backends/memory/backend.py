@@ -21,6 +21,7 @@ from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, make_context, run_attempt
+from owlclaw.scheduler.kit.attempts import uses_threads
 from owlclaw.scheduler.kit.sync import check_not_in_sync_task, hold_sync_threads, release_sync_threads
 from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -380,7 +381,7 @@ class MemoryScheduler(BaseScheduler):
             if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
-            run.task = asyncio.create_task(self._reported(run), name=f"owlclaw-run-{run.id}")
+            run.task = asyncio.create_task(self._reported(run))
             self._running.add(run.task)
             self._ready.started(run, run.task)
             # A callback, not a finally: a task cancelled before it starts runs no finally.
@@ -391,12 +392,15 @@ class MemoryScheduler(BaseScheduler):
         done callback). A sync attempt cut off keeps its slot until its thread
         returns (``kit.sync.hold_sync_threads``)."""
         task = cast("asyncio.Task[None]", run.task)  # set by _start_ready before this runs
-        held = hold_sync_threads()
-        try:
+        if uses_threads(run.options):
+            held = hold_sync_threads()
+            try:
+                await self._attempt(run)
+            finally:
+                if (pending := release_sync_threads(held)) is not None:
+                    await pending
+        else:
             await self._attempt(run)
-        finally:
-            if (pending := release_sync_threads(held)) is not None:
-                await pending
         self._attempt_done(task)
         if run.task is task:
             # a done task and its coroutine kept by every retained run made the

@@ -42,8 +42,10 @@ class Retention:
 
     def finished(self, run_id: str, at: datetime, runs: dict[str, Any]) -> None:
         """Note that ``run_id`` finished at ``at``; drop what is over the limits."""
-        self._finished.append((at, run_id))
-        self.prune(runs, at)
+        finished = self._finished
+        finished.append((at, run_id))
+        if self.max_age is not None or (self.max_runs is not None and len(finished) > self.max_runs):
+            self.prune(runs, at)
 
     def prune(self, runs: dict[str, Any], now: datetime) -> None:
         """Remove from ``runs`` the finished runs past either limit."""

@@ -13,11 +13,11 @@ import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from owlclaw.scheduler.clock import Clock
-from owlclaw.scheduler.cron import next_fire_time
+from owlclaw.scheduler.cron import CronPlan, cron_plan
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import copy_json
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
@@ -137,6 +137,7 @@ class Cron:
     expression: str
     payload: dict[str, Any]
     entry: Entry
+    plan: CronPlan
 
 
 class Timetable:
@@ -204,8 +205,9 @@ class Timetable:
     def new_cron(self, task_name: str, expression: str, payload: dict[str, Any]) -> str:
         """A cron whose first tick is pushed; returns its id."""
         cron_id = self.new_id()
-        entry = self.push(next_fire_time(expression, self.clock.now()), CRON, cron_id)
-        self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry)
+        plan = cron_plan(expression)
+        entry = self.push(plan.next_after(self.clock.now().astimezone(UTC)), CRON, cron_id)
+        self.crons[cron_id] = Cron(cron_id, task_name, expression, payload, entry, plan)
         return cron_id
 
     def tick(
@@ -217,7 +219,7 @@ class Timetable:
         cron = self.crons.get(entry.ref)
         if cron is None or cron.entry is not entry:
             return None
-        cron.entry = self.push(next_fire_time(cron.expression, defer(entry.due)), CRON, cron.id)
+        cron.entry = self.push(cron.plan.next_after(defer(entry.due)), CRON, cron.id)  # heap times are UTC
         options = tasks.get(cron.task_name)
         if options is None:
             return None

@@ -33,6 +33,7 @@ __all__ = [
     "run_attempt",
     "run_on_failure",
     "timeout_error",
+    "uses_threads",
 ]
 
 log = logging.getLogger("owlclaw.scheduler.runs")
@@ -46,6 +47,14 @@ def _is_async(func: Any) -> bool:
         return _is_async_cached(func)
     except TypeError:  # an unhashable callable
         return inspect.iscoroutinefunction(func)
+
+
+def uses_threads(options: TaskOptions) -> bool:
+    """Whether the task's function or its ``on_failure`` is sync (run on the
+    worker's threads, see ``kit.sync.hold_sync_threads``)."""
+    return not _is_async(options.func) or (
+        options.on_failure is not None and not _is_async(options.on_failure)
+    )
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,8 @@ def run_span(
     """A span named ``"run <task_name>"`` around one attempt, child of the
     context in ``metadata`` (a root span without one: crons)."""
     propagate = _otel()
+    if propagate is None or (not metadata and not _tracing()):
+        return _NO_SPAN
     carrier = {
         k[len(TRACE_PREFIX) :]: str(v)
         for k, v in (metadata or {}).items()
