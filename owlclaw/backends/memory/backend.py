@@ -424,7 +424,7 @@ class MemoryScheduler(BaseScheduler):
             task_id=run.id,
             attempt=attempt,
             scheduler=self,
-            durable_sleep=lambda seconds: self._durable_sleep(run, seconds),
+            durable_sleep=(lambda seconds: self._durable_sleep(run, seconds)) if options.durable else None,
             cancel_event=run,
         )
         outcome = await run_attempt(

@@ -50,16 +50,19 @@ class _Observed:
         name, task_id, attempt = options.name, ctx.task_id, ctx.attempt
         self._options, self._name, self._task_id, self._attempt = options, name, task_id, attempt
         backend = str(getattr(ctx.scheduler, "backend_name", "unknown"))
-        logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
-        logs.log_payload(name, task_id, attempt, payload)
+        if logs.log.isEnabledFor(logging.INFO):
+            logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
+            logs.log_payload(name, task_id, attempt, payload)
         if lateness is not None:
             metrics.record_lateness(name, lateness)
-        self._span = tracing.run_span(name, task_id, attempt, backend, trace)
+        span = tracing.run_span(name, task_id, attempt, backend, trace)
+        self._span = None if span is tracing.NO_SPAN else span
         self._start = 0.0
 
     def __enter__(self) -> None:
         self._start = time.perf_counter()
-        self._span.__enter__()
+        if self._span is not None:
+            self._span.__enter__()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -67,7 +70,8 @@ class _Observed:
         name, task_id, attempt = self._name, self._task_id, self._attempt
         duration = time.perf_counter() - self._start
         if exc is None:
-            logs.attempt_event(logging.INFO, "succeeded", name, task_id, attempt, duration=duration)
+            if logs.log.isEnabledFor(logging.INFO):
+                logs.attempt_event(logging.INFO, "succeeded", name, task_id, attempt, duration=duration)
             metrics.record_ended(name, "succeeded", duration, "succeeded")
         elif isinstance(exc, asyncio.CancelledError):
             logs.attempt_event(logging.WARNING, "cancelled", name, task_id, attempt, duration=duration)
@@ -85,4 +89,4 @@ class _Observed:
                 will_retry=will_retry,
             )
             metrics.record_ended(name, "failed", duration, None if will_retry else "failed")
-        return self._span.__exit__(kind, exc, tb)
+        return None if self._span is None else self._span.__exit__(kind, exc, tb)

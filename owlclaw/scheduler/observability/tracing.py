@@ -113,7 +113,8 @@ def current_metadata() -> dict[str, str]:
     return {TRACE_PREFIX + k: v for k, v in carrier.items()}
 
 
-_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+#: What ``run_span`` returns when nothing is traced.
+NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 def run_span(
@@ -123,14 +124,14 @@ def run_span(
     context in ``metadata`` (a root span without one: crons)."""
     propagate = _otel()
     if propagate is None or (not metadata and not _tracing()):
-        return _NO_SPAN
+        return NO_SPAN
     carrier = {
         k[len(TRACE_PREFIX) :]: str(v)
         for k, v in (metadata or {}).items()
         if isinstance(k, str) and k.startswith(TRACE_PREFIX)
     }
     if propagate is None or (not carrier and not _tracing()):
-        return _NO_SPAN
+        return NO_SPAN
     return _run_span(propagate, carrier, task_name, task_id, attempt, backend)
 
 
