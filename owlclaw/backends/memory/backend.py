@@ -305,8 +305,10 @@ class MemoryScheduler(BaseScheduler):
         :raises WaitTimeoutError: no attempt made progress for ``settle_timeout_seconds``.
         """
         yielded = False
+        runaway = self._runaway
         while True:
-            self._runaway.check()
+            if runaway.error is not None:
+                runaway.check()
             self._progress.clear()
             fired = self._fire_due()
             # after one yield an idle state needs no second one (a turn per run saved)
@@ -315,7 +317,8 @@ class MemoryScheduler(BaseScheduler):
             await asyncio.sleep(0)
             yielded = True
             if self._busy == 0 and self._idle():
-                self._runaway.check()  # attempts now end in this turn: one may have run away
+                if runaway.error is not None:  # attempts now end in this turn: one may have run away
+                    runaway.check()
                 return
             if self._busy == 0:
                 continue
@@ -352,10 +355,12 @@ class MemoryScheduler(BaseScheduler):
                 run: Run = entry.ref
                 run.entry = None
                 run.state = TaskState.QUEUED
-                self._enqueue(run)
+                run.fired = True
+                self._ready.push(run)  # started below, with the rest
             elif entry.kind == CRON:
                 if (ticked := self._book.tick(entry, self._tasks, self.faults.defer)) is not None:
-                    self._enqueue(ticked)
+                    ticked.fired = True
+                    self._ready.push(ticked)
             elif entry.kind == WAKE:
                 future: asyncio.Future[None] = entry.ref
                 if not future.done():
