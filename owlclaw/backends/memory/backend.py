@@ -17,13 +17,13 @@ from owlclaw.backends.memory.mimic import Mimic
 from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.retention import Retention
 from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Run, Timetable
-from owlclaw.scheduler.clock import Clock, SystemClock, VirtualClock
+from owlclaw.backends.memory.virtual import VirtualTime
+from owlclaw.scheduler.clock import Clock, SystemClock
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.kit.attempts import uses_threads
 from owlclaw.scheduler.kit.sync import check_not_in_sync_task, hold_sync_threads, release_sync_threads
-from owlclaw.scheduler.limits import check_wait_seconds
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
 
@@ -31,10 +31,8 @@ __all__ = ["MemoryScheduler"]
 
 log = logging.getLogger("owlclaw.scheduler.memory")
 
-_VIRTUAL_YEAR = 365 * 24 * 3600.0
 
-
-class MemoryScheduler(BaseScheduler):
+class MemoryScheduler(VirtualTime, BaseScheduler):
     """Runs tasks in this process, with the engine's states, errors and JSON rules.
 
     ``MemoryScheduler()`` uses the real clock. For tests pass
@@ -199,57 +197,6 @@ class MemoryScheduler(BaseScheduler):
             hint = guards.wait_hint(worker=self._worker is not None, virtual=clock is not None)
             raise WaitTimeoutError(f"task {task_id} is still {run.state.value} after {timeout:g}s{hint}")
         return run.info()
-
-    # virtual time
-
-    async def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward, running everything that falls due
-        (delays, crons, retries, durable sleeps) in due order; returns when
-        those runs have finished or are sleeping.
-
-        :raises NotSupportedError: the scheduler runs on the real clock.
-        """
-        clock = self._virtual_clock("advance()")
-        seconds = check_wait_seconds("advance()", seconds)
-        target = clock.now() + timedelta(seconds=seconds)
-        await self._settle()
-        while (nxt := self._next_due()) is not None and nxt <= target:
-            clock.move_to(nxt)
-            await self._settle()
-        clock.move_to(target)
-        await self._settle()
-        guards.warn_no_worker("advance()", self._worker, self._ready.queued())
-
-    async def run_until_idle(self, max_seconds: float = _VIRTUAL_YEAR) -> None:
-        """Run until nothing is running, queued or waiting, crons aside.
-
-        On a virtual clock time jumps from one due time to the next, for at
-        most ``max_seconds`` of virtual time (a task that reschedules itself
-        forever would otherwise never be idle). On the real clock it waits for
-        what is due now to finish, at most ``max_seconds``.
-
-        :raises WaitTimeoutError: on the real clock, still busy after ``max_seconds``.
-        :raises RunawayTaskError: a task keeps queueing runs at one virtual instant.
-        """
-        max_seconds = check_wait_seconds("run_until_idle(max_seconds=...)", max_seconds)
-        clock = self._moving_clock()
-        if clock is None:
-            await guards.settle_within(self._settle(), max_seconds)
-            return
-        await self._settle()
-        deadline = clock.now() + timedelta(seconds=max_seconds)
-        while (nxt := self._next_due(skip_crons=True)) is not None and nxt <= deadline:
-            # crons that fall before it still fire, in order
-            clock.move_to(self._next_due() or nxt)
-            await self._settle()
-        guards.warn_no_worker("run_until_idle()", self._worker, self._ready.queued())
-
-    def _moving_clock(self) -> VirtualClock | None:
-        """The clock, when it is virtual (it moves only when told to)."""
-        return cast(VirtualClock, self.clock) if self.clock.is_virtual else None
-
-    def _virtual_clock(self, what: str) -> VirtualClock:
-        return guards.need_virtual(self._moving_clock(), what)
 
     async def diagnose(self) -> list[Finding]:
         """Checks for ``owlclaw-scheduler doctor``."""
