@@ -1,6 +1,9 @@
 """Retention: the memory backend forgets finished runs past a count or an age,
 so a long-running process (or a long simulation) does not grow forever."""
 
+import asyncio
+import gc
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,3 +107,30 @@ def test_auto_age_is_a_week_on_the_real_clock_and_none_on_a_virtual_one() -> Non
 def test_bad_retention_settings_are_refused(field: str, value: Any) -> None:
     with pytest.raises(ValidationError, match=field):
         MemoryConfig(**{field: value})
+
+
+async def test_a_kept_finished_run_holds_no_asyncio_task_of_its_attempts() -> None:
+    # each retained run kept its finished task (and coroutine) alive, which made the
+    # garbage collector's full passes several times longer as runs accumulated
+    s = MemoryScheduler(clock=VirtualClock(start=START))
+    attempts: list[weakref.ref[asyncio.Task[Any]]] = []
+
+    @s.task(name="flaky", retries=1)
+    async def flaky(payload: dict[str, Any], ctx: TaskContext) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        attempts.append(weakref.ref(task))
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    async with s:
+        await s.start_worker()
+        run_id = await s.run_task("flaky", {})
+        await s.run_until_idle()
+        info = await s.get_task_status(run_id)
+        await asyncio.sleep(0)  # a task's done callbacks run one loop turn after it ends
+        gc.collect()
+        assert info.state is TaskState.SUCCEEDED and info.attempts == 2, info
+        alive = [ref() for ref in attempts if ref() is not None]
+        assert not alive, f"the run still keeps {len(alive)} finished attempt task(s) alive: {alive}"
