@@ -119,9 +119,13 @@ async def test_seconds_level_cron_fires(engine: Any, worker: Any, connect_schedu
     async with connect_scheduler(engine) as scheduler:
         cron_id = await scheduler.add_cron("conf_cron_target", "*/2 * * * * *", {"tick": True})
         try:
-            await asyncio.sleep(5)
-            runs = await scheduler.list_tasks("conf_cron_target", limit=100)
-            assert len(runs) >= 1
+            # the engine's ticker polls crons every 5 s: the first run can take that long to appear
+            runs = await poll_until(
+                lambda: scheduler.list_tasks("conf_cron_target", limit=100),
+                timeout=60,
+                interval=0.5,
+                what="a run of the */2 s cron conf_cron_target in list_tasks",
+            )
             done = await scheduler.wait_for_task(runs[-1].id, timeout=60)
             assert done.state is TaskState.SUCCEEDED
             assert done.result == {"tick": True}
