@@ -27,9 +27,9 @@ from owlclaw.scheduler.cron import CronPlan
 from owlclaw.scheduler.errors import InvalidScheduleError
 from owlclaw.scheduler.schedules.spec import ScheduleSpec
 
-__all__ = ["next_occurrence", "occurrences"]
+__all__ = ["TICK", "Walker", "next_occurrence", "occurrences", "utc"]
 
-_TICK = timedelta(microseconds=1)
+TICK = timedelta(microseconds=1)
 _SAMPLE = timedelta(hours=6)  # offset changes closer than this are not told apart
 _MIN_YEAR, _MAX_YEAR = 2, 9997  # room for the year either side of a window
 
@@ -37,16 +37,18 @@ _MIN_YEAR, _MAX_YEAR = 2, 9997  # room for the year either side of a window
 def next_occurrence(spec: ScheduleSpec, after: datetime) -> datetime | None:
     """The first nominal time strictly after ``after``, on or after ``spec.start``
     and before ``spec.end``, as an aware UTC datetime; None when there is none."""
-    return _Walker(spec).next_after(_utc("after", after))
+    return Walker(spec).next_after(utc("after", after))
 
 
-def occurrences(spec: ScheduleSpec, after: datetime, until: datetime, *, limit: int = 100_000) -> Iterator[datetime]:
+def occurrences(
+    spec: ScheduleSpec, after: datetime, until: datetime, *, limit: int = 100_000
+) -> Iterator[datetime]:
     """Nominal times in (``after``, ``until``], in order, at most ``limit`` of them
     (a bound: a per-second cron over a year is 31M instants)."""
     if limit < 0:
         raise InvalidScheduleError(f"limit={limit!r}: give 0 or more")
-    walker = _Walker(spec)
-    t, hi = _utc("after", after), _utc("until", until)
+    walker = Walker(spec)
+    t, hi = utc("after", after), utc("until", until)
     for _ in range(limit):
         nxt = walker.next_after(t)
         if nxt is None or nxt > hi:
@@ -55,13 +57,13 @@ def occurrences(spec: ScheduleSpec, after: datetime, until: datetime, *, limit: 
         t = nxt
 
 
-def _utc(name: str, value: datetime) -> datetime:
+def utc(name: str, value: datetime) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidScheduleError(f"{name}={value!r}: give an aware datetime (tzinfo=UTC or a ZoneInfo)")
     return value.astimezone(UTC)
 
 
-class _Walker:
+class Walker:
     """Steps through one spec's occurrences, keeping the current offset stretch."""
 
     __slots__ = ("_seg", "spec")
@@ -74,7 +76,7 @@ class _Walker:
         spec = self.spec
         start, end = spec.start, spec.end
         if start is not None and after < start:
-            after = start - _TICK  # start is inclusive
+            after = start - TICK  # start is inclusive
         if spec.every is not None:
             assert start is not None  # ScheduleSpec requires it with every=
             nxt = start + ((after - start) // spec.every + 1) * spec.every
@@ -97,7 +99,7 @@ class _Walker:
             if not every_hour and seg.prev_off > seg.off:
                 # the first wall times of this stretch already happened before the
                 # autumn change: they fired at their first instant, not again
-                repeat_end = seg.start + seg.prev_off - _TICK
+                repeat_end = seg.start + seg.prev_off - TICK
                 if wall_from < repeat_end:
                     wall_from = repeat_end
             wall = plan.next_after(wall_from)
@@ -110,7 +112,7 @@ class _Walker:
                 self._seg = seg
                 return seg.end
             seg = _segment(zone, seg.end)
-            wall_from = seg.start + seg.off - _TICK  # the new stretch's first wall time, inclusive
+            wall_from = seg.start + seg.off - TICK  # the new stretch's first wall time, inclusive
 
 
 class _Segment:
@@ -118,7 +120,9 @@ class _Segment:
 
     __slots__ = ("end", "next_off", "off", "prev_off", "start")
 
-    def __init__(self, start: datetime, end: datetime, off: timedelta, prev_off: timedelta, next_off: timedelta):
+    def __init__(
+        self, start: datetime, end: datetime, off: timedelta, prev_off: timedelta, next_off: timedelta
+    ):
         self.start, self.end, self.off, self.prev_off, self.next_off = start, end, off, prev_off, next_off
 
 
@@ -160,7 +164,7 @@ def _changes(
         off = _offset(zone, nxt) if nxt < hi else offsets[-1]
         if off != offsets[-1]:
             a, b = t, nxt  # offset differs at b, not at a
-            while b - a > _TICK:
+            while b - a > TICK:
                 mid = a + (b - a) // 2
                 if _offset(zone, mid) == offsets[-1]:
                     a = mid

@@ -101,7 +101,9 @@ class ScheduleSpec:
                     f"every must be a datetime.timedelta such as timedelta(minutes=5), not {self.every!r}"
                 )
             if self.every < _MIN_EVERY:
-                raise InvalidScheduleError(f"every={self.every!r} is under 1 second: give timedelta(seconds=1) or more")
+                raise InvalidScheduleError(
+                    f"every={self.every!r} is under 1 second: give timedelta(seconds=1) or more"
+                )
             if self.start is None:
                 raise InvalidScheduleError(
                     "every= needs start= (an aware datetime): intervals are elapsed time counted from it"
@@ -171,7 +173,12 @@ def _window(value: object) -> timedelta:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise InvalidScheduleError(f"catchup_window={value!r}: give seconds >= 0 or a timedelta")
-        value = timedelta(seconds=value)
+        try:
+            value = timedelta(seconds=value)
+        except OverflowError:
+            raise InvalidScheduleError(
+                f"catchup_window={value!r} is too large: give a few days at most"
+            ) from None
     if not isinstance(value, timedelta):
         raise InvalidScheduleError(f"catchup_window must be a timedelta or seconds, not {value!r}")
     if value < timedelta(0):
