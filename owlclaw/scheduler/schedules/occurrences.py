@@ -111,8 +111,9 @@ class Walker:
                 # a match inside the spring gap: it fires at the change itself
                 self._seg = seg
                 return seg.end
-            seg = _segment(zone, seg.end)
-            wall_from = seg.start + seg.off - TICK  # the new stretch's first wall time, inclusive
+            crossed = seg.end
+            seg = _segment(zone, crossed)  # may start earlier: a window's edge is no real change
+            wall_from = crossed + seg.off - TICK  # the first wall time after the change, inclusive
 
 
 class _Segment:
