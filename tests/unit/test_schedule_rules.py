@@ -199,12 +199,13 @@ CALENDAR_CASES = [
         ["2026-01-01 00:00:20", "2026-01-01 00:00:40", "2026-01-01 00:01:00"],
     ),
     ("Asia/Tokyo", "10 0 9 * * *", "2026-01-01 00:00", ["2026-01-01 00:00:10", "2026-01-02 00:00:10"]),
-    # a zone with no offset change, across the edge of the span of changes looked up (a regression)
+    # a zone with no offset change, across the edges of the spans of changes looked up (a regression:
+    # the stretch after an edge resumed at the new span's start, so 2027-01-01 came back)
     (
         "Asia/Tokyo",
-        "0 9 * * *",
-        "2028-12-30 12:00",
-        ["2028-12-31 00:00:00", "2029-01-01 00:00:00", "2029-01-02 00:00:00"],
+        "0 9 1 1 *",
+        "2026-06-01 00:00",
+        ["2027-01-01 00:00:00", "2028-01-01 00:00:00", "2029-01-01 00:00:00", "2030-01-01 00:00:00"],
     ),
     # an alias, and croniter's own syntax (L: last day) in a zone
     ("America/New_York", "@daily", "2026-03-07 06:00", ["2026-03-08 05:00:00", "2026-03-09 04:00:00"]),
