@@ -58,6 +58,9 @@ def occurrences(
 
 
 def utc(name: str, value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime; a naive one is refused."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # the common case, without a conversion
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidScheduleError(f"{name}={value!r}: give an aware datetime (tzinfo=UTC or a ZoneInfo)")
     return value.astimezone(UTC)
@@ -66,11 +69,12 @@ def utc(name: str, value: datetime) -> datetime:
 class Walker:
     """Steps through one spec's occurrences, keeping the current offset stretch."""
 
-    __slots__ = ("_seg", "spec")
+    __slots__ = ("_seg", "_utc", "spec")
 
     def __init__(self, spec: ScheduleSpec) -> None:
         self.spec = spec
-        self._seg: _Segment | None = None
+        self._seg: _Segment | None = _LAST_SEGMENT.get(spec.zone)
+        self._utc = spec.zone.key == "UTC"  # CronPlan's own fast path
 
     def next_after(self, after: datetime) -> datetime | None:
         spec = self.spec
@@ -82,7 +86,7 @@ class Walker:
             nxt = start + ((after - start) // spec.every + 1) * spec.every
         else:
             assert spec.plan is not None
-            if spec.zone.key == "UTC":
+            if self._utc:
                 nxt = spec.plan.next_after(after)
             else:
                 nxt = self._zoned(spec.plan, spec.zone, spec.every_hour, after)
@@ -94,6 +98,7 @@ class Walker:
         seg = self._seg
         if seg is None or not seg.start <= after < seg.end:
             seg = _segment(zone, after)
+            _LAST_SEGMENT[zone] = seg
         wall_from = after + seg.off  # wall time labelled UTC, exclusive
         while True:
             if not every_hour and seg.prev_off > seg.off:
@@ -125,6 +130,11 @@ class _Segment:
         self, start: datetime, end: datetime, off: timedelta, prev_off: timedelta, next_off: timedelta
     ):
         self.start, self.end, self.off, self.prev_off, self.next_off = start, end, off, prev_off, next_off
+
+
+# per zone, the stretch last looked up: a fresh Walker (one next_occurrence call)
+# usually starts inside it (a plain dict: reads and writes are atomic)
+_LAST_SEGMENT: dict[ZoneInfo, _Segment] = {}
 
 
 def _segment(zone: ZoneInfo, t: datetime) -> _Segment:
