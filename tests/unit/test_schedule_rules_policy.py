@@ -293,3 +293,29 @@ def test_a_daily_cron_fires_exactly_once_per_local_day(hour: int, minute: int, z
     )
     days = [t.astimezone(tz).date() for t in found]
     assert len(days) == len(set(days)) == (366 if year % 4 == 0 else 365)
+
+
+def test_catch_up_over_the_autumn_fold_counts_real_instants() -> None:
+    # New York, Nov 1: a rate cron fires at both 01:xx hours, a named-hour cron at the first only
+    last, now = z("2026-11-01 04:30"), z("2026-11-01 07:30")
+    rate = catch_up(ScheduleSpec(cron="0 * * * *", timezone="America/New_York", coalesce=False), last, now)
+    assert rate.fire == (z("2026-11-01 05:00"), z("2026-11-01 06:00"), z("2026-11-01 07:00"))
+    named = ScheduleSpec(cron="0 1 * * *", timezone="America/New_York", coalesce=False)
+    assert catch_up(named, last, now).fire == (z("2026-11-01 05:00"),)
+    coalesced = catch_up(ScheduleSpec(cron="*/30 * * * *", timezone="America/New_York"), last, now)
+    assert coalesced.fire == (z("2026-11-01 07:30"),) and coalesced.coalesced == 5
+
+
+def test_occurrences_limit_must_not_be_negative() -> None:
+    with pytest.raises(InvalidScheduleError, match="limit"):
+        list(
+            occurrences(
+                ScheduleSpec(cron="* * * * *"), z("2026-01-01 00:00"), z("2026-01-02 00:00"), limit=-1
+            )
+        )
+    assert (
+        list(
+            occurrences(ScheduleSpec(cron="* * * * *"), z("2026-01-01 00:00"), z("2026-01-02 00:00"), limit=0)
+        )
+        == []
+    )
