@@ -223,3 +223,27 @@ def test_state_per_instance() -> None:
     async def only_a(payload: dict[str, Any], ctx: TaskContext) -> None: ...
 
     assert "only_a" in a.tasks and "only_a" not in b.tasks
+
+
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_a_run_cancelled_before_its_attempt_starts_frees_its_slot(mimic: str) -> None:
+    # run_task starts the attempt's task; cancel_task in the same turn cancels it before
+    # its first step, when none of its code (no finally) runs
+    s = MemoryScheduler(MemoryConfig(slots=1, mimic=mimic))
+    ran: list[str] = []
+
+    @s.task(name="note")
+    async def note(payload: dict[str, Any], ctx: TaskContext) -> str:
+        ran.append(payload["n"])
+        return str(payload["n"])
+
+    async with s:
+        await s.start_worker()
+        first = await s.run_task("note", {"n": "first"})
+        assert await s.cancel_task(first) is True
+        second = await s.run_task("note", {"n": "second"})
+        done = await s.wait_for_task(second, timeout=20)
+        assert done.state is TaskState.SUCCEEDED, done
+        assert (await s.get_task_status(first)).state is TaskState.CANCELLED
+        # under the mimic the cancelled code may still run within the engine's grace, discarded
+        assert ran == (["second"] if mimic == "none" else [*ran[:-1], "second"]), ran

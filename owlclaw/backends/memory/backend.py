@@ -53,6 +53,7 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         self.config = config or MemoryConfig()
         self.clock: Clock = clock or SystemClock()
         self._book = Timetable(self.clock)
+        self._book.attempt_ended = self._attempt_done
         self._mimic = Mimic(self.config, self._book, self._finish)  # Hatchet's ways, if configured
         self._ready = ReadyQueue(self._book.seq, self.config, self._mimic.queued)
         self._declared_crons: set[str] = set()
@@ -336,32 +337,33 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
             run.task = asyncio.create_task(self._reported(run))
             self._running.add(run.task)
             self._ready.started(run, run.task)
-            # A callback, not a finally: a task cancelled before it starts runs no finally.
-            run.task.add_done_callback(self._attempt_done)
 
     async def _reported(self, run: Run) -> None:
         """One attempt of ``run``, reported as it returns (no loop turn for a
         done callback). A sync attempt cut off keeps its slot until its thread
         returns (``kit.sync.hold_sync_threads``)."""
         task = cast("asyncio.Task[None]", run.task)  # set by _start_ready before this runs
-        if uses_threads(run.options):
-            held = hold_sync_threads()
-            try:
+        try:
+            if uses_threads(run.options):
+                held = hold_sync_threads()
+                try:
+                    await self._attempt(run)
+                finally:
+                    if (pending := release_sync_threads(held)) is not None:
+                        await pending
+            else:
                 await self._attempt(run)
-            finally:
-                if (pending := release_sync_threads(held)) is not None:
-                    await pending
-        else:
-            await self._attempt(run)
-        self._attempt_done(task)
-        if run.task is task:
-            # a done task and its coroutine kept by every retained run made the
-            # garbage collector's full passes several times longer
-            run.task = None
+        finally:
+            # (a task cancelled before its first step runs no finally: Timetable.cancel_attempt)
+            self._attempt_done(task)
+            if run.task is task:
+                # a done task and its coroutine kept by every retained run made the
+                # garbage collector's full passes several times longer
+                run.task = None
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         if task not in self._running:
-            return  # reported already, by _reported
+            return  # reported already
         self._running.remove(task)
         self._ready.ended(task)
         self._busy -= 1
@@ -429,7 +431,7 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
     def _time_out(self, run: Run, attempt: int) -> None:
         if run.task is not None and run.attempts == attempt and not run.task.done():
             run.timed_out_attempt = attempt
-            run.task.cancel()
+            self._book.cancel_attempt(run.task)
 
     def _retry(self, run: Run, delay: float) -> None:
         """Queue the next attempt after a failed one, ``delay`` seconds on."""

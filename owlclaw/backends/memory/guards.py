@@ -100,7 +100,7 @@ async def stop_attempts(book: Timetable, running: set[asyncio.Task[None]], grace
     sleeping = [r.task for r in book.runs.values() if r.sleeping and r.task is not None]
     _requeue([r for r in book.runs.values() if r.sleeping], book)
     for task in sleeping:
-        task.cancel()
+        book.cancel_attempt(task)
     pending = {t for t in running if not t.done()}
     if pending:
         _, pending = await asyncio.wait(pending, timeout=grace)
@@ -108,7 +108,7 @@ async def stop_attempts(book: Timetable, running: set[asyncio.Task[None]], grace
         stuck = [r for r in book.runs.values() if r.task in pending and r.state is TaskState.RUNNING]
         _requeue(stuck, book)
         for task in pending:
-            task.cancel()
+            book.cancel_attempt(task)
         # a task that swallows its cancellation is left behind, not waited for forever
         _, pending = await asyncio.wait(pending, timeout=grace)
         for task in pending:

@@ -154,11 +154,14 @@ class Mimic:
         if task is None or task.done():
             return
         if not self.hatchet or self._book is None:
-            task.cancel()
+            if self._book is None:
+                task.cancel()
+            else:
+                self._book.cancel_attempt(task)
             return
         grace = timedelta(seconds=CANCEL_GRACE_SECONDS)
         self._book.push(self._book.now() + grace, TIMEOUT, (run, run.attempts))
-        asyncio.get_running_loop().call_later(CANCEL_GRACE_SECONDS, task.cancel)
+        asyncio.get_running_loop().call_later(CANCEL_GRACE_SECONDS, self._book.cancel_attempt, task)
 
     def listed(self, rows: list[TaskInfo], now: datetime) -> list[TaskInfo]:
         """A listing (newest due first) cut to the engine's window."""

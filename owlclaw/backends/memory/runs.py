@@ -160,6 +160,15 @@ class Timetable:
         #: Set when the heap changes, so the worker re-reads its next due time.
         #: Bound to an event loop: the scheduler makes a new one per connection.
         self.wakeup = asyncio.Event()
+        #: Called with an attempt's task once it has ended (set by the scheduler).
+        self.attempt_ended: Callable[[asyncio.Task[None]], None] = lambda task: None
+
+    def cancel_attempt(self, task: asyncio.Task[None]) -> None:
+        """Cancel an attempt's task. One cancelled before its first step runs
+        none of its code (no ``finally``), so its end is reported by a done
+        callback to ``attempt_ended`` (which ignores an end reported already)."""
+        task.add_done_callback(self.attempt_ended)
+        task.cancel()
 
     def push(self, due: datetime, kind: str, ref: Any) -> Entry:
         seq = next(self.seq)
@@ -298,7 +307,7 @@ class Timetable:
         cancellation is left behind, not waited for forever)."""
         tasks = [t for t in (self.runs[i].task for i in run_ids) if t is not None]
         for task in tasks:
-            task.cancel()
+            self.cancel_attempt(task)
         if tasks:
             await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
 
