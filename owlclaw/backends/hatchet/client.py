@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
 
+from owlclaw.backends.hatchet.batch import TriggerBatcher
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.errors import map_sdk_errors
 from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, TOMBSTONE, Names
@@ -44,6 +45,7 @@ class Connection:
         self.workflow_ids: dict[str, str] = {}
         self.foreign_workflows: set[str] = set()
         self.engine: Any = None  # LocalEngine in embedded mode
+        self.batcher: TriggerBatcher | None = None  # None: batch_triggers is off
         self.host = config.host_port or "<embedded engine>"
 
     @contextlib.contextmanager
@@ -96,6 +98,8 @@ class Connection:
             )
             client = Hatchet(config=client_config)
         self.client = client
+        if cfg.batch_triggers:
+            self.batcher = TriggerBatcher(client_config, self.host, cfg.trigger_queue_size)
         self.standalones = {name: self._define(client, o) for name, o in self.tasks.items()}
         self.tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(never_runs)
         return client
@@ -148,7 +152,11 @@ class Connection:
                 await self.require().cron.aio_create(options.name, DECLARED_CRON_NAME, options.cron, {}, {})
 
     async def drop(self) -> None:
-        """Forget the client; stop the embedded engine if this process started one."""
+        """Send the triggers still queued, forget the client; stop the embedded
+        engine if this process started one."""
+        if self.batcher is not None:
+            batcher, self.batcher = self.batcher, None
+            await batcher.close()
         self.client = None
         self.standalones = {}
         if self.engine is not None:

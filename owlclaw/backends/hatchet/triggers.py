@@ -16,7 +16,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
+from hatchet_sdk.runnables.contextvars import ctx_durable_context
+from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions, TriggerWorkflowOptions
 
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
@@ -49,14 +50,25 @@ async def _run_now(
     lookups: Lookups, options: TaskOptions, data: dict[str, Any], priority: int, trace: dict[str, str]
 ) -> str:
     conn = lookups.conn
-    conn.require()
+    client = conn.require()
     standalone = conn.standalone(options.name)
     metadata = {QUEUED_KEY: utc_now().isoformat(), **trace}
-    with conn.sdk(f"run task {options.name!r}"):
-        ref = await standalone.aio_run(
-            data, wait_for_result=False, additional_metadata=metadata, priority=priority
+    what = f"run task {options.name!r}"
+    # a durable task's children go through its durable context, as the SDK does
+    if conn.batcher is not None and ctx_durable_context.get() is None:
+        # built here, in the caller's context: a run started inside a task is its child
+        request = client._client.admin._create_workflow_run_request(
+            options.name,
+            dump_json(data, "payload"),
+            TriggerWorkflowOptions(additional_metadata=metadata, priority=priority),
         )
-    task_id = str(ref.workflow_run_id)
+        task_id = await conn.batcher.trigger(request, what)
+    else:
+        with conn.sdk(what):
+            ref = await standalone.aio_run(
+                data, wait_for_result=False, additional_metadata=metadata, priority=priority
+            )
+        task_id = str(ref.workflow_run_id)
     lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), None)
     return task_id
 
