@@ -34,6 +34,7 @@ __all__ = [
     "concurrency",
     "define",
     "execute",
+    "keep_own_logs_local",
     "serve",
     "sync_executor",
 ]
@@ -172,6 +173,25 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
     raise outcome.exception  # the engine retries, or records the final failure
 
 
+class _OwlclawLinesStayLocal(logging.Filter):
+    """Keeps owlclaw's own records (``owlclaw.*``) out of the SDK's forwarding handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "owlclaw" or record.name.startswith("owlclaw."))
+
+
+def keep_own_logs_local(logger: logging.Logger) -> None:
+    """The SDK sends every record a run logs through ``logger`` to the engine
+    (an RPC and a row each), with a forwarding handler that copies the filters
+    of ``logger``'s handlers when it is made. A do-nothing handler carrying
+    our filter is the way to put it on that forwarder alone."""
+    if any(isinstance(f, _OwlclawLinesStayLocal) for h in logger.handlers for f in h.filters):
+        return
+    holder = logging.NullHandler()
+    holder.addFilter(_OwlclawLinesStayLocal())
+    logger.addHandler(holder)
+
+
 def serve(
     client: Hatchet,
     tasks: Mapping[str, TaskOptions],
@@ -192,6 +212,8 @@ def serve(
         workflows=list(standalones.values()),
     )
     bound_shutdown(config.shutdown_grace_seconds)
+    if not config.ship_owlclaw_logs:
+        keep_own_logs_local(client._client.log_interceptor)
     log.info(
         "hatchet worker %s running %d tasks on %s (namespace %s); SIGTERM drains and stops",
         worker.name,
