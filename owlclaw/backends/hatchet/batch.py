@@ -28,11 +28,12 @@ from hatchet_sdk.config import ClientConfig
 from hatchet_sdk.connection import new_conn
 from hatchet_sdk.contracts import workflows_pb2
 from hatchet_sdk.contracts.workflows_pb2_grpc import WorkflowServiceStub
+from hatchet_sdk.types.trigger import TriggerWorkflowOptions
 from hatchet_sdk.utils.api_auth import create_authorization_header
 
 from owlclaw.backends.hatchet.errors import sdk_error
 
-__all__ = ["MAX_BATCH", "TriggerBatcher", "splits"]
+__all__ = ["MAX_BATCH", "TriggerBatcher", "run_request", "splits"]
 
 MAX_BATCH = 1000  # the SDK's MAX_BULK_WORKFLOW_RUN_BATCH_SIZE
 # refusals that are about the whole request, not one run in it: no split
@@ -46,6 +47,15 @@ _WHOLE = frozenset(
         grpc.StatusCode.UNIMPLEMENTED,
     }
 )
+
+
+def run_request(
+    client: Any, task_name: str, payload: str, metadata: dict[str, str], priority: int | None
+) -> Any:
+    """The SDK's trigger request for one run, built as its ``aio_run`` builds it.
+    Built in the caller's context: a run started inside a task is its child."""
+    options = TriggerWorkflowOptions(additional_metadata=metadata, priority=priority)
+    return client._client.admin._create_workflow_run_request(task_name, payload, options)
 
 
 def splits(exc: BaseException) -> bool:

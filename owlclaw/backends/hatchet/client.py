@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +46,7 @@ class Connection:
         self.foreign_workflows: set[str] = set()
         self.engine: Any = None  # LocalEngine in embedded mode
         self.batcher: TriggerBatcher | None = None  # None: batch_triggers is off
+        self._later: set[asyncio.Task[None]] = set()  # housekeeping calls no caller waits for
         self.host = config.host_port or "<embedded engine>"
 
     @contextlib.contextmanager
@@ -151,9 +152,17 @@ class Connection:
                         await self.require().cron.aio_delete(r.metadata.id)
                 await self.require().cron.aio_create(options.name, DECLARED_CRON_NAME, options.cron, {}, {})
 
+    def later(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run ``call`` in the background; ``drop`` waits for it."""
+        task = asyncio.get_running_loop().create_task(call)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
     async def drop(self) -> None:
-        """Send the triggers still queued, forget the client; stop the embedded
-        engine if this process started one."""
+        """Send the triggers still queued, finish the housekeeping, forget the
+        client; stop the embedded engine if this process started one."""
+        if self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
         if self.batcher is not None:
             batcher, self.batcher = self.batcher, None
             await batcher.close()

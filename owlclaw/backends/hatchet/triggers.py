@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from hatchet_sdk.runnables.contextvars import ctx_durable_context
-from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions, TriggerWorkflowOptions
+from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 
+from owlclaw.backends.hatchet.batch import run_request
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
 from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, QUEUED_KEY
@@ -56,12 +57,7 @@ async def _run_now(
     what = f"run task {options.name!r}"
     # a durable task's children go through its durable context, as the SDK does
     if conn.batcher is not None and ctx_durable_context.get() is None:
-        # built here, in the caller's context: a run started inside a task is its child
-        request = client._client.admin._create_workflow_run_request(
-            options.name,
-            dump_json(data, "payload"),
-            TriggerWorkflowOptions(additional_metadata=metadata, priority=priority),
-        )
+        request = run_request(client, options.name, dump_json(data, "payload"), metadata, priority)
         task_id = await conn.batcher.trigger(request, what)
     else:
         with conn.sdk(what):
@@ -87,13 +83,15 @@ async def _schedule(
     # Through the admin client: Standalone.aio_schedule sends an empty
     # payload as "" and the engine rejects that as invalid JSON.
     with lookups.conn.sdk(f"schedule task {options.name!r}"):
-        await client._client.admin.aio_schedule_workflow(
+        version = await client._client.admin.aio_schedule_workflow(
             options.name,
             [due],
             dump_json(data, "payload"),
             ScheduleTriggerWorkflowOptions(additional_metadata=metadata, priority=priority),
         )
-    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), due)
+    made = list(getattr(version, "scheduled_workflows", None) or [])
+    schedule_id = str(made[0].id) if len(made) == 1 else None
+    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), due, schedule_id)
     return task_id
 
 

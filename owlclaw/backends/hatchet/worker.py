@@ -19,10 +19,12 @@ from typing import Any
 from hatchet_sdk import Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.exceptions import NonRetryableException
 from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimitStrategy
+from hatchet_sdk.utils.typing import LogLevel
+from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
-from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
+from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, lateness
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
@@ -153,14 +155,20 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
         durable_sleep=durable_sleep,
         cancel_event=_FlagEvent(ctx),
     )
-    outcome = await run_attempt(
-        options,
-        dict(payload or {}),
-        task_ctx,
-        trace=metadata,
-        lateness=lateness(metadata, attempt),
-        executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
-    )
+    returned = False
+    if not isinstance(ctx, DurableContext):  # a durable run's eviction sets the same flag
+        _mark_cancel_while_running(ctx, lambda: returned)
+    try:
+        outcome = await run_attempt(
+            options,
+            dict(payload or {}),
+            task_ctx,
+            trace=metadata,
+            lateness=lateness(metadata, attempt),
+            executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
+        )
+    finally:
+        returned = True
     if outcome.succeeded:
         return {RESULT_KEY: outcome.result}
     assert outcome.exception is not None and outcome.error is not None
@@ -190,6 +198,28 @@ def keep_own_logs_local(logger: logging.Logger) -> None:
     holder = logging.NullHandler()
     holder.addFilter(_OwlclawLinesStayLocal())
     logger.addHandler(holder)
+
+
+def _mark_cancel_while_running(ctx: Context, returned: Any) -> None:
+    """When the engine's cancel reaches this run before ``execute`` returned,
+    the SDK drops the result (its cancellation flag is set first, in this
+    loop), so the run ends CANCELLED: say so in the run's log (CANCEL_MARK),
+    for ``cancel_task`` to answer at once. Only cancelled runs pay the RPC."""
+    original = ctx._set_cancellation_flag
+
+    def flag_set() -> None:
+        original()
+        if not returned():
+            ctx._log_sender.publish(
+                LogRecord(
+                    message=CANCEL_MARK,
+                    step_run_id=ctx.step_run_id,
+                    level=LogLevel.INFO,
+                    task_retry_count=ctx.retry_count,
+                )
+            )
+
+    ctx._set_cancellation_flag = flag_set  # type: ignore[method-assign]
 
 
 def serve(
