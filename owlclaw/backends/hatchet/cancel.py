@@ -175,7 +175,7 @@ async def _cancel_schedule(lookups: Lookups, info: TaskInfo) -> bool:
         if due_soon and await _fired(lookups, info.id):
             return False  # deleted as it fired: cancel its run instead
         lookups.cancelled[info.id] = cancelled_info(info, utc_now())
-        await _bury(lookups, info)
+        lookups.conn.later(_bury(lookups, info))  # off the answer's path (see _bury)
         return True
     return False
 
@@ -194,13 +194,15 @@ async def _cancel_own_schedule(lookups: Lookups, task_id: str) -> bool:
     if local.due - utc_now() < FIRE_WINDOW and await _fired(lookups, task_id):
         return False  # deleted as it fired: cancel its run instead
     lookups.cancelled[task_id] = cancelled_info(info, utc_now())
-    await _bury(lookups, info)
+    lookups.conn.later(_bury(lookups, info))  # off the answer's path (see _bury)
     return True
 
 
 async def _bury(lookups: Lookups, info: TaskInfo) -> None:
     """Leave a record of a cancelled schedule that other processes can find:
-    a run of the tombstone workflow (which no worker serves), cancelled at once."""
+    a run of the tombstone workflow (which no worker serves), cancelled at once.
+    Run in the background once ``cancel_task`` has answered (this process
+    already knows, ``lookups.cancelled``); ``disconnect`` waits for it."""
     conn = lookups.conn
     assert info.scheduled_at is not None
     metadata = {ID_KEY: info.id, TASK_KEY: info.task_name, DUE_KEY: info.scheduled_at.isoformat()}
@@ -219,8 +221,9 @@ async def _bury(lookups: Lookups, info: TaskInfo) -> None:
     except SchedulerError as exc:  # the schedule is gone either way
         log.warning("cancelled schedule %s is remembered in this process only: %s", info.id, exc)
         return
-    # housekeeping, not waited for: the tombstone is read from its metadata in any state
-    conn.later(_cancel_tombstone(lookups, run_id))
+    # the tombstone is read from its metadata in any state; cancelled, it does
+    # not wait in the queue until its schedule timeout fails it
+    await _cancel_tombstone(lookups, run_id)
 
 
 async def _cancel_tombstone(lookups: Lookups, run_id: str) -> None:
