@@ -335,3 +335,28 @@ async def test_owlclaw_run_lines_stay_local_unless_asked(
         assert shipped
         # by then the first worker's lines, had it sent any, would be there long since
         assert not [line for line in await _engine_log_lines(scheduler, quiet) if "owlclaw" in line]
+
+
+async def test_a_run_cancelled_while_running_is_marked_by_its_worker(
+    engine: Any, worker: Any, connect_scheduler: Any
+) -> None:
+    from owlclaw.backends.hatchet.wire import CANCEL_MARK
+
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_slow", {"seconds": 60})
+        await poll_until(
+            lambda: scheduler.get_task_status(task_id),
+            lambda info: info.state is TaskState.RUNNING,
+            timeout=60,
+            what="conf_slow to start",
+        )
+        assert await scheduler.cancel_task(task_id) is True
+        assert (await scheduler.get_task_status(task_id)).state is TaskState.CANCELLED
+        # the worker's line that lets cancel_task answer without waiting 2 s
+        lines = await poll_until(
+            lambda: _engine_log_lines(scheduler, task_id),
+            lambda lines: CANCEL_MARK in lines,
+            timeout=60,
+            what="the worker's cancel mark in the run's log",
+        )
+        assert lines.count(CANCEL_MARK) == 1
