@@ -1,7 +1,7 @@
 """Enqueue-to-start at a steady 100 runs/s, each side alone at the full rate.
 
 ``latency`` alternates owlclaw and raw calls, so each side gets half the rate.
-Here each side (owlclaw ``run_task``, then the raw SDK's ``aio_run_no_wait``)
+Here each side (owlclaw ``run_task``, then the raw SDK's ``aio_run(wait_for_result=False)``)
 sends the whole rate by itself, as an app would, with a pause between sides
 so one's backlog does not slow the other's start.
 """
