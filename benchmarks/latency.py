@@ -144,11 +144,12 @@ def run(sizes: Sizes, env: Env) -> Result:
     }
     result.notes.append(
         "The rate column gives the pace asked for and the rate at which trigger calls completed. "
-        "Both clients send a trigger through `asyncio.to_thread` (the SDK wraps its blocking gRPC stub), "
-        "so calls share the event loop's default thread pool and this machine's two cores with the "
+        "The raw SDK sends each trigger through `asyncio.to_thread` (it wraps its blocking gRPC stub), "
+        "so its calls share the event loop's default thread pool, and this machine's two cores with the "
         "engine, PostgreSQL and the worker: when the trigger call p50 grows, the client is the "
-        "bottleneck, not the engine. The last column (start minus the moment the trigger call "
-        "returned; negative when the run started first) is the engine's part."
+        "bottleneck, not the engine. owlclaw gathers the calls made meanwhile into bulk requests on an "
+        "asyncio channel (`batch_triggers`, docs/hatchet.md). The last column (start minus the moment "
+        "the trigger call returned; negative when the run started first) is the engine's part."
     )
     result.tables.append(
         Table(

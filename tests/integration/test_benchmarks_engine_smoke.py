@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="pip install -e '.[bench]'")
 
-from benchmarks import latency, overhead, seed, timers
+from benchmarks import latency, overhead, seed, throughput, timers
 from benchmarks.env import Env
 from benchmarks.runner import run_one
 
@@ -44,6 +44,12 @@ def test_latency_sees_every_run_start_on_both_sides(env: Env) -> None:
     result = run_one(latency, env, sizes=latency.Sizes(rates=(10,), seconds=1.0))
     assert result.error is None
     assert result.data == {10: {"sent": 10, "started": {"owlclaw": 5, "raw": 5}, "errors": 0}}
+
+
+def test_throughput_sees_every_run_start_on_both_sides(env: Env) -> None:
+    result = run_one(throughput, env, sizes=throughput.Sizes(rate=10, seconds=1.0, settle=0.1))
+    assert result.error is None
+    assert result.data == {side: {"sent": 10, "started": 10} for side in ("owlclaw", "raw")}
 
 
 def test_timers_collect_a_sample_of_every_kind(env: Env) -> None:

@@ -292,3 +292,75 @@ async def test_wrong_server_url_names_it(engine: Any) -> None:
         await scheduler.connect()
     assert engine.token not in str(info.value)
     assert f"http://127.0.0.1:{port}" in str(info.value)
+
+
+class _ShippingOwnLogs:
+    """The engine's settings with ``ship_owlclaw_logs: true`` for the workers started with it."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        return self._engine.settings(ship_owlclaw_logs=True, **overrides)
+
+
+async def _engine_log_lines(scheduler: HatchetScheduler, run_id: str) -> list[str]:
+    client = scheduler._connection.require()
+    details = await client.runs.aio_get(run_id)
+    lines: list[str] = []
+    for task in details.tasks:
+        rows = (await client.logs.aio_list(str(task.metadata.id))).rows or []
+        lines += [row.message for row in rows]
+    return lines
+
+
+async def test_owlclaw_run_lines_stay_local_unless_asked(
+    engine: Any, spawn_worker: Any, connect_scheduler: Any
+) -> None:
+    async with connect_scheduler(engine) as scheduler:
+        local = spawn_worker(engine)
+        quiet = await scheduler.run_task("conf_echo", {"value": 1})
+        assert (await scheduler.wait_for_task(quiet, timeout=120)).state is TaskState.SUCCEEDED
+        local.stop()
+        spawn_worker(_ShippingOwnLogs(engine))
+        loud = await scheduler.run_task("conf_echo", {"value": 2})
+        assert (await scheduler.wait_for_task(loud, timeout=120)).state is TaskState.SUCCEEDED
+        # the control: with ship_owlclaw_logs the engine gets the run's "run started" line
+        shipped = await poll_until(
+            lambda: _engine_log_lines(scheduler, loud),
+            lambda lines: any("run started" in line for line in lines),
+            timeout=60,
+            interval=0.5,
+            what="the shipping worker's 'run started' line in the engine's logs",
+        )
+        assert shipped
+        # by then the first worker's lines, had it sent any, would be there long since
+        assert not [line for line in await _engine_log_lines(scheduler, quiet) if "owlclaw" in line]
+
+
+async def test_a_run_cancelled_while_running_is_marked_by_its_worker(
+    engine: Any, worker: Any, connect_scheduler: Any
+) -> None:
+    from owlclaw.backends.hatchet.wire import CANCEL_MARK
+
+    async with connect_scheduler(engine) as scheduler:
+        task_id = await scheduler.run_task("conf_slow", {"seconds": 60})
+        await poll_until(
+            lambda: scheduler.get_task_status(task_id),
+            lambda info: info.state is TaskState.RUNNING,
+            timeout=60,
+            what="conf_slow to start",
+        )
+        assert await scheduler.cancel_task(task_id) is True
+        assert (await scheduler.get_task_status(task_id)).state is TaskState.CANCELLED
+        # the worker's line that lets cancel_task answer without waiting 2 s
+        lines = await poll_until(
+            lambda: _engine_log_lines(scheduler, task_id),
+            lambda lines: CANCEL_MARK in lines,
+            timeout=60,
+            what="the worker's cancel mark in the run's log",
+        )
+        assert lines.count(CANCEL_MARK) == 1

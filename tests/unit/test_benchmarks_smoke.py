@@ -103,7 +103,16 @@ def test_an_engine_that_cannot_start_is_reported_once_per_benchmark_with_its_err
 
 
 def test_every_benchmark_of_the_issue_is_listed() -> None:
-    assert list(BENCHMARKS) == ["overhead", "latency", "timers", "seed", "memory", "virtual-time", "suites"]
+    assert list(BENCHMARKS) == [
+        "overhead",
+        "latency",
+        "throughput",
+        "timers",
+        "seed",
+        "memory",
+        "virtual-time",
+        "suites",
+    ]
     for module in BENCHMARKS.values():
         assert module.DEFAULT is not None and module.QUICK is not None
 

@@ -14,11 +14,14 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from owlclaw.backends.hatchet.batch import run_request
 from owlclaw.backends.hatchet.lookups import POLL_SECONDS, Lookups
-from owlclaw.backends.hatchet.status import cancelled_info
-from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, TASK_KEY
+from owlclaw.backends.hatchet.naming import TOMBSTONE
+from owlclaw.backends.hatchet.status import cancelled_info, schedule_info
+from owlclaw.backends.hatchet.wire import CANCEL_MARK, DUE_KEY, ID_KEY, TASK_KEY
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import SchedulerConnectionError, SchedulerError, TaskNotFoundError
+from owlclaw.scheduler.kit import dump_json
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
@@ -28,7 +31,7 @@ log = logging.getLogger("owlclaw.scheduler.hatchet")
 
 CANCEL_LIST_SECONDS = 20.0  # how long cancel_task tries again while the engine's listings lag
 CANCEL_CONFIRM_SECONDS = 10.0  # how long cancel_task waits for a cancelled run to stop
-CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED is read again this long after the cancel
+CANCEL_SETTLE_SECONDS = 2.0  # a started run reading CANCELLED, unmarked, is final this long after the cancel
 FIRE_WINDOW = timedelta(seconds=1)  # a schedule due this soon (or overdue) may fire while it is deleted
 FIRED_WATCH_SECONDS = 3.0  # how long a deleted schedule's run may take to be listed
 
@@ -63,56 +66,82 @@ async def _try_cancel(lookups: Lookups, task_id: str) -> bool | None:
     list the schedule or its run yet."""
     conn = lookups.conn
     client = conn.require()
+    local = lookups.local.get(task_id)
+    if local is not None and local.schedule_id is not None and await _cancel_own_schedule(lookups, task_id):
+        return True
     found = await lookups.lookup(task_id)
     if not isinstance(found, TaskInfo):
         if (await lookups.info(found, with_error=False)).state.is_final:
             return False
         with conn.sdk("cancel a run"):
             await client.runs.aio_cancel(found.run_id)
-        return await _run_cancelled(lookups, task_id)
+        return await _run_cancelled(lookups, task_id, found.run_id)
     if found.state.is_final:
         return False
     if found.state is TaskState.SCHEDULED:
         if await _cancel_schedule(lookups, found):
             return True
-    elif (local := lookups.local.get(task_id)) is not None and local.due is None:
+    elif local is not None and local.due is None:
         with conn.sdk("cancel a run"):  # run_task's id is the run's id
             await client.runs.aio_cancel(task_id)
-        return await _run_cancelled(lookups, task_id)
+        return await _run_cancelled(lookups, task_id, task_id)
     return None
 
 
-async def _run_cancelled(lookups: Lookups, task_id: str) -> bool:
+async def _run_cancelled(lookups: Lookups, task_id: str, run_id: str) -> bool:
     """After asking the engine to cancel a run: False if the run finished
     first (the cancel came too late), so the answer matches its final state.
-    The status is read every POLL_SECONDS for CANCEL_CONFIRM_SECONDS."""
+
+    A run that had started and reads CANCELLED may still turn SUCCEEDED: its
+    code can have returned just before the cancel reached its worker, the
+    result then on its way. The worker's CANCEL_MARK in the run's log says
+    the cancel came first (the SDK then drops the result), and settles it at
+    once; without it, the read CANCEL_SETTLE_SECONDS after the request
+    decides. The status is read every POLL_SECONDS / 2 for CANCEL_CONFIRM_SECONDS."""
     loop = asyncio.get_running_loop()
     asked = loop.time()
+    task_runs: list[str] = []
 
-    async def read() -> TaskInfo:
+    async def read() -> TaskInfo | None:
+        """The final answer's TaskInfo, or None while it is not known yet."""
         info = await lookups.status(task_id)
-        settle = asked + CANCEL_SETTLE_SECONDS - loop.time()
-        if info.state is TaskState.CANCELLED and info.started_at is not None and settle > 0:
-            # A fixed delay, not a poll: a run whose code finished just before
-            # the cancel reached its worker reads CANCELLED first and is
-            # recorded SUCCEEDED a moment later, and no read can tell that
-            # CANCELLED from a final one. The read CANCEL_SETTLE_SECONDS after
-            # the cancel request decides.
-            await asyncio.sleep(settle)
-            info = await lookups.status(task_id)
-        return info
+        if not info.state.is_final:
+            return None
+        if info.state is not TaskState.CANCELLED or info.started_at is None:
+            return info
+        if await _marked(lookups, run_id, task_runs) or loop.time() - asked >= CANCEL_SETTLE_SECONDS:
+            return info
+        return None
 
     try:
-        info: TaskInfo = await poll_until(
+        info: TaskInfo | None = await poll_until(
             read,
-            lambda info: info.state.is_final,
+            lambda info: info is not None,
             timeout=CANCEL_CONFIRM_SECONDS,
-            interval=POLL_SECONDS,
+            interval=POLL_SECONDS / 2,
             what=f"cancelled task {task_id} to stop",
         )
     except PollTimeoutError:
         return True  # the engine has the cancel; the run is still stopping
+    assert info is not None
     return info.state is TaskState.CANCELLED
+
+
+async def _marked(lookups: Lookups, run_id: str, task_runs: list[str]) -> bool:
+    """Whether the run's worker logged CANCEL_MARK (``task_runs`` caches the run's task ids)."""
+    client = lookups.conn.require()
+    try:
+        if not task_runs:
+            details = await lookups.get_run(run_id)
+            task_runs += [str(t.metadata.id) for t in (getattr(details, "tasks", None) or [])]
+        for task_run in task_runs:
+            with lookups.conn.sdk("list a run's logs"):
+                rows = (await client.logs.aio_list(task_run, limit=100)).rows or []
+            if any(row.message == CANCEL_MARK for row in rows):
+                return True
+    except SchedulerError:
+        return False  # the settle read decides
+    return False
 
 
 async def _fired(lookups: Lookups, task_id: str) -> bool:
@@ -146,22 +175,61 @@ async def _cancel_schedule(lookups: Lookups, info: TaskInfo) -> bool:
         if due_soon and await _fired(lookups, info.id):
             return False  # deleted as it fired: cancel its run instead
         lookups.cancelled[info.id] = cancelled_info(info, utc_now())
-        await _bury(lookups, info)
+        lookups.conn.later(_bury(lookups, info))  # off the answer's path (see _bury)
         return True
     return False
 
 
+async def _cancel_own_schedule(lookups: Lookups, task_id: str) -> bool:
+    """A schedule this process made, deleted by the engine id it remembers (no
+    listing); False when it fired (or is unknown): the general path takes over."""
+    local = lookups.local[task_id]
+    assert local.due is not None and local.schedule_id is not None
+    try:
+        with lookups.conn.sdk("delete a schedule", missing="the schedule fired"):
+            await lookups.conn.require().scheduled.aio_delete(local.schedule_id)
+    except TaskNotFoundError:
+        return False
+    info = schedule_info(task_id, local.task_name, local.payload, local.due)
+    if local.due - utc_now() < FIRE_WINDOW and await _fired(lookups, task_id):
+        return False  # deleted as it fired: cancel its run instead
+    lookups.cancelled[task_id] = cancelled_info(info, utc_now())
+    lookups.conn.later(_bury(lookups, info))  # off the answer's path (see _bury)
+    return True
+
+
 async def _bury(lookups: Lookups, info: TaskInfo) -> None:
     """Leave a record of a cancelled schedule that other processes can find:
-    a run of the tombstone workflow (which no worker serves), cancelled at once."""
+    a run of the tombstone workflow (which no worker serves), cancelled at once.
+    Run in the background once ``cancel_task`` has answered (this process
+    already knows, ``lookups.cancelled``); ``disconnect`` waits for it."""
     conn = lookups.conn
     assert info.scheduled_at is not None
     metadata = {ID_KEY: info.id, TASK_KEY: info.task_name, DUE_KEY: info.scheduled_at.isoformat()}
+    client = conn.require()
+    what = "record a cancelled schedule"
     try:
-        with conn.sdk("record a cancelled schedule"):
-            ref = await conn.tombstone.aio_run(
-                info.payload, wait_for_result=False, additional_metadata=metadata
-            )
-            await conn.require().runs.aio_cancel(str(ref.workflow_run_id))
+        if conn.batcher is not None:
+            request = run_request(client, TOMBSTONE, dump_json(info.payload, "payload"), metadata, None)
+            run_id = await conn.batcher.trigger(request, what)
+        else:
+            with conn.sdk(what):
+                ref = await conn.tombstone.aio_run(
+                    info.payload, wait_for_result=False, additional_metadata=metadata
+                )
+            run_id = str(ref.workflow_run_id)
     except SchedulerError as exc:  # the schedule is gone either way
         log.warning("cancelled schedule %s is remembered in this process only: %s", info.id, exc)
+        return
+    # the tombstone is read from its metadata in any state; cancelled, it does
+    # not wait in the queue until its schedule timeout fails it
+    await _cancel_tombstone(lookups, run_id)
+
+
+async def _cancel_tombstone(lookups: Lookups, run_id: str) -> None:
+    """A tombstone left queued would fail at its schedule timeout: cancel it."""
+    try:
+        with lookups.conn.sdk("cancel a tombstone run"):
+            await lookups.conn.require().runs.aio_cancel(run_id)
+    except SchedulerError as exc:
+        log.debug("tombstone run %s stays queued: %s", run_id, exc)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
 
+from owlclaw.backends.hatchet.batch import TriggerBatcher
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.errors import map_sdk_errors
 from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, TOMBSTONE, Names
@@ -44,6 +45,8 @@ class Connection:
         self.workflow_ids: dict[str, str] = {}
         self.foreign_workflows: set[str] = set()
         self.engine: Any = None  # LocalEngine in embedded mode
+        self.batcher: TriggerBatcher | None = None  # None: batch_triggers is off
+        self._later: set[asyncio.Task[None]] = set()  # housekeeping calls no caller waits for
         self.host = config.host_port or "<embedded engine>"
 
     @contextlib.contextmanager
@@ -96,6 +99,8 @@ class Connection:
             )
             client = Hatchet(config=client_config)
         self.client = client
+        if cfg.batch_triggers:
+            self.batcher = TriggerBatcher(client_config, self.host, cfg.trigger_queue_size)
         self.standalones = {name: self._define(client, o) for name, o in self.tasks.items()}
         self.tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(never_runs)
         return client
@@ -147,8 +152,20 @@ class Connection:
                         await self.require().cron.aio_delete(r.metadata.id)
                 await self.require().cron.aio_create(options.name, DECLARED_CRON_NAME, options.cron, {}, {})
 
+    def later(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run ``call`` in the background; ``drop`` waits for it."""
+        task = asyncio.get_running_loop().create_task(call)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
     async def drop(self) -> None:
-        """Forget the client; stop the embedded engine if this process started one."""
+        """Send the triggers still queued, finish the housekeeping, forget the
+        client; stop the embedded engine if this process started one."""
+        if self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
+        if self.batcher is not None:
+            batcher, self.batcher = self.batcher, None
+            await batcher.close()
         self.client = None
         self.standalones = {}
         if self.engine is not None:

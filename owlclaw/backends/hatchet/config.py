@@ -118,6 +118,26 @@ class HatchetConfig(BaseModel):
         "terminationGracePeriodSeconds).",
     )
 
+    batch_triggers: bool = Field(
+        default=True,
+        description="Gather concurrent run_task calls into the engine's bulk trigger requests "
+        "(one in flight; the first call of an idle client goes out at once). false: one gRPC "
+        "call per run, as the SDK does.",
+    )
+    trigger_queue_size: int = Field(
+        default=10000,
+        ge=1,
+        le=1_000_000,
+        description="Most run_task calls queued or in flight at once when batch_triggers is on; "
+        "past it a caller waits for room (back-pressure).",
+    )
+    ship_owlclaw_logs: bool = Field(
+        default=False,
+        description="Also send owlclaw's own per-run log lines (owlclaw.* loggers) to the engine's "
+        "run logs; your task's own log lines are sent either way. Off: they stay in the worker's "
+        "local logs, saving the engine two RPCs and two rows per run.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _env_fallbacks(cls, data: Any) -> Any:

@@ -131,6 +131,7 @@ class LocalRecord:
     payload: dict[str, Any]
     created_at: datetime
     due: datetime | None  # schedules only
+    schedule_id: str | None = None  # the engine's id of the schedule, to delete it without a look-up
 
 
 def _engine_requeued(run: EngineRun, now: datetime) -> bool:

@@ -16,8 +16,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from hatchet_sdk.runnables.contextvars import ctx_durable_context
 from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 
+from owlclaw.backends.hatchet.batch import run_request
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
 from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, QUEUED_KEY
@@ -49,14 +51,20 @@ async def _run_now(
     lookups: Lookups, options: TaskOptions, data: dict[str, Any], priority: int, trace: dict[str, str]
 ) -> str:
     conn = lookups.conn
-    conn.require()
+    client = conn.require()
     standalone = conn.standalone(options.name)
     metadata = {QUEUED_KEY: utc_now().isoformat(), **trace}
-    with conn.sdk(f"run task {options.name!r}"):
-        ref = await standalone.aio_run(
-            data, wait_for_result=False, additional_metadata=metadata, priority=priority
-        )
-    task_id = str(ref.workflow_run_id)
+    what = f"run task {options.name!r}"
+    # a durable task's children go through its durable context, as the SDK does
+    if conn.batcher is not None and ctx_durable_context.get() is None:
+        request = run_request(client, options.name, dump_json(data, "payload"), metadata, priority)
+        task_id = await conn.batcher.trigger(request, what)
+    else:
+        with conn.sdk(what):
+            ref = await standalone.aio_run(
+                data, wait_for_result=False, additional_metadata=metadata, priority=priority
+            )
+        task_id = str(ref.workflow_run_id)
     lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), None)
     return task_id
 
@@ -75,13 +83,15 @@ async def _schedule(
     # Through the admin client: Standalone.aio_schedule sends an empty
     # payload as "" and the engine rejects that as invalid JSON.
     with lookups.conn.sdk(f"schedule task {options.name!r}"):
-        await client._client.admin.aio_schedule_workflow(
+        version = await client._client.admin.aio_schedule_workflow(
             options.name,
             [due],
             dump_json(data, "payload"),
             ScheduleTriggerWorkflowOptions(additional_metadata=metadata, priority=priority),
         )
-    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), due)
+    made = list(getattr(version, "scheduled_workflows", None) or [])
+    schedule_id = str(made[0].id) if len(made) == 1 else None
+    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), due, schedule_id)
     return task_id
 
 

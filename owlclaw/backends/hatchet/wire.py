@@ -18,6 +18,7 @@ from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.models import TaskState
 
 __all__ = [
+    "CANCEL_MARK",
     "DUE_KEY",
     "ID_KEY",
     "QUEUED_KEY",
@@ -38,6 +39,9 @@ DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
 QUEUED_KEY = "owlclaw_queued_at"  # when run_task was called, ISO 8601 UTC: the lateness metric's start
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
 TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
+# a run's log line from the worker: the cancel reached it before the task returned,
+# so the SDK drops the result and the run ends CANCELLED (cancel.py reads it)
+CANCEL_MARK = "owlclaw: cancelled before the task returned"
 
 STATES = {
     V1TaskStatus.QUEUED: TaskState.QUEUED,

@@ -19,10 +19,12 @@ from typing import Any
 from hatchet_sdk import Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.exceptions import NonRetryableException
 from hatchet_sdk.types.concurrency import ConcurrencyExpression, ConcurrencyLimitStrategy
+from hatchet_sdk.utils.typing import LogLevel
+from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
-from owlclaw.backends.hatchet.wire import ID_KEY, RESULT_KEY, lateness
+from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, lateness
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
@@ -34,6 +36,7 @@ __all__ = [
     "concurrency",
     "define",
     "execute",
+    "keep_own_logs_local",
     "serve",
     "sync_executor",
 ]
@@ -152,14 +155,20 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
         durable_sleep=durable_sleep,
         cancel_event=_FlagEvent(ctx),
     )
-    outcome = await run_attempt(
-        options,
-        dict(payload or {}),
-        task_ctx,
-        trace=metadata,
-        lateness=lateness(metadata, attempt),
-        executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
-    )
+    returned = False
+    if not isinstance(ctx, DurableContext):  # a durable run's eviction sets the same flag
+        _mark_cancel_while_running(ctx, lambda: returned)
+    try:
+        outcome = await run_attempt(
+            options,
+            dict(payload or {}),
+            task_ctx,
+            trace=metadata,
+            lateness=lateness(metadata, attempt),
+            executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
+        )
+    finally:
+        returned = True
     if outcome.succeeded:
         return {RESULT_KEY: outcome.result}
     assert outcome.exception is not None and outcome.error is not None
@@ -170,6 +179,49 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
     if outcome.timed_out:
         raise outcome.exception from None
     raise outcome.exception  # the engine retries, or records the final failure
+
+
+class _OwlclawLinesStayLocal(logging.Filter):
+    """Keeps owlclaw's own records (``owlclaw.*``) out of the SDK's forwarding handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "owlclaw" or record.name.startswith("owlclaw."))
+
+
+def keep_own_logs_local(logger: logging.Logger) -> None:
+    """The SDK sends every record a run logs through ``logger`` to the engine
+    (an RPC and a row each), with a forwarding handler that copies the filters
+    of ``logger``'s handlers when it is made. A do-nothing handler carrying
+    our filter is the way to put it on that forwarder alone."""
+    if any(isinstance(f, _OwlclawLinesStayLocal) for h in logger.handlers for f in h.filters):
+        return
+    holder = logging.NullHandler()
+    holder.addFilter(_OwlclawLinesStayLocal())
+    logger.addHandler(holder)
+
+
+def _mark_cancel_while_running(ctx: Context, returned: Any) -> None:
+    """When the engine's cancel reaches this run before ``execute`` returned,
+    the SDK drops the result (its cancellation flag is set first, in this
+    loop), so the run ends CANCELLED: say so in the run's log (CANCEL_MARK),
+    for ``cancel_task`` to answer at once. Only cancelled runs pay the RPC."""
+    original = getattr(ctx, "_set_cancellation_flag", None)
+    if original is None:  # not the SDK's Context (a test double)
+        return
+
+    def flag_set() -> None:
+        original()
+        if not returned():
+            ctx._log_sender.publish(
+                LogRecord(
+                    message=CANCEL_MARK,
+                    step_run_id=ctx.step_run_id,
+                    level=LogLevel.INFO,
+                    task_retry_count=ctx.retry_count,
+                )
+            )
+
+    ctx._set_cancellation_flag = flag_set  # type: ignore[method-assign]
 
 
 def serve(
@@ -192,6 +244,8 @@ def serve(
         workflows=list(standalones.values()),
     )
     bound_shutdown(config.shutdown_grace_seconds)
+    if not config.ship_owlclaw_logs:
+        keep_own_logs_local(client._client.log_interceptor)
     log.info(
         "hatchet worker %s running %d tasks on %s (namespace %s); SIGTERM drains and stops",
         worker.name,
