@@ -33,9 +33,11 @@ from hatchet_sdk.utils.api_auth import create_authorization_header
 
 from owlclaw.backends.hatchet.errors import sdk_error
 
-__all__ = ["MAX_BATCH", "TriggerBatcher", "run_request", "splits"]
+__all__ = ["MAX_BATCH", "REQUEST_TIMEOUT_SECONDS", "TriggerBatcher", "run_request", "splits"]
 
 MAX_BATCH = 1000  # the SDK's MAX_BULK_WORKFLOW_RUN_BATCH_SIZE
+#: Longest one bulk request may take (a hung connection fails its callers, not stalls them).
+REQUEST_TIMEOUT_SECONDS = 60.0
 # refusals that are about the whole request, not one run in it: no split
 _WHOLE = frozenset(
     {
@@ -98,7 +100,9 @@ class TriggerBatcher:
             header = create_authorization_header(self._config.token)
 
             async def send(request: Any) -> Any:
-                return await stub.BulkTriggerWorkflow(request, metadata=header)
+                return await stub.BulkTriggerWorkflow(
+                    request, metadata=header, timeout=REQUEST_TIMEOUT_SECONDS
+                )
 
             # the SDK retries a single trigger the same way
             self._send = tenacity_retry(send, self._config.tenacity)
