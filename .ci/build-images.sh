@@ -35,7 +35,8 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     }
     # the package's own cluster and apt's lists are not wanted in an image
     rm -rf "$root"/var/lib/postgresql/15 "$root"/etc/postgresql/15 "$root"/var/lib/apt/lists/* \
-        "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+        "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc/* \
+        "$root"/usr/share/man/*
     tar -C "$root" -c . | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$base" >/dev/null
     rm -rf "$root"
     trap - EXIT
@@ -52,12 +53,14 @@ fi
 ctx="$(mktemp -d /tmp/owlclaw-hatchet-image.XXXXXX)"
 trap 'rm -rf "$ctx"' EXIT
 cp -a deploy/images/hatchet/. "$ctx/"
-mkdir "$ctx/bin"
+mkdir "$ctx/bin" "$ctx/links"
 # hard links: no copy of ~200 MB, and never in the repository
 for b in hatchet-lite hatchet-migrate hatchet-admin; do
     ln "$engine_bin/$b" "$ctx/bin/$b" 2>/dev/null || cp "$engine_bin/$b" "$ctx/bin/$b"
+    ln -s "/hatchet/$b" "$ctx/links/$b" # /hatchet-admin, as in the official image
 done
 lite="ghcr.io/hatchet-dev/hatchet/hatchet-lite:$version"
 echo "build-images: $lite"
 docker build -q -t "$lite" "$ctx" >/dev/null
+docker image prune -f >/dev/null # the previous builds' untagged layers
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "debian-base|postgres|hatchet" || true

@@ -100,7 +100,8 @@ class LiteStack:
         )  # fmt: skip
 
     def token(self) -> str:
-        args = ("/hatchet/hatchet-admin", "token", "create", "--config", "/config", "--name", "owlclaw")
+        # the command docs/deployment.md gives
+        args = ("/hatchet-admin", "token", "create", "--config", "/config", "--name", "owlclaw")
         proc = poll_until_blocking(
             lambda: self.compose("exec", "-T", "hatchet-lite", *args, check=False),
             lambda p: p.returncode == 0,
