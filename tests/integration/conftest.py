@@ -245,7 +245,7 @@ def container_engine(namespace: str, reasons: list[str]) -> Iterator[HatchetEngi
     from owlclaw.backends.hatchet.local.processes import find_free_port, http_status
 
     lite_image = _LITE_IMAGE.format(version=ENGINE_VERSION)
-    missing = [i for i in (_PG_IMAGE, lite_image) if not _image_exists(docker, i)]
+    missing = missing_images()
     if missing:
         reasons.append(f"testcontainers: images {missing} not built; run .ci/build-images.sh")
         yield None
@@ -324,12 +324,20 @@ def container_engine(namespace: str, reasons: list[str]) -> Iterator[HatchetEngi
             )
 
 
-def _image_exists(docker: Any, name: str) -> bool:
-    try:
-        docker.from_env().images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+def missing_images() -> list[str]:
+    """The images of .ci/build-images.sh that the Docker daemon does not have."""
+    import docker  # type: ignore[import-untyped]
+
+    from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
+
+    client = docker.from_env()
+    missing = []
+    for name in (_PG_IMAGE, _LITE_IMAGE.format(version=ENGINE_VERSION)):
+        try:
+            client.images.get(name)
+        except docker.errors.ImageNotFound:
+            missing.append(name)
+    return missing
 
 
 def _lite_env(ports: dict[str, int], hatchet_pw: str) -> dict[str, str]:

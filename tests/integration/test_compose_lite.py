@@ -27,7 +27,7 @@ from processes import start_worker
 from owlclaw.backends.hatchet.local.processes import find_free_port, http_status
 from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until, poll_until_blocking
-from tests.integration.conftest import HatchetEngine, _unavailable, connected
+from tests.integration.conftest import HatchetEngine, _unavailable, connected, missing_images
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteStack]:
         docker.from_env().ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no Docker here"
         _unavailable([f"compose tests: no Docker daemon answers ({exc}); .ci/docker-daemon.sh start"])
+    missing = missing_images()
+    if missing:  # compose would try to pull them
+        _unavailable([f"compose tests: images {missing} not built; run .ci/build-images.sh"])
     command = compose_command()
     used: set[int] = set()
     ports = {}
