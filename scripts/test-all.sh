@@ -3,7 +3,8 @@
 # Python packages, PostgreSQL (Debian), the Hatchet engine (built from the Go
 # module proxy, cached in ~/.cache/owlclaw-engine), lint, types, unit and
 # integration tests. The Hatchet tests run against the real engine; with CI set
-# they fail, not skip, when it cannot start.
+# they fail, not skip, when it cannot start. With a Docker daemon (.ci/run
+# starts one) the images are built and the container tests run too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,21 @@ bash .ci/install-postgres.sh
 
 step "hatchet engine"
 bash .ci/install-engine.sh
+
+step "container images"
+# Compose v2 and the images the deploy files name, built here (no registry is
+# reachable): used by tests/integration/test_containers_*.py and
+# test_compose_*.py. Without a Docker daemon those tests skip, or fail under CI.
+if timeout 10 docker info >/dev/null 2>&1; then
+    OWLCLAW_COMPOSE="$(bash .ci/install-compose.sh | tail -n 1)"
+    export OWLCLAW_COMPOSE
+    bash .ci/build-images.sh
+elif [[ -n "${CI:-}" ]]; then
+    echo "test-all: no Docker daemon answers (start one: bash .ci/docker-daemon.sh start)" >&2
+    exit 1
+else
+    echo "no Docker daemon answers: the container and compose tests will skip"
+fi
 
 step "ruff"
 python3 -m ruff check owlclaw owlclaw_scheduler_pytest tests examples benchmarks
