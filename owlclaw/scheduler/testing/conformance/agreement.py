@@ -36,9 +36,11 @@ class ListingAgreementConformance(ConformanceBase):
         """Compare the run's status with its listing row; return the status.
 
         The row is waited for, as a listing may lag a status read on a real
-        engine, until it shows the status's state or a final one. Then both
-        must agree on state, result, error and attempts at once: a final run
-        never changes again, so any difference left is a disagreement, not a lag.
+        engine (a running run's row can show RUNNING before its start time,
+        so 0 attempts), until it shows everything the status shows or a final
+        state. Then both must agree on state, result, error and attempts at
+        once: a final run never changes again, so any difference left is a
+        disagreement, not a lag.
         """
         status = await scheduler.get_task_status(task_id)
 
@@ -48,11 +50,11 @@ class ListingAgreementConformance(ConformanceBase):
 
         found: TaskInfo | None = await poll_until(
             lambda: row(),
-            lambda r: r is not None and (r.state is status.state or r.state.is_final),
+            lambda r: r is not None and (_view(r) == _view(status) or r.state.is_final),
             timeout=self.listing_timeout,
             interval=0.5,
-            what=f"list_tasks' row for run {task_id} to show {status.state.value} (or a final state), "
-            "as get_task_status does",
+            what=f"list_tasks' row for run {task_id} to show (state, result, error, attempts) "
+            f"{_view(status)} (or a final state), as get_task_status does",
         )
         assert found is not None and found.task_name == task_name, found
         assert _view(found) == _view(status), (
