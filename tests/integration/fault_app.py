@@ -94,6 +94,7 @@ def register(scheduler: Scheduler) -> Scheduler:
         # a worker killed now has done the effect but not reported the run: the
         # run is delivered again and the idempotency store absorbs the repeat
         await asyncio.sleep(float(payload.get("seconds", 0)))
+        record("return", ctx)  # this delivery ran to its end (a killed one never does)
         return result
 
     return scheduler
