@@ -9,7 +9,7 @@
   whose keyword arguments are ``TaskArgs``.
 * ``check_payload`` and the other JSON rules (``kit.payloads``).
 * ``serve_until_signal`` (``kit.signals``): a worker process's main loop.
-* ``SyncExecutor``, ``holds_sync_threads``, ``BlockingScheduler`` (``kit.sync``):
+* ``SyncExecutor``, ``hold_sync_threads`` / ``release_sync_threads``, ``BlockingScheduler`` (``kit.sync``):
   sync task functions on the worker's own threads, one per slot, and
   ``ctx.sync_scheduler``.
 """
@@ -42,7 +42,8 @@ from owlclaw.scheduler.kit.sync import (
     BlockingScheduler,
     SyncExecutor,
     TaskExit,
-    holds_sync_threads,
+    hold_sync_threads,
+    release_sync_threads,
 )
 
 __all__ = [
@@ -61,11 +62,12 @@ __all__ = [
     "dump_json",
     "execute_attempt",
     "failed_outcome",
-    "holds_sync_threads",
+    "hold_sync_threads",
     "json_roundtrip",
     "log_attempt_failure",
     "make_context",
     "make_options",
+    "release_sync_threads",
     "resolve_due_time",
     "run_attempt",
     "run_on_failure",

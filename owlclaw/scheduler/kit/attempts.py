@@ -194,7 +194,7 @@ async def run_attempt(
     ``executor`` runs a sync task (and a sync ``on_failure``): the worker's
     ``kit.sync.SyncExecutor``, sized by its slots. A sync attempt cut off by
     its timeout or a cancellation sees ``ctx.cancelled``; its thread runs on
-    until the function returns (see ``kit.sync.holds_sync_threads``), its
+    until the function returns (see ``kit.sync.hold_sync_threads``), its
     result discarded.
     """
     call: Awaitable[Any] = execute_attempt(

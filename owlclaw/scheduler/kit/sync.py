@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from owlclaw.scheduler.errors import NotSupportedError, WaitTimeoutError
 
@@ -43,14 +42,14 @@ __all__ = [
     "TaskExit",
     "call_sync",
     "check_not_in_sync_task",
-    "holds_sync_threads",
+    "hold_sync_threads",
+    "release_sync_threads",
     "task_exit",
 ]
 
 log = logging.getLogger("owlclaw.scheduler.runs")
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 #: Longest a ``ctx.sync_scheduler`` call waits for the event loop, in seconds
 #: (``wait_for_task`` waits its own timeout on top).
@@ -204,8 +203,9 @@ async def call_sync(
     copy of this context, from the event loop. If the awaiting task is
     cancelled (a timeout, ``cancel_task``), ``on_cancel`` runs (it sets the
     attempt's ``ctx.cancelled``), the call's late result is discarded, and
-    the thread stays busy until ``func`` returns; inside a coroutine wrapped
-    by :func:`holds_sync_threads` that waits for it before it ends."""
+    the thread stays busy until ``func`` returns; between
+    :func:`hold_sync_threads` and :func:`release_sync_threads` the worker
+    waits for it before the attempt's slot is free."""
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     call = context.run  # the function runs in this task's context, as asyncio.to_thread does
@@ -222,29 +222,9 @@ async def call_sync(
         raise
 
 
-def holds_sync_threads(
-    method: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Wrap a worker's coroutine that runs one attempt (and reports it), so
-    that it ends only once the threads of the sync calls it made have
-    returned: a worker that counts its running attempts as busy slots then
-    counts a timed-out or cancelled sync attempt's thread until it is free,
-    although the attempt was reported at once."""
-
-    @functools.wraps(method)
-    async def holding(*args: P.args, **kwargs: P.kwargs) -> T:
-        held = hold_sync_threads()
-        try:
-            return await method(*args, **kwargs)
-        finally:
-            if (pending := release_sync_threads(held)) is not None:
-                await pending
-
-    return holding
-
-
 class Held:
-    """The sync calls' threads started since ``hold_sync_threads``."""
+    """The sync calls' threads started since ``hold_sync_threads``; the
+    ``contextvars`` token that stops holding them."""
 
     __slots__ = ("threads", "token")
 
@@ -254,9 +234,11 @@ class Held:
 
 
 def hold_sync_threads() -> Held:
-    """``holds_sync_threads`` in two calls, for a coroutine that does more
-    after the threads are free: from here, this task's sync calls are held;
-    ``release_sync_threads`` gives what to await before the slot is free."""
+    """From here, this task's sync calls (``call_sync``) are held: a worker
+    that runs an attempt between ``hold_sync_threads`` and awaiting what
+    ``release_sync_threads`` gives counts a timed-out or cancelled sync
+    attempt's thread as a busy slot until it returns, although the attempt
+    was reported at once."""
     return Held()
 
 
