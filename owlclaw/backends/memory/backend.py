@@ -21,9 +21,16 @@ from owlclaw.backends.memory.virtual import VirtualTime
 from owlclaw.scheduler.clock import Clock, SystemClock
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import TaskNotFoundError, WaitTimeoutError
-from owlclaw.scheduler.kit import BaseScheduler, SyncExecutor, make_context, run_attempt
+from owlclaw.scheduler.kit import (
+    BaseScheduler,
+    SyncExecutor,
+    hold_sync_threads,
+    make_context,
+    release_sync_threads,
+    run_attempt,
+)
 from owlclaw.scheduler.kit.attempts import uses_threads
-from owlclaw.scheduler.kit.sync import check_not_in_sync_task, hold_sync_threads, release_sync_threads
+from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
 
@@ -303,12 +310,10 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
                 run: Run = entry.ref
                 run.entry = None
                 run.state = TaskState.QUEUED
-                run.fired = True
-                self._ready.push(run)  # started below, with the rest
+                self._queue(run)  # started below, with the rest
             elif entry.kind == CRON:
                 if (ticked := self._book.tick(entry, self._tasks, self.faults.defer)) is not None:
-                    ticked.fired = True
-                    self._ready.push(ticked)
+                    self._queue(ticked)
             elif entry.kind == WAKE:
                 future: asyncio.Future[None] = entry.ref
                 if not future.done():
@@ -320,9 +325,12 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
 
     # runs
 
-    def _enqueue(self, run: Run) -> None:
+    def _queue(self, run: Run) -> None:
         run.fired = True
         self._ready.push(run)
+
+    def _enqueue(self, run: Run) -> None:
+        self._queue(run)
         self._start_ready()
 
     def _start_ready(self) -> None:

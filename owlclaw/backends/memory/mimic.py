@@ -153,11 +153,11 @@ class Mimic:
         task = run.task
         if task is None or task.done():
             return
-        if not self.hatchet or self._book is None:
-            if self._book is None:
-                task.cancel()
-            else:
-                self._book.cancel_attempt(task)
+        if self._book is None:  # a Mimic of its own (unit tests): no scheduler to tell
+            task.cancel()
+            return
+        if not self.hatchet:
+            self._book.cancel_attempt(task)
             return
         grace = timedelta(seconds=CANCEL_GRACE_SECONDS)
         self._book.push(self._book.now() + grace, TIMEOUT, (run, run.attempts))
