@@ -113,12 +113,24 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
         restarts = 0
         killed: set[int] = set()
 
+        def in_flight(pid: int) -> set[str]:
+            """Runs begun on the worker ``pid`` and not yet returned there."""
+            events = read_events(tmp_path)
+            begun = {e.task_id for e in events if e.kind == "exec" and e.pid == pid}
+            return begun - {e.task_id for e in events if e.kind == "return" and e.pid == pid}
+
         async def restart_workers() -> None:
-            # kill a worker mid-soak and start its replacement, twice
+            # kill a worker mid-soak, while it runs something, and start its replacement, twice
             nonlocal restarts
             for delay in (10, 15):
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay)  # spread the kills over the soak
                 victim = workers[restarts]
+                await poll_until(
+                    lambda pid=victim.pid: in_flight(pid),
+                    timeout=120,
+                    interval=0.2,
+                    what=f"a run in flight on worker {victim.pid} to kill it under",
+                )
                 killed.add(victim.pid)
                 victim.kill()
                 workers.append(await FaultWorker(target, tmp_path, slots=SLOTS).started())
