@@ -153,14 +153,13 @@ class TaskContext:
 
     def __init__(
         self,
-        *,
         task_id: str,
         task_name: str,
         attempt: int,
         scheduler: Scheduler,
         durable_sleep: Callable[[float], Awaitable[None]] | None = None,
         cancel_event: CancelFlag | None = None,
-        sync_scheduler: BlockingScheduler | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -169,7 +168,8 @@ class TaskContext:
         self._durable_sleep = durable_sleep
         self._cancel_event = cancel_event  # the run's (None: never cancelled)
         self._attempt_stopped = False  # this attempt alone: timed out or abandoned
-        self._sync_scheduler = sync_scheduler
+        self._loop = loop  # the worker's, which ctx.sync_scheduler calls
+        self._sync_scheduler: BlockingScheduler | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -193,10 +193,14 @@ class TaskContext:
         event loop raises ``NotSupportedError``).
         """
         if self._sync_scheduler is None:
-            raise NotSupportedError(
-                "ctx.sync_scheduler exists only in a worker's task context; "
-                "this TaskContext was built without an event loop to call"
-            )
+            if self._loop is None:
+                raise NotSupportedError(
+                    "ctx.sync_scheduler exists only in a worker's task context; "
+                    "this TaskContext was built without an event loop to call"
+                )
+            from owlclaw.scheduler.kit.sync import BlockingScheduler
+
+            self._sync_scheduler = BlockingScheduler(self.scheduler, self._loop)
         return self._sync_scheduler
 
     def sleep(self, seconds: float) -> Awaitable[None]:

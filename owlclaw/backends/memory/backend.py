@@ -170,7 +170,8 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         check_not_in_sync_task(self)  # the base's _enter and _check_connected, frames less
         if not self._connected:
             self._check_connected("get_task_status")  # raises
-        self.faults.before_call("get_task_status")
+        if self.faults.calls_fail:
+            self.faults.before_call("get_task_status")
         if self._retention.max_age is not None:  # the run-count limit is kept as runs finish
             self._retention.prune(self._book.runs, self.clock.now())
         run = self._book.runs.get(task_id) if type(task_id) is str else None
@@ -394,7 +395,7 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
             run.payload,
             ctx,
             trace=run.trace,
-            lateness=run.lateness(attempt),
+            lateness=run.lateness() if attempt == 1 else None,
             timed_out=lambda: run.timed_out_attempt == attempt and run.state is TaskState.RUNNING,
             through=lambda call: self._call(run, attempt, call),
             record=lambda failed: setattr(run, "error", failed.error),

@@ -81,7 +81,7 @@ class Faults:
         self._duplicates: list[_Plan] = []
         self._drops: list[tuple[frozenset[str] | None, int]] = []
         self._outages: list[tuple[datetime, datetime]] = []
-        self._calls_fail = False  # any drop or outage planned (outages stay listed once over)
+        self.calls_fail = False  # any drop or outage planned (outages stay listed once over)
         #: Runs that lost an attempt to a fault, in order (a run id per loss).
         self.lost_attempts: list[str] = []
         self._wakes: dict[str, list[datetime]] = {}  # run id -> planned wake-ups, in order
@@ -117,7 +117,7 @@ class Faults:
         network blip on the way to the engine."""
         names = frozenset(operations) if operations is not None else None
         self._drops.append((names, _positive(times)))
-        self._calls_fail = True
+        self.calls_fail = True
 
     def outage(self, seconds: float, *, start_in: float = 0.0) -> None:
         """The engine is down from ``start_in`` seconds from now for ``seconds``
@@ -130,7 +130,7 @@ class Faults:
             raise ValueError(f"outage() needs seconds > 0 and start_in >= 0, got {seconds!r}, {start_in!r}")
         start = self._target.now() + timedelta(seconds=start_in)
         self._outages.append((start, start + timedelta(seconds=seconds)))
-        self._calls_fail = True
+        self.calls_fail = True
         self._target.wake()
 
     def clear(self) -> None:
@@ -139,7 +139,7 @@ class Faults:
         self._duplicates.clear()
         self._drops.clear()
         self._outages.clear()
-        self._calls_fail = False
+        self.calls_fail = False
         self._target.wake()
 
     async def crash_worker(self) -> int:
@@ -156,7 +156,7 @@ class Faults:
 
     def before_call(self, operation: str) -> None:
         """Raise for a dropped connection or an outage."""
-        if not self._calls_fail:  # the usual case, one test (read by every public call)
+        if not self.calls_fail:  # the usual case, one test (read by every public call)
             return
         now = self._target.now()
         for start, end in self._outages:
@@ -171,7 +171,7 @@ class Faults:
                 self._drops[i] = (names, times - 1)
                 if times == 1:
                     del self._drops[i]
-                    self._calls_fail = bool(self._drops or self._outages)
+                    self.calls_fail = bool(self._drops or self._outages)
                 raise SchedulerConnectionError(
                     f"cannot {operation}: the connection to the engine was lost (injected by "
                     "scheduler.faults.drop_connection()); the call had no effect, retry it"

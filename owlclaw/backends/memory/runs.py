@@ -104,6 +104,9 @@ class Run:
             if type(value) not in _PLAIN:
                 payload = copy_json(self.payload)
                 break
+        result = self.result
+        if type(result) not in _PLAIN:
+            result = copy_json(result)
         info = _new(TaskInfo)
         _set(
             info,
@@ -117,15 +120,15 @@ class Run:
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
                 "attempts": self.attempts,
-                "result": copy_json(self.result),
+                "result": result,
                 "error": self.error,
             },
         )
         return info
 
-    def lateness(self, attempt: int) -> float | None:
-        """Seconds from due time to the first attempt's start (None for retries)."""
-        if attempt != 1 or self.started_at is None:
+    def lateness(self) -> float | None:
+        """Seconds from due time to the first attempt's start."""
+        if self.started_at is None:
             return None
         return (self.started_at - self.scheduled_at).total_seconds()
 

