@@ -174,6 +174,8 @@ class _Fields:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first match strictly after ``after`` (UTC), None past the years searched."""
+        if self.every and after.microsecond == 0 and (self.whole_seconds or after.second == 0):
+            return after + (_SECOND if self.whole_seconds else _MINUTE)  # a tick's own time: no replace()
         if self.whole_seconds:
             t = after.replace(microsecond=0) + _SECOND
         else:

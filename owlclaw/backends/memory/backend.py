@@ -337,13 +337,14 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
     def _start_ready(self) -> None:
         if not self._ready:
             return
+        create_task = asyncio.get_running_loop().create_task  # asyncio.create_task, a frame less
         for run in self._ready.take(self._room):
             run.state = TaskState.RUNNING
             run.attempts += 1
             if self._mimic.started(run) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
-            run.task = asyncio.create_task(self._reported(run))
+            run.task = create_task(self._reported(run))
             self._running.add(run.task)
             self._ready.started(run, run.task)
 
