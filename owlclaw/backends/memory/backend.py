@@ -62,7 +62,9 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         self._book = Timetable(self.clock)
         self._book.attempt_ended = self._attempt_done
         self._mimic = Mimic(self.config, self._book, self._finish)  # Hatchet's ways, if configured
-        self._ready = ReadyQueue(self._book.seq, self.config, self._mimic.queued)
+        self._ready = ReadyQueue(
+            self._book.seq, self.config, self._mimic.queued if self._mimic.hatchet else None
+        )
         self._declared_crons: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False

@@ -44,8 +44,10 @@ class Retention:
         """Note that ``run_id`` finished at ``at``; drop what is over the limits."""
         finished = self._finished
         finished.append((at, run_id))
-        if self.max_age is not None or (self.max_runs is not None and len(finished) > self.max_runs):
+        if self.max_age is not None:
             self.prune(runs, at)
+        elif self.max_runs is not None and len(finished) > self.max_runs:
+            runs.pop(finished.popleft()[1], None)  # one in, one out: prune() without its loop
 
     def prune(self, runs: dict[str, Any], now: datetime) -> None:
         """Remove from ``runs`` the finished runs past either limit."""
