@@ -354,7 +354,8 @@ class HatchetClient(ClientPlumbing):
             return False
 
         async def pause(scheduler: Scheduler) -> list[CronInfo]:
-            crons = await scheduler.list_crons(name)
+            # crons only: an every= schedule has no expression to add back
+            crons = [c for c in await scheduler.list_crons(name) if c.expression is not None]
             for cron in crons:
                 await scheduler.remove_cron(cron.id)
             return crons
@@ -382,7 +383,10 @@ class HatchetClient(ClientPlumbing):
                 if remote and not redeclared and cron.expression == declared and cron.payload == {}:
                     redeclared = True  # the helper's connect() registered it again
                     continue
-                new_ids[cron.id] = await scheduler.add_cron(name, cron.expression, cron.payload)
+                assert cron.expression is not None  # pause() kept crons only
+                new_ids[cron.id] = await scheduler.add_cron(
+                    name, cron.expression, cron.payload, timezone=cron.timezone
+                )
             return new_ids
 
         for old, new in self._sync(resume, keep_cron=name).items():
