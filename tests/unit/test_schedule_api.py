@@ -117,6 +117,8 @@ def _bad_calls(s: MemoryScheduler) -> list[tuple[Any, type[Exception], str]]:
         (s.preview_schedule("x", T0, T0 + timedelta(1), limit=0), InvalidScheduleError, "limit"),
         (s.backfill_schedule("x", T0, T0 + timedelta(days=3)), InvalidScheduleError, "in the future"),
         (s.get_schedule("nope"), TaskNotFoundError, "list_schedules()"),
+        (s.pause_schedule("nope"), TaskNotFoundError, "nope"),
+        (s.backfill_schedule("nope", T0 - timedelta(1), T0), TaskNotFoundError, "nope"),
     ]
 
 
@@ -143,3 +145,27 @@ def test_sync_facade_has_the_schedule_methods() -> None:
     wanted = {n for n in vars(Scheduler) if "schedule" in n and not n.startswith("_")} - {"schedule_task"}
     missing = {n for n in wanted if not hasattr(BlockingScheduler, n)}
     assert wanted and not missing, f"BlockingScheduler lacks {sorted(missing)}"
+
+
+async def test_occurrence_lateness_logged_and_skips_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from owlclaw.scheduler.observability import metrics
+
+    recorded = metrics._metrics()
+    async with _app(MemoryScheduler(clock=VirtualClock(T0))) as s:
+        await s.start_worker()
+        sid = await s.add_schedule("job", cron="0 * * * *", jitter=900)
+        await s.skip_schedule(sid, 1)
+        with caplog.at_level("INFO", logger="owlclaw.scheduler"):
+            await s.advance(2 * 3600 + 900)  # 02:00 fires within its jitter, 03:00 not yet
+        started = [r for r in caplog.records if getattr(r, "event", None) == "started"]
+        assert len(started) == 1, [r.getMessage() for r in caplog.records]
+        assert started[0].occurrence_id == f"{sid}@2030-01-01T02:00:00Z"  # type: ignore[attr-defined]
+        lateness = started[0].lateness_seconds  # type: ignore[attr-defined]
+        assert 0 < lateness < 900 and f"lateness_seconds={lateness}" in started[0].getMessage()
+        skipped = [r for r in caplog.records if getattr(r, "event", None) == "occurrence_skipped"]
+        assert [r.reason for r in skipped] == ["skip"]  # type: ignore[attr-defined]
+    if recorded is not None:  # prometheus-client installed
+        assert recorded.occurrences[("job", "skipped", "skip")][0] >= 1
+        assert recorded.occurrences[("job", "fired", "")][0] >= 1

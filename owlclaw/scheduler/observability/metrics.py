@@ -29,6 +29,7 @@ __all__ = [
     "MetricsServer",
     "record_ended",
     "record_lateness",
+    "record_occurrences",
     "serve_metrics",
 ]
 
@@ -54,6 +55,8 @@ class _Recorded:
         # task -> one count per bucket (+Inf last), then the sum
         self.duration: dict[str, list[float]] = {}
         self.lateness: dict[str, list[float]] = {}
+        # (task, outcome, reason) -> [count, created]: schedule occurrences
+        self.occurrences: dict[tuple[str, str, str], list[float]] = {}
 
     def observe(
         self, table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float
@@ -79,6 +82,7 @@ class _Recorded:
             attempts = {k: list(v) for k, v in self.attempts.items()}
             duration = {k: list(v) for k, v in self.duration.items()}
             lateness = {k: list(v) for k, v in self.lateness.items()}
+            occurrences = {k: list(v) for k, v in self.occurrences.items()}
         for name, doc, label, rows in (
             ("owlclaw_scheduler_runs", _RUNS_DOC, "state", runs),
             ("owlclaw_scheduler_attempts", _ATTEMPTS_DOC, "outcome", attempts),
@@ -87,6 +91,12 @@ class _Recorded:
             for (task, value), (count, created) in rows.items():
                 counter.add_metric([task, value], count, created=created)
             yield counter
+        counter = CounterMetricFamily(
+            "owlclaw_scheduler_schedule_occurrences", _OCCURRENCES_DOC, labels=["task", "outcome", "reason"]
+        )
+        for (task, outcome, reason), (count, created) in occurrences.items():
+            counter.add_metric([task, outcome, reason], count, created=created)
+        yield counter
         for name, doc, bounds, table in (
             ("owlclaw_scheduler_run_duration_seconds", _DURATION_DOC, DURATION_BUCKETS, duration),
             ("owlclaw_scheduler_run_lateness_seconds", _LATENESS_DOC, LATENESS_BUCKETS, lateness),
@@ -101,8 +111,15 @@ class _Recorded:
 
 _RUNS_DOC = "Runs that reached a final state in this worker, by task and state (succeeded, failed)"
 _ATTEMPTS_DOC = "Attempts run by this worker, by task and outcome (succeeded, failed, cancelled)"
+_OCCURRENCES_DOC = (
+    "Schedule occurrences by task and outcome: fired, coalesced (folded into a catch-up run) or "
+    "skipped, with the reason (too_old, over_cap, paused, skip, overlap, task_not_registered)"
+)
 _DURATION_DOC = "Wall-clock seconds one attempt took, by task"
-_LATENESS_DOC = "Seconds from a run's due time (or run_task call) to its first attempt's start, by task"
+_LATENESS_DOC = (
+    "Seconds from a run's due time (or run_task call; a schedule's nominal time) "
+    "to its first attempt's start, by task"
+)
 
 
 @functools.cache
@@ -141,6 +158,18 @@ def record_ended(task: str, outcome: str, duration: float, run_state: str | None
 def record_lateness(task: str, seconds: float) -> None:
     if (m := _metrics()) is not None:
         m.observe(m.lateness, LATENESS_BUCKETS, task, max(seconds, 0.0))
+
+
+def record_occurrences(task: str, outcome: str, reason: str, count: int) -> None:
+    """``count`` occurrences of a schedule of ``task`` fired, were coalesced or skipped."""
+    if (m := _metrics()) is None:
+        return
+    with m.lock:
+        key = (task, outcome, reason)
+        if (row := m.occurrences.get(key)) is not None:
+            row[0] += count
+        else:
+            m.occurrences[key] = [count, time.time()]
 
 
 class _PendingCollector:
