@@ -167,6 +167,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("id", metavar="ID")
     p.set_defaults(task=None)
 
+    p = add("schedules", "list, show, preview, pause, resume, skip or backfill schedules")
+    sch = p.add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
+    c = sch.add_parser("list", help="list schedules (crons included)", parents=[nested])
+    c.add_argument("--task", help="only this task")
+    for name, what in (
+        ("show", "one schedule, with its policies"),
+        ("preview", "the nominal times (UTC) that would fire between --start and --end"),
+        ("pause", "stop firing; occurrences while paused are skipped"),
+        ("resume", "fire again from now on"),
+        ("skip", "skip the next --count occurrences"),
+        ("backfill", "fire the past occurrences between --start and --end that have not fired"),
+    ):
+        c = sch.add_parser(name, help=what, parents=[nested])
+        c.add_argument("id", metavar="ID", help="a schedule id, or a task with one schedule")
+        if name in ("preview", "backfill"):
+            c.add_argument("--start", required=True, help="ISO 8601 with a zone, e.g. 2026-03-29T00:00Z")
+            c.add_argument("--end", required=True, help="ISO 8601 with a zone (exclusive)")
+        if name == "pause":
+            c.add_argument("--note", help="who paused and why")
+        if name == "skip":
+            c.add_argument("--count", type=_positive_int, default=1, help="occurrences to skip (default 1)")
+    p.set_defaults(task=None)
+
     add("backends", "list the backend plugins found")
 
     p = add("config", "show the effective config (secrets masked) or check it")
