@@ -107,10 +107,10 @@ class Schedules:
 
     # changes
 
-    def add(self, task_name: str, spec: ScheduleSpec, payload: dict[str, Any], *, sid: str = "") -> str:
+    def add(self, task_name: str, spec: ScheduleSpec, payload: dict[str, Any]) -> str:
         """A schedule whose occurrences after now fire; returns its id."""
         now = self._host._now()
-        s = Schedule(sid or self._host._book.new_id(), task_name, spec, payload, now, Walker(spec))
+        s = Schedule(self._host._book.new_id(), task_name, spec, payload, now, Walker(spec))
         self.by_id[s.id] = s
         self._arm(s)
         return s.id
@@ -208,6 +208,9 @@ class Schedules:
         s.active = [r for r in s.active if r is not run and not r.state.is_final]
         if not s.active:
             nominal, s.buffered = s.buffered, None
+            if s.paused_at is not None:  # paused meanwhile: it does not fire
+                self._skipped(s, 1, "paused", nominal)
+                return
             self._start(s, nominal)
             self._host._start_ready()
 
@@ -231,6 +234,8 @@ class Schedules:
 
     def _start(self, s: Schedule, nominal: datetime) -> str | None:
         """A run of this occurrence, queued under the overlap policy; its id, or None."""
+        if nominal in s.runs:
+            return None  # fired already (a backfill, then a catch-up): at most once
         if s.active:
             s.active = [r for r in s.active if not r.state.is_final]
         if s.active:
