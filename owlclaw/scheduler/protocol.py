@@ -229,6 +229,19 @@ class Scheduler(Protocol):
         """:raises TaskNotFoundError: no schedule has that id."""
         ...
 
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> None:
+        """Change a schedule in place: ``payload`` or any rule or policy of
+        ``add_schedule`` (``cron=`` replaces an ``every`` and the other way
+        round). Its id, pause, note and pending skips stay; occurrences already
+        handled are not fired again; the next fires by the new rule.
+
+        :raises TypeError: a name ``add_schedule`` does not take.
+        :raises InvalidScheduleError: the rule it makes is invalid (as ``add_schedule``).
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
     async def remove_schedule(self, schedule_id: str) -> None:
         """Delete a schedule; runs it already fired go on.
 

@@ -56,6 +56,7 @@ async def test_a_backend_without_schedules_names_the_method_and_itself() -> None
             "skip_schedule()": s.skip_schedule(cron_id, 2),
             "preview_schedule()": s.preview_schedule(cron_id, T0, T0 + timedelta(days=1)),
             "backfill_schedule()": s.backfill_schedule(cron_id, T0 - timedelta(days=1), T0),
+            "update_schedule()": s.update_schedule(cron_id, jitter=5),
         }
         for method, call in calls.items():
             with pytest.raises(NotSupportedError) as caught:
@@ -116,6 +117,9 @@ def _bad_calls(s: MemoryScheduler) -> list[tuple[Any, type[Exception], str]]:
         (s.preview_schedule("x", T0, T0), InvalidScheduleError, "is not after start"),
         (s.preview_schedule("x", T0, T0 + timedelta(1), limit=0), InvalidScheduleError, "limit"),
         (s.backfill_schedule("x", T0, T0 + timedelta(days=3)), InvalidScheduleError, "in the future"),
+        (s.update_schedule("x", cron_expression="* * * * *"), TypeError, "got cron_expression"),
+        (s.update_schedule("x"), TypeError, "nothing to change"),
+        (s.update_schedule("nope", jitter=5), TaskNotFoundError, "nope"),
         (s.get_schedule("nope"), TaskNotFoundError, "list_schedules()"),
         (s.pause_schedule("nope"), TaskNotFoundError, "nope"),
         (s.backfill_schedule("nope", T0 - timedelta(1), T0), TaskNotFoundError, "nope"),

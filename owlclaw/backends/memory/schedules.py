@@ -49,6 +49,9 @@ log = logging.getLogger("owlclaw.scheduler.schedules")
 LATE_GRACE = timedelta(seconds=1)
 #: Fired occurrences remembered per schedule (a backfill never fires them again).
 FIRED_MEMORY = 10_000
+_SPEC_FIELDS = (
+    "cron", "every", "timezone", "start", "end", "jitter", "overlap", "catchup_window", "coalesce"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,20 @@ class Schedules:
         self.by_id[s.id] = s
         self._arm(s)
         return s
+
+    def update(self, schedule_id: str, changes: dict[str, Any]) -> None:
+        s = self.get(schedule_id)
+        rule = {f: getattr(s.spec, f) for f in _SPEC_FIELDS}
+        if "cron" in changes:
+            rule["every"] = None
+        if "every" in changes:
+            rule["cron"] = None
+        rule.update((k, v) for k, v in changes.items() if k != "payload")
+        spec = ScheduleSpec(**rule)  # InvalidScheduleError: nothing changed
+        s.payload = changes.get("payload", s.payload)
+        if spec != s.spec:
+            s.spec, s.walker = spec, Walker(spec)
+            self._arm(s)  # from the last occurrence handled; nothing fires twice
 
     def remove(self, schedule_id: str) -> bool:
         s = self.by_id.pop(schedule_id, None) if isinstance(schedule_id, str) else None
@@ -370,6 +387,9 @@ class ScheduleHooks:
     async def _remove_schedule(self, schedule_id: str) -> None:
         if not self._schedules.remove(schedule_id):
             await self._remove_cron(schedule_id)
+
+    async def _update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> None:
+        self._schedules.update(schedule_id, changes)
 
     async def _pause_schedule(self, schedule_id: str, note: str | None) -> None:
         self._schedules.pause(schedule_id, note)

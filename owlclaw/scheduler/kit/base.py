@@ -11,6 +11,7 @@ starts with ``_`` that the backend implements against its engine::
     remove_cron/_schedule     ->  _remove_schedule(id), by default _remove_cron(id)
     list_crons/_schedules     ->  _list_schedules(task_name), by default _list_crons(task_name)
     get_schedule              ->  _get_schedule(id), by default from _list_schedules
+    update_schedule           ->  _update_schedule(id, changes)
     pause/resume/skip_schedule, preview_schedule, backfill_schedule
                               ->  _pause_schedule, _resume_schedule, _skip_schedule,
                                   _preview_schedule, _backfill_schedule
@@ -66,6 +67,7 @@ from owlclaw.scheduler.schedules.spec import check_zone
 __all__ = ["MAX_NOTE_CHARS", "NOT_CONNECTED", "BaseScheduler"]
 
 MAX_NOTE_CHARS = 1000  # a pause note says who and why, not a log
+_UPDATABLE = frozenset("payload cron every timezone start end jitter overlap catchup_window coalesce".split())
 
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B", bound="BaseScheduler")
@@ -264,6 +266,19 @@ class BaseScheduler:
         self._enter("get_schedule")
         return await self._get_schedule(schedule_id)
 
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> None:
+        self._enter("update_schedule")
+        unknown = sorted(set(changes) - _UPDATABLE)
+        if unknown or not changes:
+            raise TypeError(
+                f"update_schedule() takes {', '.join(sorted(_UPDATABLE))}; "
+                + (f"got {', '.join(unknown)}" if unknown else "got nothing to change")
+            )
+        if "payload" in changes:
+            changes["payload"] = check_payload(changes["payload"])
+        self._need_schedules("update_schedule()")
+        await self._update_schedule(schedule_id, changes)
+
     async def remove_schedule(self, schedule_id: str) -> None:
         self._enter("remove_schedule")
         await self._remove_schedule(schedule_id)
@@ -401,6 +416,10 @@ class BaseScheduler:
     async def _remove_schedule(self, schedule_id: str) -> None:
         """Delete a schedule; by default a cron (``_remove_cron``)."""
         await self._remove_cron(schedule_id)
+
+    async def _update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` (checked names; ``payload`` checked JSON)."""
+        raise self._unsupported("update_schedule()", "")
 
     async def _pause_schedule(self, schedule_id: str, note: str | None) -> None:
         raise self._unsupported("pause_schedule()", "")

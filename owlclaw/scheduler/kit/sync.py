@@ -368,6 +368,9 @@ class BlockingScheduler:
     def get_schedule(self, schedule_id: str) -> ScheduleInfo:
         return self._call("get_schedule", lambda: self.scheduler.get_schedule(schedule_id))
 
+    def update_schedule(self, schedule_id: str, **changes: Any) -> None:
+        self._call("update_schedule", lambda: self.scheduler.update_schedule(schedule_id, **changes))
+
     def remove_schedule(self, schedule_id: str) -> None:
         self._call("remove_schedule", lambda: self.scheduler.remove_schedule(schedule_id))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from owlclaw.scheduler.errors import TaskNotFoundError
+from owlclaw.scheduler.errors import InvalidScheduleError, TaskNotFoundError
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
 
@@ -288,6 +288,32 @@ class ScheduleConformance(ConformanceBase):
         ]  # fmt: skip
         await self.move_to(scheduler, z("2030-01-01T05:30"))
         assert [r["scheduled_for"][11:16] for r in await self.fired(scheduler)] == ["03:00", "04:00", "05:00"]
+
+    async def test_a_schedule_edited_while_paused_stays_paused_then_follows_its_new_rule(
+        self, scheduler: Scheduler
+    ) -> None:
+        self.need(scheduler)
+        sid = await scheduler.add_schedule(TASK, {"v": 1}, cron="0 * * * *")
+        await self.move_to(scheduler, z("2030-01-01T01:30"))
+        await scheduler.pause_schedule(sid, "moving to Paris mornings")
+        await scheduler.update_schedule(sid, cron="30 9 * * *", timezone="Europe/Paris", payload={"v": 2})
+        info = await scheduler.get_schedule(sid)
+        assert (info.expression, info.timezone, info.paused, info.note, info.payload) == (
+            "30 9 * * *",
+            "Europe/Paris",
+            True,
+            "moving to Paris mornings",
+            {"v": 2},
+        )
+        with pytest.raises(InvalidScheduleError):  # a bad edit changes nothing
+            await scheduler.update_schedule(sid, timezone="Europe/Pariss")
+        assert (await scheduler.get_schedule(sid)).timezone == "Europe/Paris"
+        await scheduler.resume_schedule(sid)
+        await self.move_to(scheduler, z("2030-01-03T00:00"))
+        fired = await scheduler.list_tasks(TASK, limit=100)
+        assert sorted((f"{r.scheduled_at:%d %H:%M}", r.payload["v"]) for r in fired) == [
+            ("01 01:00", 1), ("01 08:30", 2), ("02 08:30", 2),
+        ]  # fmt: skip
 
     async def test_a_schedule_removed_while_paused_is_gone(self, scheduler: Scheduler) -> None:
         self.need(scheduler)
