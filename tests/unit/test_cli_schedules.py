@@ -119,3 +119,10 @@ def test_pausing_on_an_ephemeral_memory_session_says_it_would_change_nothing(
     assert "would change nothing" in capsys.readouterr().err
     assert main(["schedules", "list", "--app", app]) == 0
     assert "demo_heartbeat" in capsys.readouterr().out
+
+
+async def test_crons_add_takes_a_time_zone(sched: MemoryScheduler, capsys: Cap) -> None:
+    code, row, _ = await cli(sched, capsys, "crons", "add", TASK, "0 9 * * *", "--timezone", "Europe/Paris")
+    assert code == 0 and row["next_run_at"] == "2030-01-01T08:00:00+00:00"
+    code, _, err = await cli(sched, capsys, "crons", "add", TASK, "0 9 * * *", "--timezone", "Paris")
+    assert code == 2 and "unknown timezone 'Paris'" in err

@@ -140,7 +140,8 @@ async def cmd_crons(session: Session, args: argparse.Namespace) -> int:
     scheduler = session.scheduler
     if args.crons_command == "add":
         _ephemeral_hint(session, "crons", can_wait=False)
-        cron_id = await scheduler.add_cron(args.task, args.expression, parse_payload(args.payload))
+        payload = parse_payload(args.payload)
+        cron_id = await scheduler.add_cron(args.task, args.expression, payload, timezone=args.timezone)
         added = [c for c in await scheduler.list_crons(args.task) if c.id == cron_id]
         emit(cron_row(added[0]) if added else {"id": cron_id}, as_json=args.json)
     elif args.crons_command == "remove":

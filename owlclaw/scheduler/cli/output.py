@@ -90,6 +90,8 @@ def cron_row(info: CronInfo) -> dict[str, Any]:
         "expression": info.expression,
         "payload": info.payload,
         "next_run_at": _iso(info.next_run_at),
+        "timezone": info.timezone,
+        "paused": info.paused,
     }
 
 
