@@ -161,8 +161,10 @@ async def test_occurrence_lateness_logged_and_skips_counted(
         await s.start_worker()
         sid = await s.add_schedule("job", cron="0 * * * *", jitter=900)
         await s.skip_schedule(sid, 1)
-        with caplog.at_level("INFO", logger="owlclaw.scheduler"):
-            await s.advance(2 * 3600 + 900)  # 02:00 fires within its jitter, 03:00 not yet
+        # each logger by name (as test_observability does): another test may have set a level on it
+        caplog.set_level("INFO", logger="owlclaw.scheduler.runs")
+        caplog.set_level("INFO", logger="owlclaw.scheduler.schedules")
+        await s.advance(2 * 3600 + 900)  # 02:00 fires within its jitter, 03:00 not yet
         started = [r for r in caplog.records if getattr(r, "event", None) == "started"]
         assert len(started) == 1, [r.getMessage() for r in caplog.records]
         assert started[0].occurrence_id == f"{sid}@2030-01-01T02:00:00Z"  # type: ignore[attr-defined]
