@@ -180,6 +180,13 @@ class TaskOptions:
 class TaskContext:
     """What a running task knows about itself; the second argument of every task."""
 
+    #: The nominal time (aware UTC) of the schedule occurrence that fired this
+    #: run; None for runs no schedule fired.
+    scheduled_for: datetime | None = None
+    #: ``"<schedule id>@<nominal time>"``, the same in every process and on
+    #: every attempt: a key for making the occurrence's work idempotent.
+    occurrence_id: str | None = None
+
     def __init__(
         self,
         *,
@@ -201,12 +208,8 @@ class TaskContext:
         self._cancel_event = cancel_event  # the run's (None: never cancelled)
         self._attempt_stopped = False  # this attempt alone: timed out or abandoned
         self._sync_scheduler = sync_scheduler
-        #: The nominal time (aware UTC) of the schedule occurrence that fired
-        #: this run; None for runs no schedule fired.
-        self.scheduled_for = scheduled_for
-        #: ``"<schedule id>@<nominal time>"``, the same in every process and on
-        #: every attempt: a key for making the occurrence's work idempotent.
-        self.occurrence_id = occurrence_id
+        if scheduled_for is not None or occurrence_id is not None:  # else the class's None
+            self.scheduled_for, self.occurrence_id = scheduled_for, occurrence_id
 
     @property
     def cancelled(self) -> bool:

@@ -75,3 +75,22 @@ async def test_run_until_idle_leaves_schedules_aside_as_crons(s: MemoryScheduler
     await s.run_until_idle()
     assert s.clock.now() == T0  # nothing else to do: no virtual year of ticks
     assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_a_task_declared_with_a_zoned_cron_fires_in_its_zone() -> None:
+    scheduler = MemoryScheduler(clock=VirtualClock(T0))
+    seen: list[tuple[str | None, str | None]] = []
+
+    @scheduler.task(cron="0 9 * * *", timezone="America/New_York")
+    async def digest(payload: dict[str, object], ctx: object) -> None:
+        from owlclaw.scheduler import TaskContext
+
+        assert isinstance(ctx, TaskContext)
+        seen.append((ctx.scheduled_for and ctx.scheduled_for.isoformat(), ctx.occurrence_id))
+
+    async with scheduler:
+        await scheduler.start_worker()
+        (info,) = await scheduler.list_schedules("digest")
+        assert (info.expression, info.timezone, info.overlap) == ("0 9 * * *", "America/New_York", "allow_all")
+        await move_to(scheduler, T0 + timedelta(days=1))
+    assert seen == [("2030-01-01T14:00:00+00:00", f"{info.id}@2030-01-01T14:00:00Z")]  # 09:00 EST

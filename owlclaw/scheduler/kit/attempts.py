@@ -152,7 +152,7 @@ def make_context(
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    return TaskContext(
+    ctx = TaskContext(
         task_id=task_id,
         task_name=options.name,
         attempt=attempt,
@@ -160,9 +160,10 @@ def make_context(
         durable_sleep=durable_sleep if options.durable else None,
         cancel_event=cancel_event,
         sync_scheduler=BlockingScheduler(scheduler, loop) if loop is not None else None,
-        scheduled_for=scheduled_for,
-        occurrence_id=occurrence_id,
     )
+    if scheduled_for is not None or occurrence_id is not None:  # a schedule's run (most are not)
+        ctx.scheduled_for, ctx.occurrence_id = scheduled_for, occurrence_id
+    return ctx
 
 
 async def run_attempt(
