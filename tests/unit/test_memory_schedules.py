@@ -91,6 +91,7 @@ async def test_a_task_declared_with_a_zoned_cron_fires_in_its_zone() -> None:
     async with scheduler:
         await scheduler.start_worker()
         (info,) = await scheduler.list_schedules("digest")
-        assert (info.expression, info.timezone, info.overlap) == ("0 9 * * *", "America/New_York", "allow_all")
+        assert (info.expression, info.timezone) == ("0 9 * * *", "America/New_York")
+        assert info.overlap == "allow_all"
         await move_to(scheduler, T0 + timedelta(days=1))
     assert seen == [("2030-01-01T14:00:00+00:00", f"{info.id}@2030-01-01T14:00:00Z")]  # 09:00 EST
