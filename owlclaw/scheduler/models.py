@@ -7,17 +7,18 @@ import enum
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from owlclaw.scheduler.errors import InvalidScheduleError, NonRetryableError, NotSupportedError
 from owlclaw.scheduler.limits import MAX_DELAY_SECONDS, exponential_delay
+from owlclaw.scheduler.schedules.spec import Overlap
 
 if TYPE_CHECKING:
     from owlclaw.scheduler.kit.sync import BlockingScheduler
     from owlclaw.scheduler.protocol import Scheduler
 
-__all__ = ["CronInfo", "TaskContext", "TaskFailure", "TaskInfo", "TaskOptions", "TaskState"]
+__all__ = ["CronInfo", "ScheduleInfo", "TaskContext", "TaskFailure", "TaskInfo", "TaskOptions", "TaskState"]
 
 JSON = Any
 
@@ -66,14 +67,41 @@ class TaskInfo:
 
 
 @dataclass(frozen=True)
-class CronInfo:
-    """A cron trigger, from ``add_cron`` or ``@task(cron=...)``."""
+class ScheduleInfo:
+    """A schedule, from ``add_schedule``, ``add_cron`` or ``@task(cron=...)``.
+
+    The first five fields are those of the old ``CronInfo`` (an alias of this
+    class), in the same order. ``expression`` is the cron (None for an
+    ``every`` schedule). ``next_run_at`` is the next nominal time that would
+    fire (None while paused, or once the schedule has ended). The policies are
+    those of ``ScheduleSpec``; ``skips_pending`` counts what ``skip_schedule``
+    still has to skip; ``fired``, ``skipped`` and ``coalesced`` count this
+    schedule's occurrences so far (where the backend keeps them).
+    """
 
     id: str
     task_name: str
-    expression: str
+    expression: str | None
     payload: JSON = None
     next_run_at: datetime | None = None
+    every: timedelta | None = None
+    timezone: str = "UTC"
+    start: datetime | None = None
+    end: datetime | None = None
+    jitter: float = 0.0
+    overlap: Overlap = Overlap.ALLOW_ALL
+    catchup_window: timedelta = timedelta(days=1)
+    coalesce: bool = True
+    paused: bool = False
+    note: str | None = None
+    skips_pending: int = 0
+    fired: int = 0
+    skipped: int = 0
+    coalesced: int = 0
+
+
+#: The listing type of ``list_crons``: the same class as ``ScheduleInfo``.
+CronInfo = ScheduleInfo
 
 
 @dataclass(frozen=True)
@@ -101,6 +129,7 @@ class TaskOptions:
     priority: int = 1
     durable: bool = False
     cron: str | None = None
+    timezone: str = "UTC"  # the zone the cron's wall times are read in
     backoff: str | None = None  # "fixed" | "exponential"; None retries at once
     backoff_base: float | None = None
     backoff_max_seconds: float | None = None
@@ -151,6 +180,13 @@ class TaskOptions:
 class TaskContext:
     """What a running task knows about itself; the second argument of every task."""
 
+    #: The nominal time (aware UTC) of the schedule occurrence that fired this
+    #: run; None for runs no schedule fired.
+    scheduled_for: datetime | None = None
+    #: ``"<schedule id>@<nominal time>"``, the same in every process and on
+    #: every attempt: a key for making the occurrence's work idempotent.
+    occurrence_id: str | None = None
+
     def __init__(
         self,
         task_id: str,
@@ -160,6 +196,8 @@ class TaskContext:
         durable_sleep: Callable[[float], Awaitable[None]] | None = None,
         cancel_event: CancelFlag | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        scheduled_for: datetime | None = None,
+        occurrence_id: str | None = None,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -170,6 +208,8 @@ class TaskContext:
         self._attempt_stopped = False  # this attempt alone: timed out or abandoned
         self._loop = loop  # the worker's, which ctx.sync_scheduler calls
         self._sync_scheduler: BlockingScheduler | None = None
+        if scheduled_for is not None or occurrence_id is not None:  # else the class's None
+            self.scheduled_for, self.occurrence_id = scheduled_for, occurrence_id
 
     @property
     def cancelled(self) -> bool:

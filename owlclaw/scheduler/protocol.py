@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from owlclaw.scheduler.models import CronInfo, OnFailure, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, OnFailure, ScheduleInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.schedules.spec import (
+    DEFAULT_CATCHUP_WINDOW,
+    DEFAULT_COALESCE,
+    DEFAULT_OVERLAP,
+    Overlap,
+)
 
 __all__ = ["Capabilities", "Scheduler", "VirtualClockScheduler"]
 
@@ -33,6 +39,11 @@ class Capabilities:
     #: workers are processes of their own (``run_worker()``) and ``start_worker``
     #: raises ``NotSupportedError``
     start_worker: bool = False
+    #: it keeps schedules (``add_schedule``, time zones, pause, skip, preview,
+    #: backfill, catch-up, overlap policies); without it only UTC ``add_cron``,
+    #: ``remove_cron``/``remove_schedule`` and the listings work, and the other
+    #: schedule calls raise ``NotSupportedError``
+    schedules: bool = False
 
 
 @runtime_checkable
@@ -63,6 +74,7 @@ class Scheduler(Protocol):
         name: str | None = None,
         *,
         cron: str | None = None,
+        timezone: str = "UTC",
         retries: int = 0,
         timeout: float | None = None,
         priority: int = 1,
@@ -94,6 +106,9 @@ class Scheduler(Protocol):
 
         :raises TaskDefinitionError: bad name, retries, timeout, priority,
             backoff, retry rules, on_failure or concurrency.
+        ``cron`` fires the task on a schedule whose wall times are read in
+        ``timezone`` (an IANA name; see ``add_cron``).
+
         :raises InvalidCronError: ``cron`` is not a valid expression.
         """
         ...
@@ -152,19 +167,139 @@ class Scheduler(Protocol):
         """
         ...
 
-    async def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
-        """Run on a UTC cron; returns the cron id.
+    async def add_cron(
+        self, task_name: str, expression: str, payload: Any = None, *, timezone: str = "UTC"
+    ) -> str:
+        """Run on a cron read in ``timezone``; returns a schedule id. The short
+        form of ``add_schedule(task_name, payload, cron=expression,
+        timezone=timezone, overlap="allow_all")``: runs may overlap, as crons'
+        always did.
 
         :raises InvalidCronError: the expression is not valid.
+        :raises InvalidScheduleError: unknown ``timezone``.
         :raises TaskNotRegisteredError: no task of that name.
+        :raises NotSupportedError: a zone other than UTC on a backend without
+            ``capabilities.schedules``.
         """
         ...
 
     async def remove_cron(self, cron_id: str) -> None:
-        """:raises TaskNotFoundError: no cron has that id."""
+        """``remove_schedule``'s other name. :raises TaskNotFoundError: no such id."""
         ...
 
-    async def list_crons(self, task_name: str | None = None) -> list[CronInfo]: ...
+    async def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
+        """``list_schedules``'s other name (``CronInfo`` is ``ScheduleInfo``)."""
+        ...
+
+    async def add_schedule(
+        self,
+        task_name: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        jitter: float = 0.0,
+        overlap: Overlap | str = DEFAULT_OVERLAP,
+        catchup_window: timedelta | float = DEFAULT_CATCHUP_WINDOW,
+        coalesce: bool = DEFAULT_COALESCE,
+    ) -> str:
+        """Fire ``task_name`` on ``cron`` (wall time in ``timezone``) or ``every``
+        (elapsed time from ``start``), between ``start`` and ``end``; returns
+        the schedule id. The rules and defaults are in docs/schedules.md
+        (``ScheduleSpec``): overlap ``"skip"``, a one-day catch-up window,
+        coalesced.
+
+        :raises InvalidScheduleError: both or neither of cron/every, unknown
+            zone, naive or inverted start/end, bad jitter, overlap or window.
+        :raises InvalidCronError: the expression is not valid.
+        :raises TaskNotRegisteredError: no task of that name.
+        :raises PayloadError: the payload is not a JSON object.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def list_schedules(self, task_name: str | None = None) -> list[ScheduleInfo]:
+        """Every schedule (crons included), of ``task_name`` only if given."""
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        """:raises TaskNotFoundError: no schedule has that id."""
+        ...
+
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> None:
+        """Change a schedule in place: ``payload`` or any rule or policy of
+        ``add_schedule`` (``cron=`` replaces an ``every`` and the other way
+        round). Its id, pause, note and pending skips stay; occurrences already
+        handled are not fired again; the next fires by the new rule.
+
+        :raises TypeError: a name ``add_schedule`` does not take.
+        :raises InvalidScheduleError: the rule it makes is invalid (as ``add_schedule``).
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; runs it already fired go on.
+
+        :raises TaskNotFoundError: no schedule has that id."""
+        ...
+
+    async def pause_schedule(self, schedule_id: str, note: str | None = None) -> None:
+        """Stop firing until ``resume_schedule``; occurrences that fall while
+        paused are skipped, not caught up. ``note`` says who paused and why.
+
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises InvalidScheduleError: ``note`` is not a string (or is too long).
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def resume_schedule(self, schedule_id: str) -> None:
+        """Fire again from now on (a schedule not paused is left as it is).
+
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def skip_schedule(self, schedule_id: str, count: int = 1) -> None:
+        """Skip the next ``count`` occurrences that would fire (added to any
+        skip still pending).
+
+        :raises InvalidScheduleError: ``count`` is not an int >= 1.
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def preview_schedule(
+        self, schedule_id: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> list[datetime]:
+        """The nominal times (aware UTC) that would fire in [``start``,
+        ``end``), given the schedule as it is now: its pause, pending skips and
+        a catch-up still to come; at most ``limit``.
+
+        :raises InvalidScheduleError: naive datetimes, ``end`` not after ``start``, bad ``limit``.
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
+
+    async def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
+        """Fire the occurrences in [``start``, ``end``) (in the past) that have
+        not fired, with their nominal times, under the overlap policy; returns
+        the ids of the runs started. Paused or not, pending skips aside.
+
+        :raises InvalidScheduleError: naive datetimes, ``end`` not after
+            ``start``, or ``end`` in the future.
+        :raises TaskNotFoundError: no schedule has that id.
+        :raises NotSupportedError: ``capabilities.schedules`` is False.
+        """
+        ...
 
     async def cancel_task(self, task_id: str) -> bool:
         """Stop a scheduled, queued or running task. False if it had already finished.

@@ -44,7 +44,9 @@ def test_declarations() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Capabilities().in_process = True  # type: ignore[misc]
     virtual = MemoryScheduler(clock=VirtualClock()).capabilities
-    assert virtual == Capabilities(in_process=True, virtual_time=True, diagnose=True, start_worker=True)
+    assert virtual == Capabilities(
+        in_process=True, virtual_time=True, diagnose=True, start_worker=True, schedules=True
+    )
     assert MemoryScheduler().capabilities.virtual_time is False  # the real clock
     assert isinstance(third(), Scheduler)
 

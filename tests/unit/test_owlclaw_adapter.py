@@ -20,6 +20,7 @@ import pytest
 from owlclaw.backends.memory import MemoryScheduler, VirtualClock
 from owlclaw.integrations.hatchet_client import HatchetClient, HatchetConfig
 from owlclaw.integrations.hatchet_client._bridge import status_dict
+from owlclaw.integrations.hatchet_client.client import CRON_PREFIX
 from owlclaw.scheduler.errors import (
     ConfigError,
     InvalidScheduleError,
@@ -396,13 +397,14 @@ async def test_reconnect_in_the_same_loop_runs_tasks_again(agent: Agent) -> None
     assert (await agent.client.get_task_status(run_id))["status"] == "completed"
 
 
-async def test_pause_removes_a_tasks_crons_and_resume_restores_them(agent: Agent) -> None:
+async def test_pause_task_pauses_a_tasks_crons_and_resume_task_resumes_them(agent: Agent) -> None:
     weekday = await agent.client.schedule_cron("cron_daily", "extra", "30 9 * * *", {"extra": True})
     assert agent.client.pause_task("cron_daily") is True
     assert agent.client.pause_task("cron_daily") is False  # already paused
-    assert await agent.memory.list_crons("cron_daily") == []
+    listed = await agent.memory.list_schedules("cron_daily")
+    assert len(listed) == 2 and all(c.paused and "pause_task('cron_daily')" in (c.note or "") for c in listed)
     await agent.memory.advance(24 * 3600)
-    assert agent.inputs("cron_daily") == []
+    assert agent.inputs("cron_daily") == []  # skipped while paused, not caught up later
     assert agent.client.resume_task("cron_daily") is True
     assert agent.client.resume_task("cron_daily") is False
     await agent.memory.advance(24 * 3600)
@@ -412,6 +414,17 @@ async def test_pause_removes_a_tasks_crons_and_resume_restores_them(agent: Agent
     assert [c.expression for c in await agent.memory.list_crons("cron_daily")] == ["0 9 * * *"]
     with pytest.raises(TaskNotRegisteredError):
         agent.client.pause_task("nope")
+
+
+async def test_schedule_cron_takes_a_time_zone(agent: Agent) -> None:
+    cron_id = await agent.client.schedule_cron(
+        "cron_daily", "paris", "0 9 * * *", {"tz": "paris"}, timezone="Europe/Paris"
+    )
+    (info,) = [c for c in await agent.memory.list_schedules("cron_daily") if c.payload == {"tz": "paris"}]
+    assert CRON_PREFIX + info.id == cron_id and info.timezone == "Europe/Paris"
+    assert info.next_run_at is not None and info.next_run_at.hour == 8  # 09:00 CET is 08:00 UTC in winter
+    with pytest.raises(InvalidScheduleError, match="Mars/Olympus"):
+        await agent.client.schedule_cron("cron_daily", "x", "0 9 * * *", {}, timezone="Mars/Olympus")
 
 
 async def test_cancel_cron_while_paused_keeps_it_from_coming_back(agent: Agent) -> None:

@@ -105,9 +105,14 @@ async def test_redeclaring_before_connect_and_while_paused(app: App) -> None:
     registry.start(client)
     registry.pause_trigger("a")
     CronRegistryShape({"a": ("0 11 * * *", 0)}).start(client)  # while paused
-    assert await client.scheduler.list_crons("cron_a") == []
+    # memory keeps schedules: the cron is paused for real, and stays paused re-declared
+    assert [(c.expression, c.paused) for c in await client.scheduler.list_crons("cron_a")] == [
+        ("0 11 * * *", True)
+    ]
     registry.resume_trigger("a")
-    assert [c.expression for c in await client.scheduler.list_crons("cron_a")] == ["0 11 * * *"]
+    assert [(c.expression, c.paused) for c in await client.scheduler.list_crons("cron_a")] == [
+        ("0 11 * * *", False)
+    ]
     client.disconnect()
 
 

@@ -16,7 +16,8 @@ from owlclaw.backends.memory.faults import Faults
 from owlclaw.backends.memory.mimic import Mimic
 from owlclaw.backends.memory.ready import ReadyQueue
 from owlclaw.backends.memory.retention import Retention
-from owlclaw.backends.memory.runs import CRON, DUE, TIMEOUT, WAKE, Run, Timetable
+from owlclaw.backends.memory.runs import CRON, DUE, SCHEDULE, TIMEOUT, WAKE, Run, Timetable
+from owlclaw.backends.memory.schedules import ScheduleHooks, Schedules
 from owlclaw.backends.memory.virtual import VirtualTime
 from owlclaw.scheduler.clock import Clock, SystemClock
 from owlclaw.scheduler.doctor import Finding
@@ -39,7 +40,7 @@ __all__ = ["MemoryScheduler"]
 log = logging.getLogger("owlclaw.scheduler.memory")
 
 
-class MemoryScheduler(VirtualTime, BaseScheduler):
+class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
     """Runs tasks in this process, with the engine's states, errors and JSON rules.
 
     ``MemoryScheduler()`` uses the real clock. For tests pass
@@ -52,7 +53,11 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
     def capabilities(self) -> Capabilities:
         """Runs in this event loop; virtual time when its clock is virtual."""
         return Capabilities(
-            in_process=True, virtual_time=self.clock.is_virtual, diagnose=True, start_worker=True
+            in_process=True,
+            virtual_time=self.clock.is_virtual,
+            diagnose=True,
+            start_worker=True,
+            schedules=True,
         )
 
     def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -66,6 +71,7 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
             self._book.seq, self.config, self._mimic.queued if self._mimic.hatchet else None
         )
         self._declared_crons: set[str] = set()
+        self._schedules = Schedules(self)  # add_schedule's: owlclaw.backends.memory.schedules
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
         self._running: set[asyncio.Task[None]] = set()  # attempts in flight
@@ -96,7 +102,10 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         for options in self._tasks.values():
             if options.cron and options.name not in self._declared_crons:
                 self._declared_crons.add(options.name)
-                self._book.new_cron(options.name, options.cron, {})
+                if options.timezone == "UTC":
+                    self._book.new_cron(options.name, options.cron, {})
+                else:
+                    self._schedules.declared(options)
 
     async def disconnect(self) -> None:
         if self._worker is not None:
@@ -156,7 +165,9 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         return self._book.cron_infos(task_name)
 
     async def _cancel(self, task_id: str) -> bool:
-        run = self._book.run(task_id)
+        return self._cancel_run(self._book.run(task_id))
+
+    def _cancel_run(self, run: Run) -> bool:
         if run.state.is_final:
             return False
         if run.entry is not None:
@@ -222,6 +233,7 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         self._accepting = True
         self._sync = SyncExecutor(self.config.slots, "owlclaw-memory-sync")  # sync tasks: a thread per slot
         self._worker = asyncio.create_task(self._work(), name="owlclaw-memory-worker")
+        self._schedules.fleet_up()  # what fell due while no worker ran
         self._book.wake()
         await asyncio.sleep(0)
 
@@ -323,6 +335,8 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
                     future.set_result(None)
             elif entry.kind == TIMEOUT:
                 self._time_out(*entry.ref)
+            elif entry.kind == SCHEDULE:
+                self._schedules.fire(entry)
         self._start_ready()
         return fired
 
@@ -393,6 +407,8 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
             durable_sleep=(lambda seconds: self._durable_sleep(run, seconds)) if options.durable else None,
             cancel_event=run,
         )
+        if (occurrence := run.occurrence) is not None:
+            ctx.scheduled_for, ctx.occurrence_id = occurrence.nominal, occurrence.id
         outcome = await run_attempt(
             options,
             run.payload,
@@ -461,6 +477,8 @@ class MemoryScheduler(VirtualTime, BaseScheduler):
         if state is not TaskState.FAILED and state is not TaskState.CANCELLED:
             run.error = None
         run.mark_done()
+        if run.occurrence is not None:
+            self._schedules.ended(run)  # overlap buffer_one: the buffered occurrence starts
         self._progress.set()
         self._retention.finished(run.id, run.finished_at, self._book.runs)
 

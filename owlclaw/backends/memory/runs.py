@@ -22,7 +22,18 @@ from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import copy_json
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 
-__all__ = ["CANCEL_WAIT_SECONDS", "CRON", "DUE", "TIMEOUT", "WAKE", "Cron", "Entry", "Run", "Timetable"]
+__all__ = [
+    "CANCEL_WAIT_SECONDS",
+    "CRON",
+    "DUE",
+    "SCHEDULE",
+    "TIMEOUT",
+    "WAKE",
+    "Cron",
+    "Entry",
+    "Run",
+    "Timetable",
+]
 
 _new = object.__new__
 _set = object.__setattr__
@@ -36,6 +47,7 @@ DUE = "due"  # a run leaves SCHEDULED (or its retry delay) and is queued
 CRON = "cron"  # a cron ticks: a new run is queued, the next tick is pushed
 WAKE = "wake"  # a durable sleep ends
 TIMEOUT = "timeout"  # an attempt has run too long
+SCHEDULE = "schedule"  # a schedule's occurrence falls due (owlclaw.backends.memory.schedules)
 
 
 @dataclass(eq=False, slots=True)
@@ -71,6 +83,7 @@ class Run:
     instant_sleeps: int = 0  # consecutive durable sleeps that woke at the same instant
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
     cancelled: bool = False  # cancel_task was called
+    occurrence: Any = None  # the schedules.Occurrence that fired this run, if any
     _done: asyncio.Event | None = None
 
     def cancel(self) -> None:
@@ -178,7 +191,7 @@ class Timetable:
         entry = Entry(due, seq, kind, ref)
         item = (due, seq, entry)
         heapq.heappush(self.heap, item)
-        if kind != CRON:
+        if kind != CRON and kind != SCHEDULE:  # run_until_idle lets repeating ticks be
             heapq.heappush(self._others, item)
         # the worker's next due time changed (on a virtual clock it waits for no time: only "now" counts)
         if self.heap[0][2] is entry and (not self.clock.is_virtual or due <= self.clock.now()):

@@ -150,7 +150,9 @@ class ClientPlumbing:
                 if cron.expression == previous.cron and cron.payload == {}:
                     await scheduler.remove_cron(cron.id)
                     if options.cron is not None:
-                        await scheduler.add_cron(name, options.cron, {})
+                        new_id = await scheduler.add_cron(name, options.cron, {}, timezone=options.timezone)
+                        if cron.paused:  # re-declared while pause_task holds it: it stays paused
+                            await scheduler.pause_schedule(new_id, cron.note)
                     return
 
         self._run_here(swap, "re-declaring a task")

@@ -263,14 +263,19 @@ class HatchetClient(ClientPlumbing):
         input_data: Mapping[str, Any] | None,
         *,
         additional_metadata: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
     ) -> str:
-        """Run ``workflow_name`` on a UTC cron with ``input_data``; returns ``cron-<id>``.
+        """Run ``workflow_name`` on a cron with ``input_data``, its wall times read
+        in ``timezone`` (an IANA name; UTC by default); returns ``cron-<id>``.
 
         ``cron_name`` and ``additional_metadata`` are checked and accepted so call
         sites stay unchanged, but not stored: the engine's cron gets a generated
         name and no metadata. Keep the returned id to cancel it.
 
         :raises InvalidCronError: bad expression or empty ``cron_name``.
+        :raises InvalidScheduleError: unknown ``timezone``.
+        :raises NotSupportedError: a zone other than UTC on a backend without
+            schedules (``capabilities.schedules``).
         :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
         if not isinstance(cron_name, str) or not cron_name.strip():
@@ -282,7 +287,9 @@ class HatchetClient(ClientPlumbing):
         self._require()
         self._check_declared(workflow_name)
         cron = owlclaw_cron(expression)
-        return CRON_PREFIX + await self._call(lambda s: s.add_cron(workflow_name, cron, input_data))
+        return CRON_PREFIX + await self._call(
+            lambda s: s.add_cron(workflow_name, cron, input_data, timezone=timezone)
+        )
 
     # cancel, status, listings
 
@@ -343,8 +350,13 @@ class HatchetClient(ClientPlumbing):
     # pausing crons
 
     def pause_task(self, name: str) -> bool:
-        """Remove task ``name``'s crons from the engine, remembered here for
-        ``resume_task``; synchronous. True if it had crons to pause.
+        """Pause task ``name``'s crons; synchronous. True if it had crons to pause
+        (False when already paused).
+
+        On a backend that keeps schedules (``capabilities.schedules``) this is a
+        real ``pause_schedule``: the crons stay listed, paused, for every client,
+        and what falls while paused is skipped. Elsewhere the crons are removed
+        from the engine and remembered in this client for ``resume_task``.
 
         :raises TaskNotDeclaredError: no task of that name (a ``LookupError`` and a ``ValueError``).
         """
@@ -352,9 +364,12 @@ class HatchetClient(ClientPlumbing):
         self._check_declared(name)
         if name in self._paused:
             return False
+        if self._require().capabilities.schedules:
+            return self._sync(lambda s: _pause_all(s, name, pause=True), keep_cron=None)
 
         async def pause(scheduler: Scheduler) -> list[CronInfo]:
-            crons = await scheduler.list_crons(name)
+            # crons only: an every= schedule has no expression to add back
+            crons = [c for c in await scheduler.list_crons(name) if c.expression is not None]
             for cron in crons:
                 await scheduler.remove_cron(cron.id)
             return crons
@@ -365,9 +380,12 @@ class HatchetClient(ClientPlumbing):
         return bool(crons)
 
     def resume_task(self, name: str) -> bool:
-        """Add back the crons ``pause_task`` removed; synchronous. False if not paused here."""
+        """Resume the crons ``pause_task`` paused (or add back those it removed);
+        synchronous. False if none was paused."""
         self._require()
         self._check_declared(name)
+        if name not in self._paused and self._require().capabilities.schedules:
+            return self._sync(lambda s: _pause_all(s, name, pause=False), keep_cron=None)
         crons = self._paused.pop(name, None)
         self._generation += 1
         if crons is None:
@@ -382,7 +400,10 @@ class HatchetClient(ClientPlumbing):
                 if remote and not redeclared and cron.expression == declared and cron.payload == {}:
                     redeclared = True  # the helper's connect() registered it again
                     continue
-                new_ids[cron.id] = await scheduler.add_cron(name, cron.expression, cron.payload)
+                assert cron.expression is not None  # pause() kept crons only
+                new_ids[cron.id] = await scheduler.add_cron(
+                    name, cron.expression, cron.payload, timezone=cron.timezone
+                )
             return new_ids
 
         for old, new in self._sync(resume, keep_cron=name).items():
@@ -419,3 +440,16 @@ class HatchetClient(ClientPlumbing):
             return
         self._in_thread(self._with_helper(lambda name: name not in self._paused, nothing))
         self._build(lambda name: False).run_worker()
+
+
+async def _pause_all(scheduler: Scheduler, name: str, *, pause: bool) -> bool:
+    """Pause (or resume) every schedule of task ``name``; whether any changed."""
+    changed = False
+    for info in await scheduler.list_schedules(name):
+        if info.paused != pause:
+            if pause:
+                await scheduler.pause_schedule(info.id, f"pause_task({name!r}) through the OwlClaw client")
+            else:
+                await scheduler.resume_schedule(info.id)
+            changed = True
+    return changed

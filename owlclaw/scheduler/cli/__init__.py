@@ -155,16 +155,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", action="append", choices=[s.value for s in TaskState], help="repeatable")
     p.add_argument("--limit", type=_positive_int, default=100, help="most rows to show (>= 1; default 100)")
 
-    p = add("crons", "list, add or remove cron triggers (UTC)")
+    p = add("crons", "list, add or remove cron triggers")
     crons = p.add_subparsers(dest="crons_command", metavar="ACTION")
     c = crons.add_parser("list", help="list crons", parents=[nested])
     c.add_argument("--task", help="only this task")
     c = crons.add_parser("add", help="add a cron: crons add TASK 'EXPR'", parents=[nested])
     c.add_argument("task", metavar="TASK")
-    c.add_argument("expression", metavar="EXPR", help="5 fields, or 6 with seconds first; UTC")
+    c.add_argument("expression", metavar="EXPR", help="5 fields, or 6 with seconds first")
     c.add_argument("--payload", help="JSON object")
+    c.add_argument("--timezone", default="UTC", help="IANA zone its wall times are read in (default UTC)")
     c = crons.add_parser("remove", help="remove a cron by id", parents=[nested])
     c.add_argument("id", metavar="ID")
+    p.set_defaults(task=None)
+
+    p = add("schedules", "list, show, preview, pause, resume, skip or backfill schedules")
+    sch = p.add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
+    c = sch.add_parser("list", help="list schedules (crons included)", parents=[nested])
+    c.add_argument("--task", help="only this task")
+    for name, what in (
+        ("show", "one schedule, with its policies"),
+        ("preview", "the nominal times (UTC) that would fire between --start and --end"),
+        ("pause", "stop firing; occurrences while paused are skipped"),
+        ("resume", "fire again from now on"),
+        ("skip", "skip the next --count occurrences"),
+        ("backfill", "fire the past occurrences between --start and --end that have not fired"),
+    ):
+        c = sch.add_parser(name, help=what, parents=[nested])
+        c.add_argument("id", metavar="ID", help="a schedule id, or a task with one schedule")
+        if name in ("preview", "backfill"):
+            c.add_argument("--start", required=True, help="ISO 8601 with a zone, e.g. 2026-03-29T00:00Z")
+            c.add_argument("--end", required=True, help="ISO 8601 with a zone (exclusive)")
+        if name == "pause":
+            c.add_argument("--note", help="who paused and why")
+        if name == "skip":
+            c.add_argument("--count", type=_positive_int, default=1, help="occurrences to skip (default 1)")
     p.set_defaults(task=None)
 
     add("backends", "list the backend plugins found")

@@ -1,4 +1,4 @@
-"""The task commands: run, schedule, cancel, status, list, crons."""
+"""The task commands: run, schedule, cancel, status, list, crons, schedules."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ import sys
 import time
 from typing import Any
 
-from owlclaw.scheduler.cli.output import cron_row, emit, parse_at, parse_duration, parse_payload, task_row
+from owlclaw.scheduler.cli.output import (
+    cron_row,
+    emit,
+    parse_at,
+    parse_duration,
+    parse_payload,
+    schedule_row,
+    task_row,
+)
 from owlclaw.scheduler.cli.session import Session
-from owlclaw.scheduler.errors import InvalidScheduleError, NotSupportedError
+from owlclaw.scheduler.errors import InvalidScheduleError, NotSupportedError, TaskNotFoundError
 from owlclaw.scheduler.models import TaskInfo, TaskState
+from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = ["COMMANDS", "EXIT_TASK_FAILED", "EXIT_TIMEOUT"]
 
@@ -20,6 +29,7 @@ EXIT_TASK_FAILED = 4
 EXIT_TIMEOUT = 5
 _LIST_COLUMNS = ("id", "task", "state", "scheduled_at", "started_at", "attempts")
 _CRON_COLUMNS = ("id", "task", "expression", "next_run_at", "payload")
+_SCHEDULE_COLUMNS = ("id", "task", "rule", "timezone", "next_run_at", "paused", "note")
 
 
 def _ephemeral_hint(session: Session, what: str, *, can_wait: bool = True) -> None:
@@ -130,7 +140,8 @@ async def cmd_crons(session: Session, args: argparse.Namespace) -> int:
     scheduler = session.scheduler
     if args.crons_command == "add":
         _ephemeral_hint(session, "crons", can_wait=False)
-        cron_id = await scheduler.add_cron(args.task, args.expression, parse_payload(args.payload))
+        payload = parse_payload(args.payload)
+        cron_id = await scheduler.add_cron(args.task, args.expression, payload, timezone=args.timezone)
         added = [c for c in await scheduler.list_crons(args.task) if c.id == cron_id]
         emit(cron_row(added[0]) if added else {"id": cron_id}, as_json=args.json)
     elif args.crons_command == "remove":
@@ -142,6 +153,58 @@ async def cmd_crons(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_schedules(session: Session, args: argparse.Namespace) -> int:
+    scheduler = session.scheduler
+    action = args.schedules_command
+    if action == "list":
+        infos = await scheduler.list_schedules(args.task)
+        emit([schedule_row(i) for i in infos], as_json=args.json, columns=_SCHEDULE_COLUMNS)
+        return 0
+    if session.ephemeral and action in ("pause", "resume", "skip", "backfill"):
+        raise NotSupportedError(
+            f"the {scheduler.backend_name} backend keeps schedules in this process, which exits when "
+            f"the command returns, so `schedules {action}` would change nothing: call "
+            f"scheduler.{action}_schedule(...) in the process that serves them, or use a backend "
+            "with its own workers (e.g. OWLCLAW_SCHEDULER_BACKEND=hatchet)"
+        )
+    if action in ("preview", "backfill"):  # bad input first, then the look-up
+        start, end = parse_at(args.start, "--start"), parse_at(args.end, "--end")
+    sid = await _schedule_id(scheduler, args.id)
+    if action == "preview":
+        times = await scheduler.preview_schedule(sid, start, end)
+        emit([{"nominal": t.isoformat()} for t in times], as_json=args.json, columns=("nominal",))
+        return 0
+    if action == "backfill":
+        ids = await scheduler.backfill_schedule(sid, start, end)
+        emit([{"id": i} for i in ids], as_json=args.json, columns=("id",))
+        return 0
+    if action == "pause":
+        await scheduler.pause_schedule(sid, args.note)
+    elif action == "resume":
+        await scheduler.resume_schedule(sid)
+    elif action == "skip":
+        await scheduler.skip_schedule(sid, args.count)
+    emit(schedule_row(await scheduler.get_schedule(sid)), as_json=args.json)
+    return 0
+
+
+async def _schedule_id(scheduler: Scheduler, given: str) -> str:
+    """``given`` itself, or the one schedule of the task of that name."""
+    infos = await scheduler.list_schedules()
+    if any(i.id == given for i in infos):
+        return given
+    of_task = [i.id for i in infos if i.task_name == given]
+    if len(of_task) == 1:
+        return of_task[0]
+    if of_task:
+        raise TaskNotFoundError(
+            f"task {given!r} has {len(of_task)} schedules: give one id ({', '.join(of_task)})"
+        )
+    raise TaskNotFoundError(
+        f"no schedule with id {given!r}; list them with `owlclaw-scheduler schedules list`"
+    )
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "schedule": cmd_schedule,
@@ -149,4 +212,5 @@ COMMANDS: dict[str, Any] = {
     "status": cmd_status,
     "list": cmd_list,
     "crons": cmd_crons,
+    "schedules": cmd_schedules,
 }

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from owlclaw.scheduler.errors import InvalidScheduleError, PayloadError
-from owlclaw.scheduler.models import CronInfo, TaskInfo
+from owlclaw.scheduler.models import CronInfo, ScheduleInfo, TaskInfo
 
-__all__ = ["cron_row", "emit", "parse_at", "parse_duration", "parse_payload", "task_row"]
+__all__ = ["cron_row", "emit", "parse_at", "parse_duration", "parse_payload", "schedule_row", "task_row"]
 
 _DURATION_PART = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*"
 _DURATION = re.compile(rf"\s*(?:{_DURATION_PART})+")
@@ -33,7 +33,7 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def parse_at(text: str) -> datetime:
+def parse_at(text: str, option: str = "--at") -> datetime:
     """An ISO 8601 time with a timezone (``Z`` or ``+02:00``).
 
     :raises InvalidScheduleError: not ISO 8601, or no timezone.
@@ -42,10 +42,12 @@ def parse_at(text: str) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InvalidScheduleError(
-            f"--at {text!r} is not an ISO 8601 time; write e.g. 2026-11-26T09:00:00Z"
+            f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-26T09:00:00Z"
         ) from None
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise InvalidScheduleError(f"--at {text!r} has no timezone; add Z for UTC or an offset like +01:00")
+        raise InvalidScheduleError(
+            f"{option} {text!r} has no timezone; add Z for UTC or an offset like +01:00"
+        )
     return value
 
 
@@ -88,6 +90,32 @@ def cron_row(info: CronInfo) -> dict[str, Any]:
         "expression": info.expression,
         "payload": info.payload,
         "next_run_at": _iso(info.next_run_at),
+        "timezone": info.timezone,
+        "paused": info.paused,
+    }
+
+
+def schedule_row(info: ScheduleInfo) -> dict[str, Any]:
+    rule = info.expression if info.expression is not None else f"every {info.every}"
+    return {
+        "id": info.id,
+        "task": info.task_name,
+        "rule": rule,
+        "timezone": info.timezone,
+        "next_run_at": _iso(info.next_run_at),
+        "paused": info.paused,
+        "note": info.note,
+        "payload": info.payload,
+        "start": _iso(info.start),
+        "end": _iso(info.end),
+        "jitter": info.jitter,
+        "overlap": str(info.overlap),
+        "catchup_window_seconds": info.catchup_window.total_seconds(),
+        "coalesce": info.coalesce,
+        "skips_pending": info.skips_pending,
+        "fired": info.fired,
+        "skipped": info.skipped,
+        "coalesced": info.coalesced,
     }
 
 

@@ -15,6 +15,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from owlclaw.scheduler.errors import describe_error
@@ -128,10 +129,13 @@ def make_context(
     scheduler: Scheduler,
     durable_sleep: Callable[[float], Awaitable[None]] | None = None,
     cancel_event: CancelFlag | None = None,
+    scheduled_for: datetime | None = None,
+    occurrence_id: str | None = None,
 ) -> TaskContext:
     """The ``ctx`` of one attempt; ``durable_sleep`` is used only by durable
     tasks. Called on the worker's event loop, whose loop ``ctx.sync_scheduler``
-    calls."""
+    calls. ``scheduled_for`` and ``occurrence_id`` are given for runs a
+    schedule fired (``ctx.scheduled_for``, ``ctx.occurrence_id``)."""
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
@@ -145,6 +149,8 @@ def make_context(
         durable_sleep if options.durable else None,
         cancel_event,
         loop,
+        scheduled_for,
+        occurrence_id,
     )
 
 

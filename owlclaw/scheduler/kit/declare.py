@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from owlclaw.scheduler.cron import normalize_cron
-from owlclaw.scheduler.errors import TaskDefinitionError
+from owlclaw.scheduler.errors import InvalidScheduleError, TaskDefinitionError
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS, MAX_RETRIES, MAX_TIMEOUT_SECONDS
 from owlclaw.scheduler.models import OnFailure, TaskOptions
+from owlclaw.scheduler.schedules.spec import check_zone
 
 __all__ = ["TaskArgs", "make_options"]
 
@@ -32,6 +33,7 @@ class TaskArgs(TypedDict, total=False):
     their defaults are ``make_options``'s."""
 
     cron: str | None
+    timezone: str
     retries: int
     timeout: float | None
     priority: int
@@ -71,6 +73,7 @@ def make_options(
     name: str | None = None,
     *,
     cron: str | None = None,
+    timezone: str = "UTC",
     retries: int = 0,
     timeout: float | None = None,
     priority: int = 1,
@@ -135,6 +138,7 @@ def make_options(
                 f"concurrency_key must name a top-level payload field (letters, digits, '_'), "
                 f"got {concurrency_key!r}"
             )
+    timezone = _check_timezone(task_name, cron, timezone)
     return TaskOptions(
         name=task_name,
         func=func,
@@ -143,6 +147,7 @@ def make_options(
         priority=priority,
         durable=bool(durable),
         cron=normalize_cron(cron) if cron is not None else None,
+        timezone=timezone,
         backoff=backoff,
         backoff_base=backoff_base,
         backoff_max_seconds=backoff_max_seconds,
@@ -152,6 +157,22 @@ def make_options(
         concurrency=concurrency,
         concurrency_key=concurrency_key,
     )
+
+
+def _check_timezone(task_name: str, cron: str | None, timezone: Any) -> str:
+    """An IANA zone the cron's wall times are read in; only with a cron."""
+    if timezone == "UTC":
+        return "UTC"
+    if cron is None:
+        raise TaskDefinitionError(
+            f"timezone={timezone!r} without cron= on task {task_name!r}: the zone is the one "
+            "the cron's wall times are read in; add cron='0 9 * * *' or drop timezone"
+        )
+    try:
+        check_zone(timezone)
+    except InvalidScheduleError as exc:
+        raise TaskDefinitionError(f"task {task_name!r}: {exc}") from None
+    return str(timezone)
 
 
 def _check_backoff(

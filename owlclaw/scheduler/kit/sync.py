@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from owlclaw.scheduler.errors import NotSupportedError, WaitTimeoutError
 
 if TYPE_CHECKING:
-    from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskState
+    from datetime import datetime
+
+    from owlclaw.scheduler.models import CronInfo, ScheduleInfo, TaskInfo, TaskState
     from owlclaw.scheduler.protocol import Scheduler
 
 __all__ = [
@@ -345,11 +347,50 @@ class BlockingScheduler:
             "wait_for_task", lambda: self.scheduler.wait_for_task(task_id, timeout), extra=timeout
         )
 
-    def add_cron(self, task_name: str, expression: str, payload: Any = None) -> str:
-        return self._call("add_cron", lambda: self.scheduler.add_cron(task_name, expression, payload))
+    def add_cron(self, task_name: str, expression: str, payload: Any = None, *, timezone: str = "UTC") -> str:
+        return self._call(
+            "add_cron", lambda: self.scheduler.add_cron(task_name, expression, payload, timezone=timezone)
+        )
 
     def remove_cron(self, cron_id: str) -> None:
         self._call("remove_cron", lambda: self.scheduler.remove_cron(cron_id))
 
     def list_crons(self, task_name: str | None = None) -> list[CronInfo]:
         return self._call("list_crons", lambda: self.scheduler.list_crons(task_name))
+
+    def add_schedule(self, task_name: str, payload: Any = None, **rule: Any) -> str:
+        """Takes ``cron=``/``every=`` and the policies as ``Scheduler.add_schedule``."""
+        return self._call("add_schedule", lambda: self.scheduler.add_schedule(task_name, payload, **rule))
+
+    def list_schedules(self, task_name: str | None = None) -> list[ScheduleInfo]:
+        return self._call("list_schedules", lambda: self.scheduler.list_schedules(task_name))
+
+    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self._call("get_schedule", lambda: self.scheduler.get_schedule(schedule_id))
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> None:
+        self._call("update_schedule", lambda: self.scheduler.update_schedule(schedule_id, **changes))
+
+    def remove_schedule(self, schedule_id: str) -> None:
+        self._call("remove_schedule", lambda: self.scheduler.remove_schedule(schedule_id))
+
+    def pause_schedule(self, schedule_id: str, note: str | None = None) -> None:
+        self._call("pause_schedule", lambda: self.scheduler.pause_schedule(schedule_id, note))
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        self._call("resume_schedule", lambda: self.scheduler.resume_schedule(schedule_id))
+
+    def skip_schedule(self, schedule_id: str, count: int = 1) -> None:
+        self._call("skip_schedule", lambda: self.scheduler.skip_schedule(schedule_id, count))
+
+    def preview_schedule(
+        self, schedule_id: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> list[datetime]:
+        return self._call(
+            "preview_schedule", lambda: self.scheduler.preview_schedule(schedule_id, start, end, limit=limit)
+        )
+
+    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
+        return self._call(
+            "backfill_schedule", lambda: self.scheduler.backfill_schedule(schedule_id, start, end)
+        )

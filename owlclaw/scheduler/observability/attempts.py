@@ -50,7 +50,10 @@ class _Observed:
         name, task_id, attempt = options.name, ctx.task_id, ctx.attempt
         self._options, self._name, self._task_id, self._attempt = options, name, task_id, attempt
         if logs.log.isEnabledFor(logging.INFO):
-            logs.attempt_event(logging.INFO, "started", name, task_id, attempt)
+            occurrence = ctx.occurrence_id
+            logs.attempt_event(
+                logging.INFO, "started", name, task_id, attempt, occurrence_id=occurrence, lateness=lateness
+            )
             logs.log_payload(name, task_id, attempt, payload)
         if lateness is not None:
             metrics.record_lateness(name, lateness)

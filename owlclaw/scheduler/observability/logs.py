@@ -1,7 +1,9 @@
 """One structured log line per attempt event, under ``owlclaw.scheduler.runs``.
 
 Each record carries its fields as attributes (``event``, ``task_name``,
-``task_id``, ``attempt``, ``duration_seconds``, ``error``) for JSON log
+``task_id``, ``attempt``, ``duration_seconds``, ``error``; for a run a
+schedule fired, ``occurrence_id`` and, on its first attempt, ``lateness_seconds``
+from the nominal time) for JSON log
 formatters, and the same fields as ``key=value`` in its message. The payload
 is logged only at DEBUG.
 """
@@ -27,10 +29,16 @@ def attempt_event(
     duration: float | None = None,
     error: str | None = None,
     will_retry: bool | None = None,
+    occurrence_id: str | None = None,
+    lateness: float | None = None,
 ) -> None:
     if not log.isEnabledFor(level):
         return
     fields: dict[str, Any] = {"task_name": task_name, "task_id": task_id, "attempt": attempt}
+    if occurrence_id is not None:
+        fields["occurrence_id"] = occurrence_id
+        if lateness is not None:
+            fields["lateness_seconds"] = round(lateness, 6)
     if duration is not None:
         fields["duration_seconds"] = round(duration, 6)
     if will_retry is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "MetricsServer",
     "record_ended",
     "record_lateness",
+    "record_occurrences",
     "serve_metrics",
 ]
 
@@ -54,6 +55,8 @@ class _Recorded:
         # task -> one count per bucket (+Inf last), then the sum
         self.duration: dict[str, list[float]] = {}
         self.lateness: dict[str, list[float]] = {}
+        # (task, outcome, reason) -> [count, created]: schedule occurrences
+        self.occurrences: dict[tuple[str, str, str], list[float]] = {}
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -63,6 +66,7 @@ class _Recorded:
             attempts = {k: list(v) for k, v in self.attempts.items()}
             duration = {k: list(v) for k, v in self.duration.items()}
             lateness = {k: list(v) for k, v in self.lateness.items()}
+            occurrences = {k: list(v) for k, v in self.occurrences.items()}
         for name, doc, label, rows in (
             ("owlclaw_scheduler_runs", _RUNS_DOC, "state", runs),
             ("owlclaw_scheduler_attempts", _ATTEMPTS_DOC, "outcome", attempts),
@@ -71,6 +75,12 @@ class _Recorded:
             for (task, value), (count, created) in rows.items():
                 counter.add_metric([task, value], count, created=created)
             yield counter
+        counter = CounterMetricFamily(
+            "owlclaw_scheduler_schedule_occurrences", _OCCURRENCES_DOC, labels=["task", "outcome", "reason"]
+        )
+        for (task, outcome, reason), (count, created) in occurrences.items():
+            counter.add_metric([task, outcome, reason], count, created=created)
+        yield counter
         for name, doc, bounds, table in (
             ("owlclaw_scheduler_run_duration_seconds", _DURATION_DOC, DURATION_BUCKETS, duration),
             ("owlclaw_scheduler_run_lateness_seconds", _LATENESS_DOC, LATENESS_BUCKETS, lateness),
@@ -85,8 +95,15 @@ class _Recorded:
 
 _RUNS_DOC = "Runs that reached a final state in this worker, by task and state (succeeded, failed)"
 _ATTEMPTS_DOC = "Attempts run by this worker, by task and outcome (succeeded, failed, cancelled)"
+_OCCURRENCES_DOC = (
+    "Schedule occurrences by task and outcome: fired, coalesced (folded into a catch-up run) or "
+    "skipped, with the reason (too_old, over_cap, paused, skip, overlap, task_not_registered)"
+)
 _DURATION_DOC = "Wall-clock seconds one attempt took, by task"
-_LATENESS_DOC = "Seconds from a run's due time (or run_task call) to its first attempt's start, by task"
+_LATENESS_DOC = (
+    "Seconds from a run's due time (or run_task call; a schedule's nominal time) "
+    "to its first attempt's start, by task"
+)
 
 
 @functools.cache
@@ -136,6 +153,18 @@ def _observe(table: dict[str, list[float]], bounds: tuple[float, ...], task: str
         row = table[task] = [0.0] * (len(bounds) + 2)
     row[bisect.bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
     row[-1] += value
+
+
+def record_occurrences(task: str, outcome: str, reason: str, count: int) -> None:
+    """``count`` occurrences of a schedule of ``task`` fired, were coalesced or skipped."""
+    if (m := _metrics()) is None:
+        return
+    with m.lock:
+        key = (task, outcome, reason)
+        if (row := m.occurrences.get(key)) is not None:
+            row[0] += count
+        else:
+            m.occurrences[key] = [count, time.time()]
 
 
 class _PendingCollector:

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_JITTER_SECONDS",
     "Overlap",
     "ScheduleSpec",
+    "check_zone",
 ]
 
 
@@ -134,6 +135,11 @@ def _names_every_hour(plan: CronPlan) -> bool:
     # each real instant (both autumn folds; nothing inside the spring gap)
     hours = croniter(plan.croniter_form).expanded[1]
     return hours == ["*"] or {int(h) for h in hours} == set(range(24))
+
+
+def check_zone(name: object) -> ZoneInfo:
+    """The ``ZoneInfo`` of an IANA name; ``InvalidScheduleError`` says what to write."""
+    return _zone(name)
 
 
 def _zone(name: object) -> ZoneInfo:

@@ -33,6 +33,15 @@ _ERRORS: dict[str, type[Exception]] = {
 def register_conformance_tasks(scheduler: Scheduler) -> Scheduler:
     """Declare the suite's tasks (all named ``conf_*``) on ``scheduler``."""
 
+    @scheduler.task(name="conf_occurrence", durable=True)
+    async def occurrence(payload: dict[str, Any], ctx: TaskContext) -> Any:
+        # a schedule's run: what it was told of its occurrence; stays running
+        # ``seconds`` (a durable sleep: virtual time on a virtual clock)
+        if payload.get("seconds"):
+            await ctx.sleep(float(payload["seconds"]))
+        when = ctx.scheduled_for
+        return {"scheduled_for": when and when.isoformat(), "occurrence_id": ctx.occurrence_id}
+
     @scheduler.task(name="conf_echo")
     async def echo(payload: dict[str, Any], ctx: TaskContext) -> Any:
         return payload.get("value")

@@ -24,10 +24,12 @@ clock can run and moves time with ``scheduler.advance``::
 One module per concern: ``bad_calls`` (the table of bad input), ``running``,
 ``scheduling`` (delays, listings, crons), ``policies`` (retries, backoff,
 on_failure, timeouts, concurrency, priority), ``durable`` (``ctx.sleep``),
-``sync_tasks`` (sync functions: threads, timeouts, ``ctx.sync_scheduler``,
-``sys.exit()``), ``agreement`` (listings agree with status reads), ``parity`` (listing order
-and durable slots, where memory once differed from Hatchet), ``virtual_time`` and
-``faults`` (:class:`SchedulerFaultConformance`, opted into separately).
+``schedules`` (time zones, DST, overlap, catch-up, pause, backfill; skipped
+without ``capabilities.schedules``), ``sync_tasks`` (sync functions: threads,
+timeouts, ``ctx.sync_scheduler``, ``sys.exit()``), ``agreement`` (listings
+agree with status reads), ``parity`` (listing order and durable slots, where
+memory once differed from Hatchet), ``virtual_time`` and ``faults``
+(:class:`SchedulerFaultConformance`, opted into separately).
 """
 
 from owlclaw.scheduler.testing.conformance._base import ConformanceBase
@@ -43,6 +45,7 @@ from owlclaw.scheduler.testing.conformance.faults import SchedulerFaultConforman
 from owlclaw.scheduler.testing.conformance.parity import ParityConformance
 from owlclaw.scheduler.testing.conformance.policies import PolicyConformance
 from owlclaw.scheduler.testing.conformance.running import JSON_VALUES, RunningConformance
+from owlclaw.scheduler.testing.conformance.schedules import ScheduleConformance
 from owlclaw.scheduler.testing.conformance.scheduling import SchedulingConformance
 from owlclaw.scheduler.testing.conformance.sync_tasks import SyncTaskConformance
 from owlclaw.scheduler.testing.conformance.virtual_time import VirtualTimeConformance
@@ -52,6 +55,7 @@ __all__ = [
     "JSON_VALUES",
     "BadCall",
     "ConformanceBase",
+    "ScheduleConformance",
     "SchedulerConformance",
     "SchedulerFaultConformance",
     "VirtualTimeConformance",
@@ -68,5 +72,6 @@ class SchedulerConformance(
     ListingAgreementConformance,
     ParityConformance,
     BadCallConformance,
+    ScheduleConformance,
 ):
     """Every rule of the ``Scheduler`` protocol, as tests."""
