@@ -123,3 +123,20 @@ def test_the_durable_worker_is_stopped_when_the_main_one_returns_without_a_signa
     _wait_running(side)
     assert layout.stop_side(10)
     assert side.signals == [(signal.SIGTERM, "owlclaw-hatchet-durable-worker")]
+
+
+def test_a_durable_worker_that_stops_on_its_own_stops_the_process() -> None:
+    client = FakeClient()
+    layout = Layout(client, "w", 5, 5, plan(*_tasks(False, True)))  # type: ignore[arg-type]
+    main, side = client.made
+    side.start = lambda: None  # type: ignore[method-assign]  # its listener died: start() returns
+    layout.start_side()
+    # SIGTERM to this process: the installed handler passes it to the main worker, here
+    poll_until_blocking(
+        lambda: list(main.signals),
+        lambda seen: seen == [(signal.SIGTERM, "MainThread")],
+        timeout=5,
+        interval=0.01,
+        what="the main worker to get SIGTERM (signals seen)",
+    )
+    assert layout.stop_side(5)
