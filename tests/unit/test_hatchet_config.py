@@ -31,7 +31,7 @@ def test_production_needs_tls_token_and_host() -> None:
     assert cfg.mode == "production"
     assert cfg.effective_tls_strategy == "tls"
     assert cfg.namespace == "owlclaw"
-    assert cfg.slots == 10
+    assert cfg.slots == 200
     assert cfg.api_token is not None and cfg.api_token.get_secret_value() == TOKEN
 
 

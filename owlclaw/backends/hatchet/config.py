@@ -90,7 +90,14 @@ class HatchetConfig(BaseModel):
     worker_name: str | None = Field(
         default=None, description="Worker name (default: owlclaw-<pid>-<random>)."
     )
-    slots: int = Field(default=10, ge=1, description="Runs one worker executes at once.")
+    slots: int = Field(
+        default=200,
+        ge=1,
+        description="Runs one worker executes at once (and as many durable runs, on a worker of their "
+        "own). The engine reuses a freed slot only after its next slot refresh (about 1 s), so a "
+        "worker starts at most about this many runs a second: 200 keeps up with what one engine "
+        "on a small machine can run.",
+    )
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL (postgres:// or postgresql://); required in embedded mode."
     )

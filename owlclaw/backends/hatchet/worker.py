@@ -23,6 +23,7 @@ from hatchet_sdk.utils.typing import LogLevel
 from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
 from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, lateness
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
@@ -231,32 +232,34 @@ def serve(
     config: HatchetConfig,
     host: str,
 ) -> None:
-    """Run a worker for every registered task until SIGTERM/SIGINT (the SDK
+    """Run the workers for every registered task until SIGTERM/SIGINT (the SDK
     drains the runs in flight, then exits the process with status 0; runs
     still going after ``shutdown_grace_seconds`` make it exit with status 1).
+    Ordinary and durable tasks get SDK workers of their own (``layout``).
     Sync task functions run on ``sync_executor(config.slots)``; at exit its
     threads get ``SHUTDOWN_GRACE`` seconds, then are left behind (daemons)."""
     global _sync
-    worker = client.worker(
-        config.effective_worker_name,
-        slots=config.slots,
-        durable_slots=config.slots,
-        workflows=list(standalones.values()),
-    )
+    workflows = plan(tasks, standalones)
+    layout = Layout(client, config.effective_worker_name, config.slots, config.slots, workflows)
     bound_shutdown(config.shutdown_grace_seconds)
     if not config.ship_owlclaw_logs:
         keep_own_logs_local(client._client.log_interceptor)
     log.info(
-        "hatchet worker %s running %d tasks on %s (namespace %s); SIGTERM drains and stops",
-        worker.name,
+        "hatchet worker %s running %d tasks on %s (namespace %s, %d slots); SIGTERM drains and stops",
+        " + ".join(layout.names),
         len(tasks),
         host,
         config.namespace,
+        config.slots,
     )
     sync_executor(config.slots)
     try:
-        worker.start()
+        layout.start_side()
+        layout.main.start()
     finally:
+        side_ok = layout.stop_side(config.shutdown_grace_seconds + SHUTDOWN_GRACE)
         executor, _sync = _sync, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True, timeout=SHUTDOWN_GRACE)
+        if not side_ok:
+            raise SystemExit(1)  # durable runs were cut short: not a clean drain
