@@ -29,7 +29,7 @@ from processes import start_worker
 from owlclaw.backends.hatchet.local.processes import find_free_port
 from owlclaw.scheduler.models import TaskState
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until, poll_until_blocking
-from tests.integration.conftest import HatchetEngine, _unavailable, connected, missing_images
+from tests.integration.conftest import HatchetEngine, _unavailable, connected
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -148,13 +148,11 @@ def open_stack(spec: StackSpec, directory: Path) -> Iterator[ComposeStack]:
     """The stack up and healthy; removed (volumes too) on exit."""
     import docker  # type: ignore[import-untyped]
 
+    client = docker.from_env()
     try:
-        docker.from_env().ping()
+        client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no Docker here"
         _unavailable([f"compose tests: no Docker daemon answers ({exc}); .ci/docker-daemon.sh start"])
-    missing = missing_images()
-    if missing:  # compose would try to pull them
-        _unavailable([f"compose tests: images {missing} not built; run .ci/build-images.sh"])
     command = compose_command()
     used: set[int] = set()
     ports = {}
@@ -170,6 +168,14 @@ def open_stack(spec: StackSpec, directory: Path) -> Iterator[ComposeStack]:
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env_file.chmod(0o600)
     stack = ComposeStack(spec, f"owlclaw-test-{uuid.uuid4().hex[:8]}", env_file, ports, passwords, command)
+    missing = []  # compose would try to pull them (no registry answers here)
+    for image in stack.compose("config", "--images").stdout.split():
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            missing.append(image)
+    if missing:
+        _unavailable([f"compose tests: images {missing} not built; run .ci/build-images.sh"])
     try:
         stack.up()
         yield stack
