@@ -4,6 +4,10 @@
 #   postgres:15-bookworm           Debian's postgresql-15 + deploy/images/postgres
 #   ghcr.io/hatchet-dev/hatchet/hatchet-lite:<ENGINE_VERSION>
 #                                  the binaries of .ci/install-engine.sh + deploy/images/hatchet
+#   ghcr.io/hatchet-dev/hatchet/hatchet-{migrate,admin,engine,api}:<ENGINE_VERSION>
+#                                  one binary each + deploy/images/hatchet-server
+#                                  (compose.production.yml; its dashboard image,
+#                                  a node build, is not made: docs/deployment.md)
 # The daemon keeps them between runs: the base is built once (its debs are
 # cached in ~/.cache/owlclaw-images), the others are rebuilt from the layer cache.
 # Needs a running daemon (.ci/docker-daemon.sh start) and the engine binaries.
@@ -62,5 +66,24 @@ done
 lite="ghcr.io/hatchet-dev/hatchet/hatchet-lite:$version"
 echo "build-images: $lite"
 docker build -q -t "$lite" "$ctx" >/dev/null
+rm -rf "$ctx"
+
+# compose.production.yml's images: one context per binary (the classic builder
+# sends the whole context), the binary hard-linked in
+for target in migrate admin engine api; do
+    b="hatchet-$target"
+    if [[ ! -x "$engine_bin/$b" ]]; then
+        echo "build-images: no $b in $engine_bin: run .ci/install-engine.sh first" >&2
+        exit 1
+    fi
+    ctx="$(mktemp -d /tmp/owlclaw-hatchet-image.XXXXXX)"
+    cp -a deploy/images/hatchet-server/. "$ctx/"
+    mkdir "$ctx/bin"
+    ln "$engine_bin/$b" "$ctx/bin/$b" 2>/dev/null || cp "$engine_bin/$b" "$ctx/bin/$b"
+    image="ghcr.io/hatchet-dev/hatchet/$b:$version"
+    echo "build-images: $image"
+    docker build -q --build-arg "TARGET=$target" -t "$image" "$ctx" >/dev/null
+    rm -rf "$ctx"
+done
 docker image prune -f >/dev/null # the previous builds' untagged layers
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "debian-base|postgres|hatchet" || true

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the Hatchet engine (hatchet-lite, hatchet-migrate, hatchet-admin) from
-# Go source at the pinned version into the engine cache.
+# Build the Hatchet engine (hatchet-lite, hatchet-migrate, hatchet-admin, and
+# for compose.production.yml's images hatchet-engine and hatchet-api) from Go
+# source at the pinned version into the engine cache. Only the binaries the
+# cache lacks are built.
 #
 # The version has one source of truth: ENGINE_VERSION in
 # owlclaw/backends/hatchet/local/engine.py (read below with grep).
@@ -28,13 +30,13 @@ fi
 
 cache_root="${OWLCLAW_ENGINE_CACHE:-$HOME/.cache/owlclaw-engine}"
 bin_dir="$cache_root/$version/bin"
-binaries=(hatchet-lite hatchet-migrate hatchet-admin)
+all_binaries=(hatchet-lite hatchet-migrate hatchet-admin hatchet-engine hatchet-api)
 
-all_present=1
-for b in "${binaries[@]}"; do
-    [[ -x "$bin_dir/$b" ]] || all_present=0
+binaries=()
+for b in "${all_binaries[@]}"; do
+    [[ -x "$bin_dir/$b" ]] || binaries+=("$b")
 done
-if [[ "$all_present" == 1 ]]; then
+if [[ ${#binaries[@]} == 0 ]]; then
     echo "engine cache hit: $bin_dir (hatchet $version)"
     exit 0
 fi
@@ -45,7 +47,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 module="github.com/hatchet-dev/hatchet"
-echo "install-engine: building hatchet $version ($(go version)) into $bin_dir"
+echo "install-engine: building ${binaries[*]} of hatchet $version ($(go version)) into $bin_dir"
 start_s=$(date +%s)
 
 # Download (and verify) the exact module version; -json prints its "Dir".
@@ -77,7 +79,7 @@ trap 'rm -f "$dl_json"; rm -rf "$tmp_out"' EXIT
 if ! (cd "$src_dir" && go build -trimpath \
         -ldflags "-X main.Version=$version" \
         -o "$tmp_out/" \
-        ./cmd/hatchet-lite ./cmd/hatchet-migrate ./cmd/hatchet-admin); then
+        "${binaries[@]/#/./cmd/}"); then
     echo "install-engine: go build of hatchet $version failed (see the go error above)" >&2
     exit 1
 fi
@@ -88,7 +90,7 @@ for b in "${binaries[@]}"; do
         exit 1
     fi
 done
-# Move into place only once all three exist, so a cache hit is never partial.
+# Move into place only once all exist, so a cache hit is never partial.
 for b in "${binaries[@]}"; do
     mv -f "$tmp_out/$b" "$bin_dir/$b"
 done

@@ -205,6 +205,40 @@ def test_the_published_grpc_port_is_the_one_the_engine_listens_on(path: Path) ->
     assert broadcast_port in host_ports, "workers are told a port that is not published"
 
 
+class _OverrideLoader(yaml.SafeLoader):
+    """Reads compose's ``!reset`` tag (a value the override clears) as None."""
+
+
+_OverrideLoader.add_constructor("!reset", lambda loader, node: None)
+HOSTNET = {path: path.with_name(path.name.replace(".yml", ".hostnet.yml")) for path in COMPOSE_FILES}
+PORT_VAR = re.compile(r"\$\{(OWLCLAW_[A-Z_]+_PORT):-(\d+)\}")
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_the_hostnet_override_puts_every_service_on_the_host_network(path: Path) -> None:
+    text = HOSTNET[path].read_text(encoding="utf-8")
+    override = yaml.load(text, Loader=_OverrideLoader)["services"]
+    assert set(override) == set(_services(path)), f"{HOSTNET[path].name}: not every service of {path.name}"
+    off_host = [name for name, service in override.items() if service.get("network_mode") != "host"]
+    assert not off_host, f"{HOSTNET[path].name}: {off_host} would need a bridge network"
+    # two processes on the host's network cannot share a port: one default per variable, all distinct
+    defaults: dict[str, set[str]] = {}
+    for name, default in PORT_VAR.findall(text):
+        defaults.setdefault(name, set()).add(default)
+    assert all(len(d) == 1 for d in defaults.values()), f"a port variable with two defaults: {defaults}"
+    flat = [d for ds in defaults.values() for d in ds]
+    assert len(flat) == len(set(flat)), f"{HOSTNET[path].name}: two port variables default alike: {defaults}"
+
+
+def test_the_production_engine_and_api_get_their_own_health_check_ports() -> None:
+    override = yaml.load(HOSTNET[PRODUCTION].read_text(encoding="utf-8"), Loader=_OverrideLoader)
+    ports = {
+        name: _env(override["services"][name])["SERVER_HEALTHCHECK_PORT"]
+        for name in ("hatchet-engine", "hatchet-api")
+    }
+    assert len(set(ports.values())) == 2, ports
+
+
 # --------------------------------------------------------------------------
 # secrets
 
