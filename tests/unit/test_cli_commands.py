@@ -6,11 +6,10 @@ owns, so several commands see the same in-memory state, on a virtual clock.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
+from cli_runner import Cap, cli
 
 from owlclaw.backends.memory import MemoryScheduler
 from owlclaw.scheduler.cli import main_async
@@ -18,20 +17,11 @@ from owlclaw.scheduler.cli.output import parse_at, parse_duration
 from owlclaw.scheduler.errors import InvalidScheduleError
 from owlclaw.scheduler.testing import register_conformance_tasks
 
-Cap = pytest.CaptureFixture[str]
-
 
 @pytest.fixture
 def sched(owlclaw_scheduler: MemoryScheduler) -> MemoryScheduler:
     register_conformance_tasks(owlclaw_scheduler)
     return owlclaw_scheduler
-
-
-async def cli(sched: MemoryScheduler, capsys: Cap, *argv: str) -> tuple[int, Any, str]:
-    """Run a command with --json; returns (exit code, parsed stdout or None, stderr)."""
-    code = await main_async([*argv, "--json"], sched)
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
 
 
 @pytest.mark.parametrize(

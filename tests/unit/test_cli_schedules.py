@@ -3,17 +3,16 @@ the test owns (``main_async(argv, scheduler)`` keeps the state between commands)
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from cli_runner import Cap, cli
 
 from owlclaw.backends.memory import MemoryScheduler
-from owlclaw.scheduler.cli import main, main_async
+from owlclaw.scheduler.cli import main
 from owlclaw.scheduler.testing import register_conformance_tasks
 
-Cap = pytest.CaptureFixture[str]
 TASK = "conf_occurrence"
 
 
@@ -21,12 +20,6 @@ TASK = "conf_occurrence"
 def sched(owlclaw_scheduler: MemoryScheduler) -> MemoryScheduler:
     register_conformance_tasks(owlclaw_scheduler)
     return owlclaw_scheduler
-
-
-async def cli(sched: MemoryScheduler, capsys: Cap, *argv: str) -> tuple[int, Any, str]:
-    code = await main_async([*argv, "--json"], sched)
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
 
 
 async def test_list_and_show_say_zone_policies_and_pause(sched: MemoryScheduler, capsys: Cap) -> None:
