@@ -155,6 +155,11 @@ def _go_side(session: EngineSession, rate: int, sizes: Sizes) -> dict[str, Any]:
         _wait(lambda: log.done_at is not None, sizes.seconds + 30.0, proc)
         _wait(lambda: log.done_at is not None and len(log.took) >= log.pushed, drain, proc)
         cpu_after = {**snapshot(log.pids), "go": tree_cpu(proc.pid)}
+        if proc.poll() not in (None, 0) and (log.done_at is None or len(log.took) < log.pushed):
+            raise RuntimeError(
+                f"{BINARY} exited with {proc.returncode} before its runs were done; its last lines:\n"
+                + "\n".join(log.tail)
+            )
     finally:
         if proc.poll() is None:  # it would idle until its own long timeout: stop it
             with contextlib.suppress(ProcessLookupError):
