@@ -46,6 +46,7 @@ class Sizes:
     settle: float = 3.0  # pause between paths
     emit_workers: int = 50  # the Go tester's concurrent push goroutines (its --emitWorkers)
     go_start_timeout: float = 120.0  # its registration + its fixed 10 s pause before emitting
+    paths: tuple[str, ...] = PATHS  # which of owlclaw, raw, go to run (the smoke test runs go alone)
 
 
 DEFAULT = Sizes()
@@ -111,7 +112,8 @@ class _GoLog:
                 # the ticker starts right after this line: CPU from here on is the load's
                 self.cpu_before = {**snapshot(self.pids), "go": tree_cpu(self.go_pid)}
                 self.emit_at = now
-            elif "done emitting events" in line:
+            elif "pushed per event key" in line:
+                # logged once every push returned (its "done emitting" line comes before the last pushes)
                 self.done_at = now
 
 
@@ -213,6 +215,9 @@ def _own_cpu() -> float:
 
 
 def run(sizes: Sizes, env: Env) -> Result:
+    unknown = set(sizes.paths) - set(PATHS)
+    if unknown:
+        raise ValueError(f"unknown load-test path(s) {sorted(unknown)}; choose from {', '.join(PATHS)}")
     loadtest_binary()  # fail before any run when it is not built
     session = env.engine()
 
@@ -228,11 +233,12 @@ def run(sizes: Sizes, env: Env) -> Result:
     async def main() -> dict[int, dict[str, dict[str, Any]]]:
         found: dict[int, dict[str, dict[str, Any]]] = {}
         async with session.clients() as c:
-            for path in PATHS[:2]:
-                await throughput._side(c, session, path, 10, 1.0)  # warm-up, not reported
+            for path in sizes.paths:
+                if path != "go":
+                    await throughput._side(c, session, path, 10, 1.0)  # warm-up, not reported
             for rate in sizes.rates:
                 found[rate] = {}
-                for path in PATHS:
+                for path in sizes.paths:
                     await pause()
                     if path == "go":
                         found[rate][path] = await asyncio.to_thread(_go_side, session, rate, sizes)

@@ -67,17 +67,18 @@ def test_seed_burst_runs_each_task_exactly_once(env: Env) -> None:
     assert result.data["parallel states"] == ["succeeded"] * 3
 
 
-def test_loadtest_sees_every_run_start_on_all_three_paths(env: Env) -> None:
+def test_the_go_load_tester_runs_on_the_benchmarks_engine(env: Env) -> None:
     try:
         loadtest.loadtest_binary()
     except FileNotFoundError as exc:
         if os.environ.get("CI"):  # CI installs it (scripts/test-all.sh): missing there is a failure
             pytest.fail(str(exc), pytrace=False)
         pytest.skip(str(exc))
-    result = run_one(loadtest, env, sizes=loadtest.Sizes(rates=(10,), seconds=1.0, settle=0.1))
-    assert result.error is None, env.engine().worker_log()
-    found = result.data[10]
-    assert found["owlclaw"] == found["raw"] == {"sent": 10, "started": 10}, found
-    # the Go tester's last tick may lose the race with its 1 s timer: 9 or 10 events
-    assert found["go"]["sent"] in (9, 10) and found["go"]["started"] == found["go"]["sent"], found
+    # the Python paths are throughput's, covered above: the Go tester alone keeps this short
+    sizes = loadtest.Sizes(rates=(10,), seconds=1.0, settle=0.1, paths=("go",))
+    result = run_one(loadtest, env, sizes=sizes)
+    assert result.error is None, result.error
+    go = result.data[10]["go"]
+    # at most 10 ticks in 1 s; a loaded machine makes its ticker drop some
+    assert 1 <= go["sent"] <= 10 and go["started"] == go["sent"], go
     assert not any("more than once" in note for note in result.notes), result.notes

@@ -42,6 +42,10 @@ def test_the_log_gives_each_run_its_latency_once_and_counts_repeats() -> None:
     ]
     log = _GoLog(pids={}, go_pid=os.getpid())
     log.read(io.BytesIO("\n".join(lines).encode()))
+    assert log.done_at is None, "pushes may still be in flight after the emitting loop's last line"
+    lines.append("2026/11/30 11:00:01 \u2139\ufe0f pushed per event key: {")
+    log = _GoLog(pids={}, go_pid=os.getpid())
+    log.read(io.BytesIO("\n".join(lines).encode()))
     assert log.emit_at is not None and log.done_at is not None
     assert log.pushed == 2
     assert log.took == pytest.approx({1: 0.0125, 2: 1.25})  # a repeat keeps the first start
