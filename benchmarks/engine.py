@@ -132,6 +132,15 @@ class EngineSession:
             await asyncio.sleep(0.2)
         raise RuntimeError(f"the bench worker was not ACTIVE after {timeout:g}s: {self.worker_log()}")
 
+    def pids(self) -> dict[str, int]:
+        """Process ids of the engine, PostgreSQL's postmaster and the worker (for CPU readings)."""
+        assert self._engine is not None and self._pg is not None and self._worker is not None
+        engine_pid = self._engine.pid
+        if engine_pid is None:
+            raise RuntimeError("the engine is not running: no process id to read its CPU from")
+        postmaster = (self._pg.data_dir / "postmaster.pid").read_text().split()[0]
+        return {"engine": engine_pid, "postgres": int(postmaster), "worker": self._worker.pid}
+
     def worker_log(self, lines: int = 30) -> str:
         try:
             text = (self.workdir / "worker.log").read_text(errors="replace")

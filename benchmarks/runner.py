@@ -6,14 +6,15 @@ import time
 import traceback
 from types import ModuleType
 
-from benchmarks import latency, memory_ops, overhead, seed, suites, throughput, timers, virtual_time
+from benchmarks import latency, loadtest, memory_ops, overhead, seed, suites, throughput, timers, virtual_time
 from benchmarks.env import Env
 from benchmarks.report import Result
 
 __all__ = ["BENCHMARKS", "run_one"]
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (overhead, latency, throughput, timers, seed, memory_ops, virtual_time, suites)
+    m.NAME: m
+    for m in (overhead, latency, throughput, loadtest, timers, seed, memory_ops, virtual_time, suites)
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,15 @@ DEFAULT = Sizes()
 QUICK = Sizes(seconds=3.0, settle=2.0)
 
 
-async def _side(c: Clients, session: EngineSession, side: str, rate: int, seconds: float) -> dict[str, Any]:
+async def _side(
+    c: Clients,
+    session: EngineSession,
+    side: str,
+    rate: int,
+    seconds: float,
+    on_sent: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Trigger ``rate * seconds`` probes from one side; ``on_sent`` runs once every call returned."""
     loop = asyncio.get_running_loop()
     n = max(2, int(rate * seconds))
     tag = uuid.uuid4().hex[:6]
@@ -61,6 +70,8 @@ async def _side(c: Clients, session: EngineSession, side: str, rate: int, second
         await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
         pending.append(asyncio.create_task(fire(f"tp-{side}-{tag}-{i}")))
     await asyncio.gather(*pending)
+    if on_sent is not None:
+        on_sent()
     probes = await session.wait_probes(set(enqueued), timeout=60 + seconds)
     latency = [probes[k][0]["started"] - enqueued[k] for k in enqueued if k in probes]
     starts = sorted(probes[k][0]["started"] for k in enqueued if k in probes)

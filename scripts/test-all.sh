@@ -19,6 +19,10 @@ bash .ci/install-postgres.sh
 step "hatchet engine"
 bash .ci/install-engine.sh
 
+step "hatchet load tester"
+# the yardstick of `python -m benchmarks loadtest` and its smoke test
+bash .ci/install-loadtest.sh
+
 step "container images"
 # Compose v2 and the images the deploy files name, built here (no registry is
 # reachable): used by tests/integration/test_containers_*.py and

@@ -8,6 +8,7 @@ asserted is that every run the benchmarks send is executed, once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="pip install -e '.[bench]'")
 
-from benchmarks import latency, overhead, seed, throughput, timers
+from benchmarks import latency, loadtest, overhead, seed, throughput, timers
 from benchmarks.env import Env
 from benchmarks.runner import run_one
 
@@ -64,3 +65,20 @@ def test_seed_burst_runs_each_task_exactly_once(env: Env) -> None:
     assert result.data["executed once"] == 10
     assert result.data["more than once"] == result.data["never"] == 0
     assert result.data["parallel states"] == ["succeeded"] * 3
+
+
+def test_the_go_load_tester_runs_on_the_benchmarks_engine(env: Env) -> None:
+    try:
+        loadtest.loadtest_binary()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):  # CI installs it (scripts/test-all.sh): missing there is a failure
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    # the Python paths are throughput's, covered above: the Go tester alone keeps this short
+    sizes = loadtest.Sizes(rates=(10,), seconds=1.0, settle=0.1, paths=("go",))
+    result = run_one(loadtest, env, sizes=sizes)
+    assert result.error is None, result.error
+    go = result.data[10]["go"]
+    # at most 10 ticks in 1 s; a loaded machine makes its ticker drop some
+    assert 1 <= go["sent"] <= 10 and go["started"] == go["sent"], go
+    assert not any("more than once" in note for note in result.notes), result.notes

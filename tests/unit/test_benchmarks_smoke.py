@@ -107,6 +107,7 @@ def test_every_benchmark_of_the_issue_is_listed() -> None:
         "overhead",
         "latency",
         "throughput",
+        "loadtest",
         "timers",
         "seed",
         "memory",
