@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from owlclaw.backends.hatchet.layout import DURABLE_SUFFIX
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until_blocking
 
 CONFORMANCE_APP = "owlclaw.scheduler.testing.app:scheduler"
@@ -69,22 +70,29 @@ class WorkerProcess:
         return self
 
     def wait_active(self, engine: Any, name: str, timeout: float = WORKER_START_TIMEOUT) -> None:
-        """Until ``engine`` lists a worker named ``name`` ACTIVE; the log in the error otherwise."""
+        """Until ``engine`` lists the process's workers ACTIVE: ``name``, and
+        ``name-durable`` when its start line names one (an app with durable
+        tasks: hatchet/layout.py); the log in the error otherwise."""
         assert self.proc is not None
         sdk = _sdk_client(engine)
         proc = self.proc
+        durable = name + DURABLE_SUFFIX
 
         def workers() -> list[tuple[str, Any]]:
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}: {self.log_tail()}")
             return [(w.name, w.status) for w in sdk.workers.list().rows or []]
 
+        def all_active(rows: list[tuple[str, Any]]) -> bool:
+            names = [name, durable] if durable in self.log_tail(400) else [name]
+            return all(any(n.endswith(x) and status == "ACTIVE" for n, status in rows) for x in names)
+
         try:
             poll_until_blocking(
                 workers,
-                lambda rows: any(n.endswith(name) and status == "ACTIVE" for n, status in rows),
+                all_active,
                 timeout=timeout,
-                what=f"worker {name} ACTIVE among the engine's workers (name, status)",
+                what=f"worker {name} (and {durable} if it runs one) ACTIVE among the engine's workers",
             )
         except PollTimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
