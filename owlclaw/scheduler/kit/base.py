@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from inspect import signature
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, Unpack
@@ -39,35 +39,27 @@ from typing import Any, TypeVar, Unpack
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import normalize_cron
 from owlclaw.scheduler.errors import (
-    InvalidScheduleError,
-    NotSupportedError,
     SchedulerConnectionError,
     TaskDefinitionError,
-    TaskNotFoundError,
     TaskNotRegisteredError,
 )
 from owlclaw.scheduler.kit.declare import TaskArgs, make_options
 from owlclaw.scheduler.kit.payloads import check_payload, resolve_due_time, run_priority
+from owlclaw.scheduler.kit.schedule_calls import MAX_NOTE_CHARS, ScheduleCalls
 from owlclaw.scheduler.kit.signals import serve_until_signal
 from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.limits import check_limit, check_wait_seconds
-from owlclaw.scheduler.models import CronInfo, ScheduleInfo, TaskInfo, TaskOptions, TaskState
+from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability import current_metadata, traced_call
 from owlclaw.scheduler.protocol import Capabilities
 from owlclaw.scheduler.schedules import (
-    DEFAULT_CATCHUP_WINDOW,
-    DEFAULT_COALESCE,
-    DEFAULT_OVERLAP,
     Overlap,
     ScheduleSpec,
 )
-from owlclaw.scheduler.schedules.occurrences import utc
 from owlclaw.scheduler.schedules.spec import check_zone
 
 __all__ = ["MAX_NOTE_CHARS", "NOT_CONNECTED", "BaseScheduler"]
 
-MAX_NOTE_CHARS = 1000  # a pause note says who and why, not a log
-_UPDATABLE = frozenset("payload cron every timezone start end jitter overlap catchup_window coalesce".split())
 
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B", bound="BaseScheduler")
@@ -77,7 +69,7 @@ NOT_CONNECTED = (
 )
 
 
-class BaseScheduler:
+class BaseScheduler(ScheduleCalls):
     """Task registry, input checks and the public methods, over a backend's hooks.
 
         ``BaseScheduler()`` itself only registers and checks declarations; every
@@ -222,125 +214,6 @@ class BaseScheduler:
         self._enter("list_crons")
         return await self._list_schedules(task_name)
 
-    # schedules
-
-    @traced_call("add_schedule")
-    async def add_schedule(
-        self,
-        task_name: str,
-        payload: Any = None,
-        *,
-        cron: str | None = None,
-        every: timedelta | None = None,
-        timezone: str = "UTC",
-        start: datetime | None = None,
-        end: datetime | None = None,
-        jitter: float = 0.0,
-        overlap: Overlap | str = DEFAULT_OVERLAP,
-        catchup_window: timedelta | float = DEFAULT_CATCHUP_WINDOW,
-        coalesce: bool = DEFAULT_COALESCE,
-    ) -> str:
-        self._enter("add_schedule")
-        spec = ScheduleSpec(
-            cron=cron,
-            every=every,
-            timezone=timezone,
-            start=start,
-            end=end,
-            jitter=jitter,
-            overlap=overlap,  # type: ignore[arg-type]  # a str is checked by ScheduleSpec
-            catchup_window=catchup_window,  # type: ignore[arg-type]  # seconds too, converted there
-            coalesce=coalesce,
-        )
-        options = self._options(task_name)
-        data = check_payload(payload)
-        if not self.capabilities.schedules:
-            raise self._unsupported("add_schedule()", "use add_cron with a UTC expression")
-        return await self._add_schedule(options, spec, data)
-
-    async def list_schedules(self, task_name: str | None = None) -> list[ScheduleInfo]:
-        self._enter("list_schedules")
-        return await self._list_schedules(task_name)
-
-    async def get_schedule(self, schedule_id: str) -> ScheduleInfo:
-        self._enter("get_schedule")
-        return await self._get_schedule(schedule_id)
-
-    async def update_schedule(self, schedule_id: str, **changes: Any) -> None:
-        self._enter("update_schedule")
-        unknown = sorted(set(changes) - _UPDATABLE)
-        if unknown or not changes:
-            raise TypeError(
-                f"update_schedule() takes {', '.join(sorted(_UPDATABLE))}; "
-                + (f"got {', '.join(unknown)}" if unknown else "got nothing to change")
-            )
-        if "payload" in changes:
-            changes["payload"] = check_payload(changes["payload"])
-        self._need_schedules("update_schedule()")
-        await self._update_schedule(schedule_id, changes)
-
-    async def remove_schedule(self, schedule_id: str) -> None:
-        self._enter("remove_schedule")
-        await self._remove_schedule(schedule_id)
-
-    async def pause_schedule(self, schedule_id: str, note: str | None = None) -> None:
-        self._enter("pause_schedule")
-        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_CHARS):
-            raise InvalidScheduleError(
-                f"note must be a string of at most {MAX_NOTE_CHARS} characters saying who paused and "
-                f"why (e.g. 'ops: provider outage'), got {_short(note)}"
-            )
-        self._need_schedules("pause_schedule()")
-        await self._pause_schedule(schedule_id, note)
-
-    async def resume_schedule(self, schedule_id: str) -> None:
-        self._enter("resume_schedule")
-        self._need_schedules("resume_schedule()")
-        await self._resume_schedule(schedule_id)
-
-    async def skip_schedule(self, schedule_id: str, count: int = 1) -> None:
-        self._enter("skip_schedule")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InvalidScheduleError(
-                f"count must be an int >= 1 (occurrences to skip), got {count!r}; "
-                "to undo skips, resume_schedule does not help: remove and add the schedule"
-            )
-        self._need_schedules("skip_schedule()")
-        await self._skip_schedule(schedule_id, count)
-
-    async def preview_schedule(
-        self, schedule_id: str, start: datetime, end: datetime, *, limit: int = 1000
-    ) -> list[datetime]:
-        self._enter("preview_schedule")
-        start, end = _window("preview_schedule", start, end)
-        limit = check_limit(limit)
-        self._need_schedules("preview_schedule()")
-        return await self._preview_schedule(schedule_id, start, end, limit)
-
-    @traced_call("backfill_schedule")
-    async def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
-        self._enter("backfill_schedule")
-        start, end = _window("backfill_schedule", start, end)
-        now = self._now()
-        if end > now:
-            raise InvalidScheduleError(
-                f"backfill_schedule end {end.isoformat()} is in the future (now {now.isoformat()}): "
-                "a backfill fires past occurrences; give an end up to now, and let the "
-                "schedule fire the later ones itself"
-            )
-        self._need_schedules("backfill_schedule()")
-        return await self._backfill_schedule(schedule_id, start, end)
-
-    def _need_schedules(self, method: str) -> None:
-        if not self.capabilities.schedules:
-            raise self._unsupported(method, "")
-
-    def _unsupported(self, method: str, hint: str) -> NotSupportedError:
-        return NotSupportedError(
-            f"{method} is not supported by the {self.backend_name} backend: it keeps no schedules "
-            f"(capabilities.schedules is False)" + (f"; {hint}" if hint else "")
-        )
-
     @traced_call("cancel_task")
     async def cancel_task(self, task_id: str) -> bool:
         self._enter("cancel_task")
@@ -398,46 +271,6 @@ class BaseScheduler:
         """The cron triggers, of ``task_name`` only if given."""
         raise NotImplementedError
 
-    async def _add_schedule(self, options: TaskOptions, spec: ScheduleSpec, payload: dict[str, Any]) -> str:
-        """Create a schedule (``spec`` is validated) and return its id."""
-        raise self._unsupported("add_schedule()", "")
-
-    async def _list_schedules(self, task_name: str | None) -> list[ScheduleInfo]:
-        """The schedules, of ``task_name`` only if given: by default the crons."""
-        return await self._list_crons(task_name)
-
-    async def _get_schedule(self, schedule_id: str) -> ScheduleInfo:
-        """One schedule; ``TaskNotFoundError`` for an unknown id."""
-        for info in await self._list_schedules(None):
-            if info.id == schedule_id:
-                return info
-        raise TaskNotFoundError(f"no schedule with id {schedule_id!r}; list them with list_schedules()")
-
-    async def _remove_schedule(self, schedule_id: str) -> None:
-        """Delete a schedule; by default a cron (``_remove_cron``)."""
-        await self._remove_cron(schedule_id)
-
-    async def _update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> None:
-        """Apply ``changes`` (checked names; ``payload`` checked JSON)."""
-        raise self._unsupported("update_schedule()", "")
-
-    async def _pause_schedule(self, schedule_id: str, note: str | None) -> None:
-        raise self._unsupported("pause_schedule()", "")
-
-    async def _resume_schedule(self, schedule_id: str) -> None:
-        raise self._unsupported("resume_schedule()", "")
-
-    async def _skip_schedule(self, schedule_id: str, count: int) -> None:
-        raise self._unsupported("skip_schedule()", "")
-
-    async def _preview_schedule(
-        self, schedule_id: str, start: datetime, end: datetime, limit: int
-    ) -> list[datetime]:
-        raise self._unsupported("preview_schedule()", "")
-
-    async def _backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
-        raise self._unsupported("backfill_schedule()", "")
-
     async def _cancel(self, task_id: str) -> bool:
         """Cancel a scheduled, queued or running run; False if it had finished."""
         raise NotImplementedError
@@ -489,17 +322,3 @@ class BaseScheduler:
     def run_worker(self) -> None:
         """Serve in this process until SIGTERM/SIGINT (``serve_until_signal``)."""
         asyncio.run(serve_until_signal(self))
-
-
-def _window(method: str, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start, end = utc("start", start), utc("end", end)
-    if end <= start:
-        raise InvalidScheduleError(
-            f"{method}: end {end.isoformat()} is not after start {start.isoformat()}; give start < end"
-        )
-    return start, end
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
