@@ -2,7 +2,8 @@
 # Build the Hatchet engine (hatchet-lite, hatchet-migrate, hatchet-admin, and
 # for compose.production.yml's images hatchet-engine and hatchet-api) from Go
 # source at the pinned version into the engine cache. Only the binaries the
-# cache lacks are built.
+# cache lacks are built. Arguments name other commands of the same module to
+# build instead (.ci/install-loadtest.sh: hatchet-loadtest).
 #
 # The version has one source of truth: ENGINE_VERSION in
 # owlclaw/backends/hatchet/local/engine.py (read below with grep).
@@ -31,13 +32,16 @@ fi
 cache_root="${OWLCLAW_ENGINE_CACHE:-$HOME/.cache/owlclaw-engine}"
 bin_dir="$cache_root/$version/bin"
 all_binaries=(hatchet-lite hatchet-migrate hatchet-admin hatchet-engine hatchet-api)
+if [[ $# -gt 0 ]]; then
+    all_binaries=("$@")
+fi
 
 binaries=()
 for b in "${all_binaries[@]}"; do
     [[ -x "$bin_dir/$b" ]] || binaries+=("$b")
 done
 if [[ ${#binaries[@]} == 0 ]]; then
-    echo "engine cache hit: $bin_dir (hatchet $version)"
+    echo "engine cache hit: ${all_binaries[*]} in $bin_dir (hatchet $version)"
     exit 0
 fi
 
@@ -67,13 +71,20 @@ if [[ ! -f "$src_dir/go.mod" ]]; then
     cat "$dl_json" >&2
     exit 1
 fi
+for b in "${binaries[@]}"; do
+    if [[ ! -d "$src_dir/cmd/$b" ]]; then
+        echo "install-engine: $module@$version has no cmd/$b (looked in $src_dir)" >&2
+        exit 1
+    fi
+done
 
 mkdir -p "$bin_dir"
 tmp_out="$(mktemp -d "$cache_root/$version/build.XXXXXX")"
 trap 'rm -f "$dl_json"; rm -rf "$tmp_out"' EXIT
 
 # -X main.Version matters: the engine reports it to the SDK, which otherwise
-# falls back to its legacy (pre-v1) code paths. GOFLAGS=-mod=mod is not
+# falls back to its legacy (pre-v1) code paths (a command without that
+# variable, such as the load tester, is not affected). GOFLAGS=-mod=mod is not
 # needed: hatchet's go.sum is complete. The module cache is read-only, so go
 # must not try to write into src_dir (it does not with -o elsewhere).
 if ! (cd "$src_dir" && go build -trimpath \
@@ -96,5 +107,7 @@ for b in "${binaries[@]}"; do
 done
 
 end_s=$(date +%s)
-echo "install-engine: built hatchet $version in $((end_s - start_s))s -> $bin_dir"
-"$bin_dir/hatchet-lite" --version
+echo "install-engine: built ${binaries[*]} of hatchet $version in $((end_s - start_s))s -> $bin_dir"
+if [[ -x "$bin_dir/hatchet-lite" ]]; then
+    "$bin_dir/hatchet-lite" --version
+fi
