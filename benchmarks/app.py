@@ -11,40 +11,28 @@ without listing thousands of runs through the API.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from typing import Any
 
+from benchmarks.probe import PROBE_ENV, note_probe
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.models import TaskContext
 from owlclaw.scheduler.protocol import Scheduler
 from owlclaw.scheduler.registry import create_scheduler
 
-__all__ = ["PROBE_ENV", "declare_bench_tasks", "scheduler"]
-
-PROBE_ENV = "BENCH_PROBE_FILE"
-
-
-def _note(record: dict[str, Any]) -> dict[str, Any]:
-    path = os.environ.get(PROBE_ENV)
-    if path:
-        # one short write per line with O_APPEND: lines from concurrent runs do not interleave
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-    return record
+__all__ = ["PROBE_ENV", "declare_bench_tasks", "note_probe", "scheduler"]
 
 
 def declare_bench_tasks(target: Scheduler) -> Scheduler:
     @target.task(name="bench_probe")
     async def probe(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         started = utc_now().timestamp()
-        return _note({"key": payload.get("key"), "started": started, "task_id": ctx.task_id})
+        return note_probe({"key": payload.get("key"), "started": started, "task_id": ctx.task_id})
 
     @target.task(name="bench_hold")
     async def hold(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         started = utc_now().timestamp()
         await asyncio.sleep(float(payload.get("seconds", 60)))
-        return _note({"key": payload.get("key"), "started": started, "finished": utc_now().timestamp()})
+        return note_probe({"key": payload.get("key"), "started": started, "finished": utc_now().timestamp()})
 
     @target.task(name="bench_sleep", durable=True)
     async def durable_sleep(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -52,7 +40,7 @@ def declare_bench_tasks(target: Scheduler) -> Scheduler:
         slept_at = utc_now().timestamp()
         await ctx.sleep(seconds)
         woke = utc_now().timestamp()
-        return _note({"key": payload.get("key"), "slept_at": slept_at, "woke": woke, "seconds": seconds})
+        return note_probe({"key": payload.get("key"), "slept_at": slept_at, "woke": woke, "seconds": seconds})
 
     return target
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import raw_worker
 from benchmarks.app import PROBE_ENV, declare_bench_tasks
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.local.engine import EngineConnection, LocalEngine
@@ -60,6 +61,7 @@ class EngineSession:
         self._pg: LocalPostgres | None = None
         self._engine: LocalEngine | None = None
         self._worker: subprocess.Popen[bytes] | None = None
+        self._raw_worker: subprocess.Popen[bytes] | None = None
         self.conn: EngineConnection | None = None
         self.startup_seconds = 0.0
 
@@ -90,47 +92,73 @@ class EngineSession:
             "slots": WORKER_SLOTS,
         }
 
-    def _start_worker(self) -> None:
+    def _worker_env(self) -> dict[str, str]:
         assert self.conn is not None
-        config = self.workdir / "worker.yaml"
-        document = {
-            "scheduler": {"backend": "hatchet", "hatchet": {**self._settings(), "worker_name": "bench"}}
-        }
-        config.write_text(yaml.safe_dump(document), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith(_CLIENT_ENV_PREFIXES)}
         env.update(
-            OWLCLAW_CONFIG=str(config),
-            OWLCLAW_SCHEDULER_BACKEND="hatchet",
             HATCHET_CLIENT_TOKEN=self.conn.token,
             PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
             PYTHONUNBUFFERED="1",
         )
         env[PROBE_ENV] = str(self.probe_file)
-        with (self.workdir / "worker.log").open("ab") as log:
-            self._worker = subprocess.Popen(
-                [sys.executable, "-m", "owlclaw.scheduler.cli", "worker", APP],
+        return env
+
+    def _spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+        with (self.workdir / log_name).open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, *argv],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        asyncio.run(self._wait_worker_active())
 
-    async def _wait_worker_active(self, timeout: float = 90.0) -> None:
-        assert self._worker is not None
+    def _start_worker(self) -> None:
+        config = self.workdir / "worker.yaml"
+        document = {
+            "scheduler": {"backend": "hatchet", "hatchet": {**self._settings(), "worker_name": "bench"}}
+        }
+        config.write_text(yaml.safe_dump(document), encoding="utf-8")
+        env = self._worker_env()
+        env.update(OWLCLAW_CONFIG=str(config), OWLCLAW_SCHEDULER_BACKEND="hatchet")
+        self._worker = self._spawn(["-m", "owlclaw.scheduler.cli", "worker", APP], env, "worker.log")
+        asyncio.run(self._wait_active(self._worker, "bench", "worker.log"))
+
+    def start_raw_worker(self) -> None:
+        """The raw SDK's worker (``benchmarks.raw_worker``), beside owlclaw's, on the same engine."""
+        if self._raw_worker is not None:
+            return
+        assert self.conn is not None
+        env = self._worker_env()
+        env.update(
+            HATCHET_CLIENT_HOST_PORT=self.conn.host_port,
+            HATCHET_CLIENT_SERVER_URL=self.conn.server_url,
+            HATCHET_CLIENT_NAMESPACE=self.namespace,
+            HATCHET_CLIENT_TLS_STRATEGY="none",
+        )
+        self._raw_worker = self._spawn(
+            ["-m", "benchmarks.raw_worker", str(WORKER_SLOTS)], env, "raw-worker.log"
+        )
+        asyncio.run(self._wait_active(self._raw_worker, raw_worker.WORKER, "raw-worker.log"))
+
+    async def _wait_active(
+        self, process: subprocess.Popen[bytes], name: str, log_name: str, timeout: float = 90.0
+    ) -> None:
         raw = self._raw_client()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._worker.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(
-                    f"the bench worker exited with {self._worker.returncode}: {self.worker_log()}"
+                    f"the {name} worker exited with {process.returncode}: {self.worker_log(log_name)}"
                 )
             rows = (await raw.workers.aio_list()).rows or []
-            if any(w.name.endswith("bench") and w.status == "ACTIVE" for w in rows):
+            if any(w.name.endswith(name) and w.status == "ACTIVE" for w in rows):
                 return
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"the bench worker was not ACTIVE after {timeout:g}s: {self.worker_log()}")
+        raise RuntimeError(
+            f"the {name} worker was not ACTIVE after {timeout:g}s: {self.worker_log(log_name)}"
+        )
 
     def pids(self) -> dict[str, int]:
         """Process ids of the engine, PostgreSQL's postmaster and the worker (for CPU readings)."""
@@ -141,25 +169,18 @@ class EngineSession:
         postmaster = (self._pg.data_dir / "postmaster.pid").read_text().split()[0]
         return {"engine": engine_pid, "postgres": int(postmaster), "worker": self._worker.pid}
 
-    def worker_log(self, lines: int = 30) -> str:
+    def worker_log(self, log_name: str = "worker.log", lines: int = 30) -> str:
         try:
-            text = (self.workdir / "worker.log").read_text(errors="replace")
+            text = (self.workdir / log_name).read_text(errors="replace")
         except OSError:
             return "<no worker log>"
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self._worker is not None:
-            if self._worker.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._worker.pid, signal.SIGTERM)
-                try:
-                    self._worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self._worker.pid, signal.SIGKILL)
-                    self._worker.wait(timeout=10)
-            self._worker = None
+        for process in (self._raw_worker, self._worker):
+            if process is not None:
+                _terminate(process)
+        self._worker = self._raw_worker = None
         if self._engine is not None:
             self._engine.stop()
             self._engine = None
@@ -192,7 +213,7 @@ class EngineSession:
         config = HatchetConfig.model_validate({"api_token": self.conn.token, **self._settings()})
         owlclaw = declare_bench_tasks(HatchetScheduler(config))
         raw = self._raw_client()
-        # the same workflow names as owlclaw's; only triggered from here, never registered
+        # the same workflow names as the workers'; only triggered from here, never registered
         raw_tasks = {name: raw.task(name=name, input_validator=dict[str, Any])(_unused) for name in _TASKS}
         async with owlclaw:
             yield Clients(owlclaw, raw, raw_tasks)
@@ -222,7 +243,21 @@ class EngineSession:
         return Counter(r["key"] for r in self.probes() if r.get("key") in keys)
 
 
-_TASKS = ("bench_probe", "bench_hold", "bench_sleep")
+_TASKS = ("bench_probe", "bench_hold", "bench_sleep", raw_worker.TASK)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the worker's process group, SIGKILL after 30 s."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 async def _unused(payload: dict[str, Any], ctx: Any) -> None:  # pragma: no cover - the worker runs owlclaw's

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from benchmarks import charts
+from benchmarks import charts, raw_worker
 from benchmarks.env import Env
 from benchmarks.report import Result, Table
 from benchmarks.stats import ms, summarize
@@ -18,6 +18,9 @@ from owlclaw.scheduler.clock import utc_now
 NAME = "seed"
 TITLE = "The seed's cases: 1,000 tasks at one instant, 10 concurrent tasks"
 NEEDS_ENGINE = True
+#: whose worker takes the burst: owlclaw's (``benchmarks.app``), then the raw SDK's
+#: (``benchmarks.raw_worker``); each side's schedules are made by its own client
+SIDES = ("owlclaw", "raw SDK")
 
 
 @dataclass(frozen=True)
@@ -37,27 +40,38 @@ def run(sizes: Sizes, env: Env) -> Result:
     session = env.engine()
     tag = uuid.uuid4().hex[:6]
 
+    async def burst(c: Any, side: str) -> dict[str, Any]:
+        # the instant: far enough ahead that creation should finish first (>= 50 per second)
+        lead = 5.0 + sizes.burst / 50
+        due = utc_now() + timedelta(seconds=lead)
+        keys = [f"seed-{side}-{tag}-{i}" for i in range(sizes.burst)]
+        gate = asyncio.Semaphore(sizes.concurrency)
+
+        async def create(key: str) -> None:
+            async with gate:
+                if side == "owlclaw":
+                    await c.owlclaw.schedule_task("bench_probe", {"key": key}, at=due)
+                else:
+                    await c.raw_tasks[raw_worker.TASK].aio_schedule(due, {"key": key})
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(create(k) for k in keys))
+        creation = time.perf_counter() - t0
+        created_by = utc_now()
+        probes = await session.wait_probes(set(keys), timeout=lead + 240)
+        await asyncio.sleep(3)  # a second execution, if any, would show up by now
+        return {
+            "due": due.timestamp(),
+            "created_by": created_by.timestamp(),
+            "creation": creation,
+            "probes": probes,
+            "executions": session.executions(set(keys)),
+        }
+
     async def main() -> dict[str, Any]:
         async with session.clients() as c:
             s = c.owlclaw
-            # the instant: far enough ahead that creation should finish first (>= 50 per second)
-            lead = 5.0 + sizes.burst / 50
-            due = utc_now() + timedelta(seconds=lead)
-            keys = [f"seed-{tag}-{i}" for i in range(sizes.burst)]
-            gate = asyncio.Semaphore(sizes.concurrency)
-
-            async def create(key: str) -> None:
-                async with gate:
-                    await s.schedule_task("bench_probe", {"key": key}, at=due)
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(create(k) for k in keys))
-            creation = time.perf_counter() - t0
-            created_by = utc_now()
-            probes = await session.wait_probes(set(keys), timeout=lead + 240)
-            await asyncio.sleep(3)  # a second execution, if any, would show up by now
-            executions = session.executions(set(keys))
-
+            found = {side: await burst(c, side) for side in SIDES}
             hold_keys = [f"par-{tag}-{i}" for i in range(sizes.parallel)]
             t1 = time.perf_counter()
             ids = await asyncio.gather(
@@ -67,41 +81,36 @@ def run(sizes: Sizes, env: Env) -> Result:
             parallel_wall = time.perf_counter() - t1
             hold = await session.wait_probes(set(hold_keys), timeout=10)
         return {
-            "due": due.timestamp(),
-            "created_by": created_by.timestamp(),
-            "creation": creation,
-            "probes": probes,
-            "executions": executions,
+            **found,
             "parallel_wall": parallel_wall,
             "states": [i.state.value for i in infos],
             "hold": hold,
         }
 
+    session.start_raw_worker()  # idle while owlclaw's worker takes its burst, and the reverse
     f = asyncio.run(main())
-    late = [recs[0]["started"] - f["due"] for recs in f["probes"].values()]
-    s = summarize(late)
-    counts = f["executions"]
-    once = sum(1 for v in counts.values() if v == 1)
-    twice = sum(1 for v in counts.values() if v > 1)
-    never = sizes.burst - len(counts)
-    rate = sizes.burst / f["creation"]
-    overran = f["created_by"] - f["due"]
+    bursts = {side: _burst_figures(f[side], sizes.burst) for side in SIDES}
     result = Result(
         NAME,
         TITLE,
         method=(
-            f"{sizes.burst:,} `schedule_task(at=T)` calls through owlclaw ({sizes.concurrency} in flight), "
-            "all for the same instant T, chosen far enough ahead that creation ends first; each run notes "
-            "its start time, and every execution is counted from the worker's records (three seconds "
-            f"after the last start, to catch late duplicates). Then {sizes.parallel} `run_task` calls of a "
-            f"task that works {sizes.work_seconds:g} s, awaited with `wait_for_task`; the seed's "
-            f"requirement is that all finish within {sizes.limit_seconds:g} s."
+            f"{sizes.burst:,} one-off schedules ({sizes.concurrency} creation calls in flight), all for "
+            "the same instant T, chosen far enough ahead that creation ends first; each run notes its "
+            "start time, and every execution is counted from the workers' records (three seconds after "
+            "the last start, to catch late duplicates). Done twice on one engine: owlclaw "
+            "`schedule_task(at=T)` served by owlclaw's worker (`owlclaw-scheduler worker`), then the raw "
+            "SDK's `aio_schedule(T)` served by a worker written with the raw SDK (`benchmarks.raw_worker`: "
+            "ordinary slots only, the same number); each worker stays idle during the other's burst. "
+            f"Then {sizes.parallel} `run_task` calls of a task that works {sizes.work_seconds:g} s, "
+            "awaited with `wait_for_task`; the seed's requirement is that all finish within "
+            f"{sizes.limit_seconds:g} s."
         ),
     )
     result.tables.append(
         Table(
             f"{sizes.burst:,} tasks due at one instant",
             [
+                "worker",
                 "creation rate",
                 "lateness p50",
                 "lateness p99",
@@ -112,14 +121,16 @@ def run(sizes: Sizes, env: Env) -> Result:
             ],
             [
                 [
-                    f"{rate:.0f}/s ({f['creation']:.1f} s)",
-                    f"{ms(s.p50)} ms",
-                    f"{ms(s.p99)} ms",
-                    f"{s.max:.2f} s",
-                    f"{once:,}",
-                    str(twice),
-                    str(never),
+                    side,
+                    f"{b['rate']:.0f}/s ({f[side]['creation']:.1f} s)",
+                    f"{ms(b['summary'].p50)} ms",
+                    f"{ms(b['summary'].p99)} ms",
+                    f"{b['summary'].max:.2f} s",
+                    f"{b['once']:,}",
+                    str(b["twice"]),
+                    str(b["never"]),
                 ]
+                for side, b in bursts.items()
             ],
         )
     )
@@ -155,28 +166,36 @@ def run(sizes: Sizes, env: Env) -> Result:
         "measures how fast the engine turns many due schedules into runs and hands them to the "
         "worker, not a polling interval."
     )
-    if overran > 0:
-        result.notes.append(
-            f"Creation ended {overran:.1f} s after T, so the last tasks were created already due; "
-            "their lateness includes that."
-        )
+    for side, b in bursts.items():
+        if b["overran"] > 0:
+            result.notes.append(
+                f"{side}: creation ended {b['overran']:.1f} s after T, so the last tasks were created "
+                "already due; their lateness includes that."
+            )
     if ends and starts:
         result.notes.append(
             f"The {sizes.parallel} tasks ran side by side: all started within {spread:.2f} s of each other "
             f"and the last finished {max(ends) - min(starts):.2f} s after the first started."
         )
+    ours, raw = bursts["owlclaw"], bursts["raw SDK"]
+    ratio = ours["summary"].max / raw["summary"].max if raw["summary"].max > 0 else float("nan")
     result.data = {
-        "executed once": once,
-        "more than once": twice,
-        "never": never,
+        "executed once": ours["once"],
+        "more than once": ours["twice"],
+        "never": ours["never"],
+        "raw SDK worker": {k: raw[k] for k in ("once", "twice", "never")},
+        "last start ratio": ratio,
         "parallel states": f["states"],
         "parallel within limit": within,
     }
-    result.headlines.append(
-        f"{sizes.burst:,} tasks at one instant: created at {rate:.0f}/s, lateness p50 {ms(s.p50)} ms, "
-        f"p99 {ms(s.p99)} ms, last start {s.max:.2f} s after T, {once:,} executed exactly once "
-        f"({twice} more than once, {never} never)"
-    )
+    for side, b in bursts.items():
+        result.headlines.append(
+            f"{sizes.burst:,} tasks at one instant, {side} worker: created at {b['rate']:.0f}/s, lateness "
+            f"p50 {ms(b['summary'].p50)} ms, p99 {ms(b['summary'].p99)} ms, last start "
+            f"{b['summary'].max:.2f} s after T, {b['once']:,} executed exactly once ({b['twice']} more "
+            f"than once, {b['never']} never)"
+        )
+    result.headlines.append(f"the burst's last start, owlclaw / raw SDK worker: {ratio:.2f}x")
     result.headlines.append(
         f"{sizes.parallel} concurrent {sizes.work_seconds:g} s tasks: all done in {f['parallel_wall']:.2f} s "
         f"(limit {sizes.limit_seconds:g} s: {'met' if within else 'missed'})"
@@ -185,8 +204,22 @@ def run(sizes: Sizes, env: Env) -> Result:
         charts.cdf(
             env.chart_dir / "seed.png",
             f"{sizes.burst:,} tasks due at one instant: start minus due",
-            {"owlclaw on hatchet-lite": [v * 1000 for v in late]},
+            {f"{side} worker": [v * 1000 for v in b["late"]] for side, b in bursts.items()},
             "milliseconds late",
         )
     )
     return result
+
+
+def _burst_figures(found: dict[str, Any], burst: int) -> dict[str, Any]:
+    late = [recs[0]["started"] - found["due"] for recs in found["probes"].values()]
+    counts = found["executions"]
+    return {
+        "late": late,
+        "summary": summarize(late),
+        "once": sum(1 for v in counts.values() if v == 1),
+        "twice": sum(1 for v in counts.values() if v > 1),
+        "never": burst - len(counts),
+        "rate": burst / found["creation"],
+        "overran": found["created_by"] - found["due"],
+    }

@@ -64,6 +64,8 @@ def test_seed_burst_runs_each_task_exactly_once(env: Env) -> None:
     assert result.error is None
     assert result.data["executed once"] == 10
     assert result.data["more than once"] == result.data["never"] == 0
+    # the same burst served by the raw SDK's worker, the peer of the ratio
+    assert result.data["raw SDK worker"] == {"once": 10, "twice": 0, "never": 0}
     assert result.data["parallel states"] == ["succeeded"] * 3
 
 
