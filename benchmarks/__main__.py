@@ -18,7 +18,10 @@ INTRO = (
     "private PostgreSQL and the locally built Hatchet engine (as the integration tests do), one "
     "worker process (`owlclaw-scheduler worker benchmarks.app:scheduler`), and call that same "
     "engine through owlclaw and through `hatchet-sdk` directly, interleaved, so drift and noise hit "
-    "both sides alike. Compare numbers within a table (ratios and differences taken side by side); "
+    "both sides alike. The burst (`seed`) is served once more by a worker written with the raw SDK, "
+    "and `loadtest` runs Hatchet's own Go load tester (`cmd/hatchet-loadtest`, built by "
+    "`.ci/install-loadtest.sh`) on the same engine beside both. "
+    "Compare numbers within a table (ratios and differences taken side by side); "
     "absolute times depend on this machine and on what else ran on it. "
     "Regenerate with `python -m benchmarks` (under 15 minutes on 2 cores; `--quick` for a smaller run)."
 )
