@@ -1,0 +1,200 @@
+"""The schedule state store (owlclaw/backends/hatchet/store.py) on a real
+PostgreSQL (a private ``LocalPostgres``): its schema, its claims, its pools
+and its errors. No engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from owlclaw.backends.hatchet.local.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
+from owlclaw.backends.hatchet.local.processes import find_free_port
+from owlclaw.backends.hatchet.rows import ScheduleRow
+from owlclaw.backends.hatchet.store import SCHEMA_VERSION, ScheduleStore
+from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
+from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
+
+pytestmark = pytest.mark.integration
+
+_TABLES = {"owlclaw_schema_version", "owlclaw_schedules", "owlclaw_occurrences"}
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[LocalPostgres]:
+    try:
+        server = LocalPostgres().start()
+    except (PostgresNotInstalledError, PostgresError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the schedule store tests need PostgreSQL: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _fresh_url(pg: LocalPostgres) -> str:
+    return pg.database_url(f"state_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def store(pg: LocalPostgres) -> AsyncIterator[ScheduleStore]:
+    s = ScheduleStore(_fresh_url(pg))
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _tables(store: ScheduleStore) -> set[str]:
+    async with store.transaction() as conn:
+        cur = await conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {r["tablename"] for r in await cur.fetchall()}
+
+
+async def test_the_schema_is_created_once_and_again_is_a_no_op(store: ScheduleStore) -> None:
+    await store.ensure_schema()
+    await store.ensure_schema()
+    assert _TABLES <= await _tables(store)
+    async with store.transaction() as conn:
+        cur = await conn.execute("SELECT component, version FROM owlclaw_schema_version")
+        assert [(r["component"], r["version"]) for r in await cur.fetchall()] == [
+            ("schedules", SCHEMA_VERSION)
+        ]
+
+
+async def test_processes_starting_at_once_create_the_schema_without_failing(pg: LocalPostgres) -> None:
+    # six stores, each its own pool and connection, create the schema of a fresh database at once
+    url = _fresh_url(pg)
+    stores = [ScheduleStore(url) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(s.ensure_schema() for s in stores), return_exceptions=True)
+        assert [r for r in results if r is not None] == []
+        assert _TABLES <= await _tables(stores[0])
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_a_newer_schema_is_refused_with_what_to_do(store: ScheduleStore) -> None:
+    async with store.transaction() as conn:
+        await conn.execute("UPDATE owlclaw_schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    newer = ScheduleStore(store._url)
+    try:
+        with pytest.raises(SchedulerConnectionError, match="newer than this owlclaw's") as err:
+            await newer.ensure_schema()
+        assert "upgrade owlclaw-scheduler" in str(err.value)
+    finally:
+        await newer.close()
+
+
+def _row(namespace: str, sid: str, now: datetime) -> ScheduleRow:
+    spec = ScheduleSpec(
+        every=timedelta(seconds=90, microseconds=7),
+        timezone="Europe/Paris",
+        start=datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC),
+        end=datetime(2027, 1, 1, tzinfo=UTC),
+        jitter=2.5,
+        overlap=Overlap.BUFFER_ONE,
+        catchup_window=timedelta(hours=3, microseconds=1),
+        coalesce=False,
+    )
+    return ScheduleRow(namespace, sid, "digest", spec, {"to": ["ops"], "n": 1.5}, now, note="x")
+
+
+async def test_a_row_reads_back_with_every_field(store: ScheduleStore) -> None:
+    async with store.transaction() as conn:
+        now = await store.now(conn)
+        row = _row("ns-a", "s1", now)
+        row.skips, row.buffered, row.fired, row.skipped, row.coalesced = 3, now, 4, 5, 6
+        await store.insert(conn, row, now)
+    async with store.transaction() as conn:
+        back = await store.lock(conn, "ns-a", "s1")
+        assert await store.lock(conn, "ns-b", "s1") is None  # namespaces do not see each other
+    assert back is not None
+    for name in ScheduleRow.__slots__:
+        assert getattr(back, name) == getattr(row, name), name
+    assert back.handled_until.tzinfo is UTC
+
+
+async def test_two_connections_claiming_one_occurrence_one_wins(store: ScheduleStore) -> None:
+    nominal = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    gate = asyncio.Event()
+
+    async def claim(holds: bool) -> bool:
+        async with store.transaction() as conn:
+            now = await store.now(conn)
+            won = await store.claim(conn, "ns", "s", nominal, "test", now)
+            if holds:
+                gate.set()
+                await asyncio.sleep(0.2)  # commit late: the other claim waits on the row lock
+            return won
+
+    async def late() -> bool:
+        await gate.wait()
+        return await claim(False)
+
+    first, second = await asyncio.wait_for(asyncio.gather(claim(True), late()), 30)
+    assert (first, second) == (True, False)
+    # and many at once, on distinct connections, for 20 nominals: one winner each
+    nominals = [nominal + timedelta(seconds=i) for i in range(20)]
+    results = await asyncio.gather(*(_claim_once(store, t) for t in nominals for _ in range(3)))
+    assert sum(results) == 20
+
+
+async def _claim_once(store: ScheduleStore, nominal: datetime) -> bool:
+    async with store.transaction() as conn:
+        return await store.claim(conn, "ns", "race", nominal, "test", await store.now(conn))
+
+
+def test_each_event_loop_gets_its_own_pool(pg: LocalPostgres) -> None:
+    store = ScheduleStore(_fresh_url(pg))
+    seen: list[object] = []
+
+    async def work() -> None:
+        async with store.transaction() as conn:
+            seen.append(await store.now(conn))
+        await store.close()
+
+    threads = [threading.Thread(target=asyncio.run, args=(work(),)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 3, f"each of 3 threads (own loop) ran a transaction; got {seen}"
+
+
+async def test_an_unreachable_database_names_the_setting_not_the_password() -> None:
+    secret = "s3cret-" + uuid.uuid4().hex
+    port = find_free_port()
+    store = ScheduleStore(f"postgresql://owlclaw:{secret}@127.0.0.1:{port}/owlclaw", connect_timeout=3)
+    assert secret not in repr(store) and secret not in str(store)
+    with pytest.raises(SchedulerConnectionError) as err:
+        async with store.transaction():
+            pass
+    text = f"{err.value}\n{err.value!r}"
+    assert secret not in text
+    assert f"127.0.0.1:{port}/owlclaw" in text and "state_database_url" in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    await store.close()
+
+
+async def test_a_missing_database_is_a_connection_error_without_the_password(pg: LocalPostgres) -> None:
+    secret = "pw-" + uuid.uuid4().hex
+    url = f"postgresql://postgres:{secret}@127.0.0.1:{pg.port}/no_such_db?sslmode=disable"
+    store = ScheduleStore(url, connect_timeout=5)
+    with pytest.raises(SchedulerConnectionError, match="no_such_db") as err:
+        await store.ensure_schema()
+    assert secret not in str(err.value) and "OWLCLAW_STATE_DATABASE_URL" in str(err.value)
+    await store.close()
+
+
+def test_a_url_that_is_not_postgresql_is_refused_without_echo() -> None:
+    with pytest.raises(ConfigError, match="state_database_url") as err:
+        ScheduleStore("host=x password=abc123 port=notaport garbage")
+    assert "abc123" not in str(err.value)
