@@ -340,3 +340,25 @@ async def test_unknown_ids_and_listing(store: ScheduleStore) -> None:
     assert await book.remove(sid) == (True, Effects(disarm=(sid,)))
     assert await book.remove(sid) == (False, Effects())
     assert await book.link(sid, base, 1, engine.active) == Effects()
+
+
+async def test_a_run_fired_before_its_schedule_was_removed_still_begins_once(store: ScheduleStore) -> None:
+    book, engine, sid, base = await _setup(store)
+    link = engine.links.pop(sid)
+    await set_clock(book, base + S)
+    claimed = await book.link(sid, link.nominal, link.gen, engine.active)
+    await book.remove(sid)  # before the chain triggered the run
+    await book.triggered(claimed.fire[0], "run-1")
+    assert await book.begin(sid, base, "engine-run-1")
+    assert not await book.begin(sid, base, "engine-run-2")
+    assert await book.ended(sid, base) == Effects()
+    assert not await book.begin(sid, base, "engine-run-1")  # its row is gone with the schedule
+    # a claim never triggered, of a removed schedule, is not offered again
+    book2, engine2, sid2, base2 = await _setup(store)
+    link = engine2.links.pop(sid2)
+    await set_clock(book2, base2 + S)
+    await book2.link(sid2, link.nominal, link.gen, engine2.active)
+    await book2.remove(sid2)
+    await set_clock(book2, base2 + 100 * S)
+    assert await book2.unstarted(60 * S) == ()
+    assert not await book2.begin(sid2, base2, "engine-run-1")

@@ -289,6 +289,8 @@ class ScheduleBook:
             now = await self._now(conn)
             found = await self._store.unstarted(conn, self._ns, now - older_than, now, 100)
             rows = await self._store.fetch_many(conn, self._ns, sorted({sid for sid, _ in found}))
+            # claims of a schedule removed since: no run (as a removed schedule fires nothing)
+            await self._store.forget(conn, self._ns, [(sid, t) for sid, t in found if sid not in rows])
         return tuple(_fire(rows[sid], nominal) for sid, nominal in found if sid in rows)
 
     async def triggered(self, fire: Fire, run_id: str) -> None:
@@ -310,8 +312,11 @@ class ScheduleBook:
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             row = await self._store.lock(conn, self._ns, schedule_id)
+            if row is None:  # removed: its run was the last use of the occurrence's row
+                await self._store.forget(conn, self._ns, [(schedule_id, nominal)])
+                return Effects()
             await self._store.mark_ended(conn, self._ns, schedule_id, [nominal], now)
-            if row is None or row.buffered is None:
+            if row.buffered is None:
                 return Effects()
             step = _Step(conn, row, now, None)  # no look-ups: only the runs not reported ended
             if await self._running(step):

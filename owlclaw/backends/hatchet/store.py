@@ -275,10 +275,11 @@ class ScheduleStore:
         cur = await conn.execute(
             "DELETE FROM owlclaw_schedules WHERE namespace = %s AND id = %s", (namespace, schedule_id)
         )
-        # fired runs keep their rows until they end (begin() still answers for them)
+        # runs not known ended keep their rows (begin() still answers for them) until
+        # they end (``forget``) or, never triggered, ``unstarted`` finds them orphaned
         await conn.execute(
             "DELETE FROM owlclaw_occurrences WHERE namespace = %s AND schedule_id = %s "
-            "AND (ended_at IS NOT NULL OR run_id IS NULL)",
+            "AND ended_at IS NOT NULL",
             (namespace, schedule_id),
         )
         return cur.rowcount > 0
@@ -337,6 +338,14 @@ class ScheduleStore:
             "AND nominal = ANY(%s) AND ended_at IS NULL",
             (now, namespace, schedule_id, nominals),
         )
+
+    async def forget(self, conn: Conn, namespace: str, occurrences: list[tuple[str, datetime]]) -> None:
+        """Delete occurrence rows (of schedules that were removed)."""
+        for schedule_id, nominal in occurrences:
+            await conn.execute(
+                "DELETE FROM owlclaw_occurrences WHERE namespace = %s AND schedule_id = %s AND nominal = %s",
+                (namespace, schedule_id, nominal),
+            )
 
     async def triggered(
         self, conn: Conn, namespace: str, schedule_id: str, nominal: datetime, run_id: str, now: datetime
