@@ -201,13 +201,23 @@ class ScheduleStore:
         if fresh:
             try:
                 with self._mapped("connecting"):
-                    await pool.open(wait=True, timeout=self._timeout)
+                    try:
+                        await pool.open(wait=True, timeout=self._timeout)
+                    except PoolTimeout:
+                        await self._probe()  # the pool only logs why; a plain connect raises it
+                        raise
             except BaseException:
                 with self._lock:
                     self._pools.pop(loop, None)
                 await pool.close()
                 raise
         return pool
+
+    async def _probe(self) -> None:
+        """Connect once outside the pool: raises the server's reason (bad password,
+        no such database, refused), or returns if the server answers now."""
+        conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=max(2, int(self._timeout)))
+        await conn.close()
 
     def _mapped(self, doing: str) -> _Mapped:
         return _Mapped(self, doing)
