@@ -18,6 +18,7 @@ from owlclaw.backends.hatchet.local.processes import find_free_port
 from owlclaw.backends.hatchet.rows import ScheduleRow
 from owlclaw.backends.hatchet.store import SCHEMA_VERSION, ScheduleStore
 from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
+from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
 
 pytestmark = pytest.mark.integration
@@ -198,3 +199,47 @@ def test_a_url_that_is_not_postgresql_is_refused_without_echo() -> None:
     with pytest.raises(ConfigError, match="state_database_url") as err:
         ScheduleStore("host=x password=abc123 port=notaport garbage")
     assert "abc123" not in str(err.value)
+
+
+async def test_many_first_calls_at_once_share_one_opening_pool(pg: LocalPostgres) -> None:
+    store = ScheduleStore(_fresh_url(pg))
+    try:
+        times = await asyncio.gather(*(_now(store) for _ in range(12)))
+        assert len(times) == 12 and len(store._pools) == 1
+    finally:
+        await store.close()
+
+
+async def _now(store: ScheduleStore) -> datetime:
+    async with store.transaction() as conn:
+        return await store.now(conn)
+
+
+async def test_a_postgresql_restart_fails_calls_meanwhile_then_the_pool_recovers() -> None:
+    # a private cluster: restarting the module's one would disturb the other tests
+    try:
+        server = LocalPostgres().start()
+    except (PostgresNotInstalledError, PostgresError) as exc:
+        pytest.skip(str(exc))
+    store = ScheduleStore(server.database_url("owlclaw"), connect_timeout=3)
+    try:
+        before = await _now(store)
+        server.restart()  # every pooled connection breaks
+        after = await _now(store)  # the broken one is noticed on checkout and replaced
+        assert after > before
+
+        async def call() -> str:
+            try:
+                await _now(store)
+            except SchedulerConnectionError as exc:
+                return str(exc)
+            return "ok"
+
+        restart = asyncio.create_task(asyncio.to_thread(server.restart, 4.0))  # down for 4 s
+        down = await poll_until(call, lambda r: r != "ok", timeout=30, interval=0.1, what="a call to fail")
+        assert "state_database_url" in down and f"127.0.0.1:{server.port}/owlclaw" in down
+        await asyncio.wait_for(restart, 90)
+        assert await call() == "ok"
+    finally:
+        await store.close()
+        server.stop()

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -119,9 +119,9 @@ class ScheduleStore:
         self._password = str(parts.get("password") or "")
         self._max = max_connections
         self._timeout = connect_timeout
+        self._connect = max(2, round(connect_timeout))  # libpq's connect_timeout: whole seconds, >= 2
         self._lock = threading.Lock()
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Conn]]
-        self._pools = weakref.WeakKeyDictionary()
+        self._pools: dict[asyncio.AbstractEventLoop, _Entry] = {}
         self._schema_ready = False
 
     @property
@@ -144,8 +144,12 @@ class ScheduleStore:
         if not self._schema_ready:
             await self.ensure_schema()
         with self._mapped("a transaction"):
-            async with pool.connection() as conn, conn.transaction():
-                yield conn
+            try:
+                async with pool.connection() as conn, conn.transaction():
+                    yield conn
+            except PoolTimeout:
+                await self._probe()  # the server's reason, if it has one
+                raise
 
     async def ensure_schema(self) -> None:
         """Create the tables if missing (idempotent; safe from many processes at once)."""
@@ -175,20 +179,21 @@ class ScheduleStore:
         """Close the pool of the running event loop (each loop closes its own)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            pool = self._pools.pop(loop, None)
-        if pool is not None:
-            await pool.close()
+            entry = self._pools.pop(loop, None)
+        if entry is not None:
+            await entry.pool.close()
 
     async def _pool(self) -> AsyncConnectionPool[Conn]:
+        """The running loop's pool, opened once (callers that arrive while it
+        opens wait for it; a failed open is forgotten, so the next call retries)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            pool = self._pools.get(loop)
-            fresh = pool is None
-            if pool is None:
+            entry = self._pools.get(loop)
+            if entry is None:
                 pool = AsyncConnectionPool(
                     self._url,
                     connection_class=psycopg.AsyncConnection[DictRow],
-                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 10},
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._connect},
                     min_size=1,
                     max_size=self._max,
                     open=False,
@@ -197,26 +202,35 @@ class ScheduleStore:
                     timeout=self._timeout,
                     name=f"owlclaw-state-{self._where}",
                 )
-                self._pools[loop] = pool
-        if fresh:
-            try:
-                with self._mapped("connecting"):
-                    try:
-                        await pool.open(wait=True, timeout=self._timeout)
-                    except PoolTimeout:
-                        await self._probe()  # the pool only logs why; a plain connect raises it
-                        raise
-            except BaseException:
-                with self._lock:
-                    self._pools.pop(loop, None)
-                await pool.close()
-                raise
-        return pool
+                opening = loop.create_task(self._open(loop, pool))
+                opening.add_done_callback(_retrieve)  # a waiter cancelled meanwhile still reads it
+                entry = _Entry(pool, opening)
+                self._pools[loop] = entry
+        if entry.opening is not None:
+            await asyncio.shield(entry.opening)
+        return entry.pool
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Conn]) -> None:
+        try:
+            with self._mapped("connecting"):
+                try:
+                    await pool.open(wait=True, timeout=self._timeout)
+                except PoolTimeout:
+                    await self._probe()  # the pool only logs why; a plain connect raises it
+                    raise
+        except BaseException:
+            with self._lock:
+                self._pools.pop(loop, None)
+            await pool.close()
+            raise
+        with self._lock:
+            if (entry := self._pools.get(loop)) is not None:
+                entry.opening = None
 
     async def _probe(self) -> None:
         """Connect once outside the pool: raises the server's reason (bad password,
         no such database, refused), or returns if the server answers now."""
-        conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=max(2, int(self._timeout)))
+        conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=self._connect)
         await conn.close()
 
     def _mapped(self, doing: str) -> _Mapped:
@@ -225,7 +239,7 @@ class ScheduleStore:
     def _scrub(self, text: str) -> str:
         if self._password:
             text = text.replace(self._password, "**********")
-        return text.replace(self._url, "<state_database_url>")
+        return " ".join(text.replace(self._url, "<state_database_url>").split())  # libpq's: several lines
 
     # schedules
 
@@ -429,6 +443,17 @@ def _dumps(value: Any) -> str:
 
 async def _configure(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(eq=False)
+class _Entry:
+    pool: AsyncConnectionPool[Conn]
+    opening: asyncio.Task[None] | None  # None once open
 
 
 class _Mapped:
