@@ -20,7 +20,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -119,7 +119,7 @@ class ScheduleStore:
         self._password = str(parts.get("password") or "")
         self._max = max_connections
         self._timeout = connect_timeout
-        self._connect = max(2, round(connect_timeout))  # libpq's connect_timeout: whole seconds, >= 2
+        self._connect_s = max(2, round(connect_timeout))  # libpq's connect_timeout: whole seconds, >= 2
         self._lock = threading.Lock()
         self._pools: dict[asyncio.AbstractEventLoop, _Entry] = {}
         self._schema_ready = False
@@ -140,22 +140,30 @@ class ScheduleStore:
     async def transaction(self) -> AsyncIterator[Conn]:
         """A connection inside one transaction (committed on exit, rolled back
         on an exception); connection failures raise ``SchedulerConnectionError``."""
-        pool = await self._pool()
         if not self._schema_ready:
             await self.ensure_schema()
         with self._mapped("a transaction"):
+            async with self._connection() as conn, conn.transaction():
+                yield conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection; if the pool has none within the timeout (it is
+        still backing off after an outage, or all are busy), a connection of
+        its own, which raises the server's reason when it cannot connect."""
+        pool = await self._pool()
+        async with AsyncExitStack() as stack:
             try:
-                async with pool.connection() as conn, conn.transaction():
-                    yield conn
+                conn = await stack.enter_async_context(pool.connection())
             except PoolTimeout:
-                await self._probe()  # the server's reason, if it has one
-                raise
+                conn = await self._connect()
+                stack.push_async_callback(conn.close)
+            yield conn
 
     async def ensure_schema(self) -> None:
         """Create the tables if missing (idempotent; safe from many processes at once)."""
-        pool = await self._pool()
         with self._mapped("creating the schedule tables"):
-            async with pool.connection() as conn, conn.transaction():
+            async with self._connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                 await conn.execute(_DDL)
                 cur = await conn.execute(
@@ -193,7 +201,7 @@ class ScheduleStore:
                 pool = AsyncConnectionPool(
                     self._url,
                     connection_class=psycopg.AsyncConnection[DictRow],
-                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._connect},
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._connect_s},
                     min_size=1,
                     max_size=self._max,
                     open=False,
@@ -230,8 +238,14 @@ class ScheduleStore:
     async def _probe(self) -> None:
         """Connect once outside the pool: raises the server's reason (bad password,
         no such database, refused), or returns if the server answers now."""
-        conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=self._connect)
-        await conn.close()
+        await (await self._connect()).close()
+
+    async def _connect(self) -> Conn:
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_s
+        )
+        await _configure(conn)
+        return conn
 
     def _mapped(self, doing: str) -> _Mapped:
         return _Mapped(self, doing)
