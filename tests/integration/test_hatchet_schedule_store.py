@@ -243,3 +243,16 @@ async def test_a_postgresql_restart_fails_calls_meanwhile_then_the_pool_recovers
     finally:
         await store.close()
         server.stop()
+
+
+async def test_doctor_reports_the_state_database(store: ScheduleStore) -> None:
+    from owlclaw.backends.hatchet.doctor import state_database
+
+    ok = await state_database(store)
+    assert (ok.level, ok.detail) == ("ok", f"schedule state database {store.where}")
+    secret = "pw-" + uuid.uuid4().hex
+    down = ScheduleStore(f"postgresql://u:{secret}@127.0.0.1:{find_free_port()}/owlclaw", connect_timeout=2)
+    bad = await state_database(down)
+    await down.close()
+    assert bad.level == "fail" and "state_database_url" in bad.detail + bad.fix
+    assert secret not in f"{bad}"
