@@ -256,3 +256,23 @@ async def test_doctor_reports_the_state_database(store: ScheduleStore) -> None:
     await down.close()
     assert bad.level == "fail" and "state_database_url" in bad.detail + bad.fix
     assert secret not in f"{bad}"
+
+
+async def test_a_process_starting_does_not_wait_on_the_work_of_running_ones(store: ScheduleStore) -> None:
+    # a running process holds a schedule row and has claimed an occurrence (a link's
+    # transaction, open); a process starting now must not take table locks (CREATE INDEX
+    # IF NOT EXISTS would: it waited here, then deadlocked with the link's next UPDATE)
+    async with store.transaction() as conn:
+        now = await store.now(conn)
+        await store.insert(conn, _row("ns", "busy", now), now)
+    async with store.transaction() as conn:
+        row = await store.lock(conn, "ns", "busy")
+        assert row is not None
+        assert await store.claim(conn, "ns", "busy", now, "test", now)
+        starting = ScheduleStore(store._url)
+        try:
+            await asyncio.wait_for(starting.ensure_schema(), 10)
+        finally:
+            await starting.close()
+        row.skips += 1
+        await store.save(conn, row, now)

@@ -161,27 +161,48 @@ class ScheduleStore:
             yield conn
 
     async def ensure_schema(self) -> None:
-        """Create the tables if missing (idempotent; safe from many processes at once)."""
+        """Create the tables if missing (idempotent; safe from many processes at once).
+
+        The schema's version is read first, without DDL: ``CREATE INDEX IF NOT
+        EXISTS`` locks its table even when the index exists, which would
+        deadlock with the transactions of processes already running."""
         with self._mapped("creating the schedule tables"):
             async with self._connection() as conn, conn.transaction():
+                if await self._version(conn) == SCHEMA_VERSION:
+                    self._schema_ready = True
+                    return
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                await conn.execute(_DDL)
-                cur = await conn.execute(
-                    "SELECT version FROM owlclaw_schema_version WHERE component = %s", (_COMPONENT,)
-                )
-                found = await cur.fetchone()
+                found = await self._version(conn)  # another process may have just made it
                 if found is None:
+                    await conn.execute(_DDL)
                     await conn.execute(
                         "INSERT INTO owlclaw_schema_version (component, version) VALUES (%s, %s)",
                         (_COMPONENT, SCHEMA_VERSION),
                     )
-                elif found["version"] > SCHEMA_VERSION:
+                elif found > SCHEMA_VERSION:
                     raise SchedulerConnectionError(
-                        f"the schedule tables in {self._where} have schema version {found['version']}, "
+                        f"the schedule tables in {self._where} have schema version {found}, "
                         f"newer than this owlclaw's ({SCHEMA_VERSION}): upgrade owlclaw-scheduler on "
                         "this host, or point it at another database"
                     )
         self._schema_ready = True
+
+    async def _version(self, conn: Conn) -> int | None:
+        """The schema version in the database (None: no schedule tables yet)."""
+        # a scan of the catalog, not to_regclass: its cache can miss a table another
+        # process has just committed, after we waited for it on the advisory lock
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = 'owlclaw_schema_version') AS present"
+        )
+        rec = await cur.fetchone()
+        if rec is None or not rec["present"]:
+            return None
+        cur = await conn.execute(
+            "SELECT version FROM owlclaw_schema_version WHERE component = %s", (_COMPONENT,)
+        )
+        rec = await cur.fetchone()
+        return None if rec is None else int(rec["version"])
 
     async def close(self) -> None:
         """Close the pool of the running event loop (each loop closes its own)."""
