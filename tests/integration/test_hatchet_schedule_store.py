@@ -276,3 +276,20 @@ async def test_a_process_starting_does_not_wait_on_the_work_of_running_ones(stor
             await starting.close()
         row.skips += 1
         await store.save(conn, row, now)
+
+
+async def test_a_row_held_too_long_fails_the_waiting_call_with_what_to_do(store: ScheduleStore) -> None:
+    async with store.transaction() as conn:
+        now = await store.now(conn)
+        await store.insert(conn, _row("ns", "held", now), now)
+    impatient = ScheduleStore(store._url, lock_timeout=1.0)
+    try:
+        async with store.transaction() as conn:
+            assert await store.lock(conn, "ns", "held") is not None  # held by a "stuck" process
+            with pytest.raises(SchedulerConnectionError, match="stayed locked for 1 s"):
+                async with impatient.transaction() as other:
+                    await asyncio.wait_for(impatient.lock(other, "ns", "held"), 20)
+        async with impatient.transaction() as other:  # released: the next call goes through
+            assert await impatient.lock(other, "ns", "held") is not None
+    finally:
+        await impatient.close()

@@ -105,6 +105,7 @@ class ScheduleStore:
         *,
         max_connections: int = 4,
         connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
     ) -> None:
         self._url = url.get_secret_value() if isinstance(url, SecretStr) else url
         try:
@@ -118,6 +119,7 @@ class ScheduleStore:
         self._where = f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or '?'}"
         self._password = str(parts.get("password") or "")
         self._max = max_connections
+        self._lock_ms = max(1, round(lock_timeout * 1000))
         self._timeout = connect_timeout
         self._connect_s = max(2, round(connect_timeout))  # libpq's connect_timeout: whole seconds, >= 2
         self._lock = threading.Lock()
@@ -226,7 +228,7 @@ class ScheduleStore:
                     min_size=1,
                     max_size=self._max,
                     open=False,
-                    configure=_configure,
+                    configure=self._configure,
                     check=AsyncConnectionPool.check_connection,
                     timeout=self._timeout,
                     name=f"owlclaw-state-{self._where}",
@@ -256,6 +258,10 @@ class ScheduleStore:
             if (entry := self._pools.get(loop)) is not None:
                 entry.opening = None
 
+    async def _configure(self, conn: Conn) -> None:
+        idle = max(60_000, 2 * self._lock_ms)
+        await conn.execute(_SESSION.format(lock=self._lock_ms, idle=idle).encode())
+
     async def _probe(self) -> None:
         """Connect once outside the pool: raises the server's reason (bad password,
         no such database, refused), or returns if the server answers now."""
@@ -265,7 +271,7 @@ class ScheduleStore:
         conn = await psycopg.AsyncConnection.connect(
             self._url, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_s
         )
-        await _configure(conn)
+        await self._configure(conn)
         return conn
 
     def _mapped(self, doing: str) -> _Mapped:
@@ -476,8 +482,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-async def _configure(conn: Conn) -> None:
-    await conn.execute("SET TIME ZONE 'UTC'")
+_SESSION: Final = (
+    "SET TIME ZONE 'UTC'; SET lock_timeout = '{lock}ms'; "
+    # a process frozen inside a transaction must not hold schedule rows for ever
+    "SET idle_in_transaction_session_timeout = '{idle}ms'"
+)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -510,6 +519,11 @@ class _Mapped:
         head = f"schedule state database {store.where}, {self._doing}"
         if isinstance(exc, PoolTimeout):
             message = f"{head}: no connection within {store._timeout:g} s"
+        elif isinstance(exc, psycopg.errors.LockNotAvailable):
+            message = (
+                f"{head}: a schedule row stayed locked for {store._lock_ms / 1000:g} s by another "
+                "transaction (a stuck process?); the call changed nothing, retry it"
+            )
         elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
             message = (
                 f"{head}: permission denied ({store._scrub(str(exc)).strip()}); the role needs "
