@@ -33,63 +33,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
 from owlclaw.backends.hatchet.rows import ScheduleRow, as_utc, spec_to_json
+from owlclaw.backends.hatchet.schema import COMPONENT, DDL, LOCK_KEY, SCHEMA_VERSION
 from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
 
 __all__ = ["SCHEMA_VERSION", "SETTING", "Conn", "ScheduleStore"]
 
 SETTING: Final = "scheduler.hatchet.state_database_url (or OWLCLAW_STATE_DATABASE_URL)"
-SCHEMA_VERSION: Final = 1
-_LOCK_KEY: Final = 0x6F776C636C6177  # "owlclaw": the schema's advisory lock
-_COMPONENT: Final = "schedules"
-
 Conn = psycopg.AsyncConnection[DictRow]
-
-_DDL: Final = """
-CREATE TABLE IF NOT EXISTS owlclaw_schema_version (
-  component  text        PRIMARY KEY,
-  version    integer     NOT NULL,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS owlclaw_schedules (
-  namespace     text        NOT NULL,
-  id            text        NOT NULL,
-  task_name     text        NOT NULL,
-  spec          jsonb       NOT NULL,
-  payload       jsonb       NOT NULL,
-  gen           bigint      NOT NULL DEFAULT 1,
-  handled_until timestamptz NOT NULL,
-  next_fire_at  timestamptz,
-  paused_at     timestamptz,
-  note          text,
-  skips         integer     NOT NULL DEFAULT 0 CHECK (skips >= 0),
-  buffered      timestamptz,
-  fired         bigint      NOT NULL DEFAULT 0,
-  skipped       bigint      NOT NULL DEFAULT 0,
-  coalesced     bigint      NOT NULL DEFAULT 0,
-  created_at    timestamptz NOT NULL,
-  updated_at    timestamptz NOT NULL,
-  PRIMARY KEY (namespace, id)
-);
-CREATE INDEX IF NOT EXISTS owlclaw_schedules_due
-  ON owlclaw_schedules (namespace, next_fire_at) WHERE paused_at IS NULL;
-CREATE TABLE IF NOT EXISTS owlclaw_occurrences (
-  namespace    text        NOT NULL,
-  schedule_id  text        NOT NULL,
-  nominal      timestamptz NOT NULL,
-  claimed_by   text        NOT NULL,
-  claimed_at   timestamptz NOT NULL,
-  offered_at   timestamptz,
-  run_id       text,
-  triggered_at timestamptz,
-  began_by     text,
-  began_at     timestamptz,
-  ended_at     timestamptz,
-  PRIMARY KEY (namespace, schedule_id, nominal)
-);
-CREATE INDEX IF NOT EXISTS owlclaw_occurrences_unstarted
-  ON owlclaw_occurrences (namespace, claimed_at) WHERE run_id IS NULL;
-"""
-
 _COLUMNS: Final = (
     "task_name, spec, payload, gen, handled_until, next_fire_at, paused_at, note, skips, buffered, "
     "fired, skipped, coalesced"
@@ -173,13 +123,13 @@ class ScheduleStore:
                 if await self._version(conn) == SCHEMA_VERSION:
                     self._schema_ready = True
                     return
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 found = await self._version(conn)  # another process may have just made it
                 if found is None:
-                    await conn.execute(_DDL)
+                    await conn.execute(DDL)
                     await conn.execute(
                         "INSERT INTO owlclaw_schema_version (component, version) VALUES (%s, %s)",
-                        (_COMPONENT, SCHEMA_VERSION),
+                        (COMPONENT, SCHEMA_VERSION),
                     )
                 elif found > SCHEMA_VERSION:
                     raise SchedulerConnectionError(
@@ -201,7 +151,7 @@ class ScheduleStore:
         if rec is None or not rec["present"]:
             return None
         cur = await conn.execute(
-            "SELECT version FROM owlclaw_schema_version WHERE component = %s", (_COMPONENT,)
+            "SELECT version FROM owlclaw_schema_version WHERE component = %s", (COMPONENT,)
         )
         rec = await cur.fetchone()
         return None if rec is None else int(rec["version"])
