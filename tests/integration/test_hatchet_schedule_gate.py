@@ -417,3 +417,16 @@ async def test_only_the_newest_occurrence_rows_are_kept(
         )
         kept = [r["nominal"] for r in await cur.fetchall()]
     assert kept == [base + k * EVERY for k in (3, 4, 5)]
+
+
+async def test_a_nominal_time_in_any_zone_is_the_same_instant(store: ScheduleStore) -> None:
+    from zoneinfo import ZoneInfo
+
+    book, engine, sid, base = await _setup(store)
+    link = engine.links.pop(sid)
+    await set_clock(book, base + S)
+    paris = link.nominal.astimezone(ZoneInfo("Europe/Paris"))
+    assert _nominals(await book.link(sid, paris, link.gen, engine.active)) == [base]
+    assert await book.begin(sid, paris, "engine-run-1")
+    with pytest.raises(InvalidScheduleError, match="aware"):
+        await book.begin(sid, base.replace(tzinfo=None), "engine-run-1")

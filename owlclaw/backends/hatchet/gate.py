@@ -41,7 +41,7 @@ from owlclaw.scheduler.schedules import (
     occurrence_id,
     occurrences,
 )
-from owlclaw.scheduler.schedules.occurrences import TICK, Walker
+from owlclaw.scheduler.schedules.occurrences import TICK, Walker, utc
 
 __all__ = ["FIRED_MEMORY", "LATE_GRACE", "ActiveRuns", "Effects", "Fire", "Link", "ScheduleBook"]
 
@@ -247,6 +247,7 @@ class ScheduleBook:
 
     async def link(self, schedule_id: str, nominal: datetime, gen: int, active: ActiveRuns) -> Effects:
         """A link ran: what fires now, and the next link (see the module docstring)."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             row = await self._store.lock(conn, self._ns, schedule_id)
             if row is None or row.gen != gen or row.paused_at is not None or nominal <= row.handled_until:
@@ -303,12 +304,14 @@ class ScheduleBook:
         """True for the first engine run (``run_key``) of a fired occurrence, and
         its own retries; False for any other (a duplicate trigger), or if the
         occurrence was never claimed."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             return await self._store.begin(conn, self._ns, schedule_id, nominal, run_key, now)
 
     async def ended(self, schedule_id: str, nominal: datetime) -> Effects:
         """A fired run is final: with overlap ``buffer_one``, the buffered occurrence may fire."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             row = await self._store.lock(conn, self._ns, schedule_id)
