@@ -65,6 +65,8 @@ class HatchetEngine:
     tls_strategy: str
     namespace: str
     mode: str = "lite"
+    # the application's database for schedule state (scheduler.hatchet.state_database_url)
+    state_database_url: str | None = field(default=None, repr=False)
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """The ``scheduler.hatchet`` section for this engine."""
@@ -135,6 +137,7 @@ def hatchet_engine() -> Iterator[HatchetEngine]:
             tls,
             namespace,
             mode="lite" if tls == "none" else "production",
+            state_database_url=os.environ.get("OWLCLAW_STATE_DATABASE_URL") or None,
         )
         return
 
@@ -185,7 +188,13 @@ def _local_engine(namespace: str, reasons: list[str]) -> Iterator[HatchetEngine 
     conn = engine.connection
     try:
         yield HatchetEngine(
-            "local hatchet-lite", conn.token, conn.host_port, conn.server_url, "none", namespace
+            "local hatchet-lite",
+            conn.token,
+            conn.host_port,
+            conn.server_url,
+            "none",
+            namespace,
+            state_database_url=pg.database_url("owlclaw"),
         )
     finally:
         engine.stop()
@@ -321,6 +330,9 @@ def container_engine(namespace: str, reasons: list[str]) -> Iterator[HatchetEngi
                 f"http://127.0.0.1:{ports['api']}",
                 "none",
                 namespace,
+                state_database_url=(
+                    f"postgresql://owlclaw:{owlclaw_pw}@127.0.0.1:{ports['pg']}/owlclaw?sslmode=disable"
+                ),
             )
 
 

@@ -46,6 +46,7 @@ ENV_FALLBACKS: dict[str, str] = {
     "server_url": "HATCHET_CLIENT_SERVER_URL",
     "namespace": "HATCHET_CLIENT_NAMESPACE",
     "tls_strategy": "HATCHET_CLIENT_TLS_STRATEGY",
+    "state_database_url": "OWLCLAW_STATE_DATABASE_URL",
 }
 
 
@@ -100,6 +101,12 @@ class HatchetConfig(BaseModel):
     )
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL (postgres:// or postgresql://); required in embedded mode."
+    )
+    state_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of the application's database (the owlclaw database of "
+        "deploy/init-db.sql, not the engine's) where schedules keep their state; without it "
+        "add_schedule and the other schedule calls are not supported. Never logged or shown.",
     )
     binary_path: str | None = Field(
         default=None,
@@ -193,6 +200,20 @@ class HatchetConfig(BaseModel):
             )
         return value
 
+    @field_validator("state_database_url")
+    @classmethod
+    def _check_state_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("postgres", "postgresql") or not parts.netloc:
+            # never echo the URL: it carries a password
+            raise ValueError(
+                "state_database_url must be a PostgreSQL URL like "
+                "postgresql://owlclaw:password@host:5432/owlclaw (or set OWLCLAW_STATE_DATABASE_URL)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_mode(self) -> HatchetConfig:
         if self.mode == "production":
@@ -245,10 +266,11 @@ class HatchetConfig(BaseModel):
 
     def __repr__(self) -> str:
         token = "'**********'" if self.api_token is not None else "None"
+        state = ", state_database_url='**********'" if self.state_database_url is not None else ""
         return (
             f"HatchetConfig(mode={self.mode!r}, host_port={self.host_port!r}, "
             f"server_url={self.server_url!r}, namespace={self.namespace!r}, "
-            f"tls_strategy={self.effective_tls_strategy!r}, api_token={token}, slots={self.slots})"
+            f"tls_strategy={self.effective_tls_strategy!r}, api_token={token}, slots={self.slots}{state})"
         )
 
     __str__ = __repr__
