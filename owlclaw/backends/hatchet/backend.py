@@ -13,9 +13,12 @@ from typing import Any
 
 from owlclaw.backends.hatchet import triggers
 from owlclaw.backends.hatchet.cancel import cancel_task
+from owlclaw.backends.hatchet.chain import Chain, Sweeper
 from owlclaw.backends.hatchet.client import Connection
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.lookups import Lookups
+from owlclaw.backends.hatchet.schedules import ScheduleHooks
+from owlclaw.backends.hatchet.store import ScheduleStore
 from owlclaw.backends.hatchet.worker import serve
 from owlclaw.scheduler.doctor import Finding
 from owlclaw.scheduler.errors import NotSupportedError
@@ -26,21 +29,32 @@ from owlclaw.scheduler.protocol import Capabilities
 __all__ = ["HatchetScheduler"]
 
 
-class HatchetScheduler(BaseScheduler):
+class HatchetScheduler(ScheduleHooks, BaseScheduler):
     """Runs owlclaw tasks on a Hatchet engine (ids and states: docs/hatchet.md)."""
 
     backend_name = "hatchet"
 
     @property
     def capabilities(self) -> Capabilities:
-        """Workers run in their own process (``run_worker``); ``doctor`` can diagnose it."""
-        return Capabilities(in_process=False, virtual_time=False, diagnose=True, start_worker=False)
+        """Workers run in their own process (``run_worker``); ``doctor`` can diagnose it;
+        schedules once ``state_database_url`` is set (schedules.py)."""
+        return Capabilities(
+            in_process=False,
+            virtual_time=False,
+            diagnose=True,
+            start_worker=False,
+            schedules=self.config.state_database_url is not None,
+        )
 
     def __init__(self, config: HatchetConfig | None = None) -> None:
         super().__init__()
         self.config = config or HatchetConfig.model_validate({})
+        self._chain: Chain | None = None
         self._connection = Connection(self.config, self.tasks, self)
         self._lookups = Lookups(self._connection)
+        if self.config.state_database_url is not None:
+            store = ScheduleStore(self.config.state_database_url)
+            self._chain = Chain(self._lookups, store, self.namespace)
 
     @classmethod
     def from_config(cls, config: HatchetConfig) -> HatchetScheduler:
@@ -64,8 +78,17 @@ class HatchetScheduler(BaseScheduler):
 
     async def connect(self) -> None:
         await self._connection.connect()
+        if self._chain is not None:
+            try:
+                await self._chain.store.ensure_schema()  # the state database answers
+                await self._declare_zoned_crons(dict(self._tasks))
+            except BaseException:
+                await self.disconnect()
+                raise
 
     async def disconnect(self) -> None:
+        if self._chain is not None:
+            await self._chain.close()
         await self._connection.drop()
 
     def _check_connected(self, operation: str) -> None:
@@ -146,4 +169,6 @@ class HatchetScheduler(BaseScheduler):
             raise NotSupportedError("no tasks are registered: declare some with @scheduler.task first")
         conn = self._connection
         client = conn.client or conn.build()
-        serve(client, self._tasks, conn.standalones, self.config, conn.host)
+        sweeper = Sweeper(self._chain) if self._chain is not None else None
+        internal = list(conn.internal.values())
+        serve(client, self._tasks, conn.standalones, self.config, conn.host, internal, sweeper)
