@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 from hatchet_sdk import Context, DurableContext, Hatchet, Priority
@@ -257,6 +259,20 @@ def _mark_cancel_while_running(ctx: Context, returned: Any) -> None:
     ctx._set_cancellation_flag = flag_set  # type: ignore[method-assign]
 
 
+def _on_shutdown_signal(callback: Callable[[], None]) -> None:
+    """Call ``callback`` first when SIGTERM or SIGINT arrives (then the handler installed before)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        inner: Any = signal.getsignal(sig)
+        if not callable(inner):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, inner: Any = inner) -> None:
+            callback()
+            inner(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 def serve(
     client: Hatchet,
     tasks: Mapping[str, TaskOptions],
@@ -278,6 +294,8 @@ def serve(
     workflows = plan(tasks, standalones, internal)
     layout = Layout(client, config.effective_worker_name, config.slots, config.slots, workflows)
     bound_shutdown(config.shutdown_grace_seconds)
+    if sweeper is not None:
+        _on_shutdown_signal(sweeper.chain.draining.set)
     if not config.ship_owlclaw_logs:
         keep_own_logs_local(client._client.log_interceptor)
     log.info(
