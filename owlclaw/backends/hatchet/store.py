@@ -250,6 +250,19 @@ class ScheduleStore:
         rec = await cur.fetchone()
         return None if rec is None else ScheduleRow.from_record(rec)
 
+    async def fetch(self, conn: Conn, namespace: str, schedule_id: str) -> ScheduleRow | None:
+        cur = await conn.execute(
+            "SELECT * FROM owlclaw_schedules WHERE namespace = %s AND id = %s", (namespace, schedule_id)
+        )
+        rec = await cur.fetchone()
+        return None if rec is None else ScheduleRow.from_record(rec)
+
+    async def fetch_many(self, conn: Conn, namespace: str, ids: list[str]) -> dict[str, ScheduleRow]:
+        cur = await conn.execute(
+            "SELECT * FROM owlclaw_schedules WHERE namespace = %s AND id = ANY(%s)", (namespace, ids)
+        )
+        return {r.id: r for r in map(ScheduleRow.from_record, await cur.fetchall())}
+
     async def read(self, conn: Conn, namespace: str, task_name: str | None) -> list[ScheduleRow]:
         cur = await conn.execute(
             "SELECT * FROM owlclaw_schedules WHERE namespace = %s AND (%s::text IS NULL OR task_name = %s) "
