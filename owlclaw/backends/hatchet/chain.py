@@ -116,14 +116,15 @@ class Chain:
 
     # the effects
 
-    async def execute(self, effects: Effects) -> list[str]:
+    async def execute(self, effects: Effects, *, kick: bool = True) -> list[str]:
         """Do ``effects``: delete stale links first, then arm the next ones
         (a schedule arms its next occurrence before it works), cancel, fire.
-        Returns the ids of the runs triggered, in the order of ``effects.fire``."""
+        Returns the ids of the runs triggered, in the order of ``effects.fire``.
+        ``kick``: see ``arm`` (a link's own run follows its next links instead)."""
         for schedule_id in effects.disarm:
             await self.disarm(schedule_id)
         for link in effects.arm:
-            await self.arm(link)
+            await self.arm(link, kick=kick)
         for run_id in effects.cancel:
             await self._cancel(run_id)
         if not effects.fire:
@@ -137,15 +138,31 @@ class Chain:
         started = await asyncio.gather(*(one(f) for f in effects.fire))
         return [run_id for run_id in started if run_id is not None]
 
-    async def arm(self, link: Link) -> bool:
+    async def arm(self, link: Link, *, kick: bool = True) -> bool:
         """Create the link: a run of the link workflow at ``link.at``. False
-        (logged) if the engine refused; the sweeper re-arms an overdue schedule."""
-        data = {"schedule_id": link.schedule_id, "nominal": link.nominal.isoformat(), "gen": link.gen}
-        options = ScheduleTriggerWorkflowOptions(additional_metadata={SCHEDULE_KEY: link.schedule_id})
+        (logged) if the engine refused; the sweeper re-arms an overdue schedule.
+
+        With ``kick``, a link due within FOLLOW_AHEAD also gets a run now, which
+        waits in the worker until ``at`` (the engine's 5 s poll would start the
+        scheduled one up to 5 s late); whichever asks the book second finds the
+        occurrence handled and does nothing."""
+        data = {
+            "schedule_id": link.schedule_id,
+            "nominal": link.nominal.isoformat(),
+            "gen": link.gen,
+            "at": link.at.isoformat(),
+        }
+        body = dump_json(data, "link")
+        metadata = {SCHEDULE_KEY: link.schedule_id}
         admin = self._client()._client.admin
         try:
             with self.lookups.conn.sdk(f"arm schedule {link.schedule_id}"):
-                await admin.aio_schedule_workflow(LINK, [link.at], dump_json(data, "link"), options)
+                options = ScheduleTriggerWorkflowOptions(additional_metadata=metadata)
+                await admin.aio_schedule_workflow(LINK, [link.at], body, options)
+                if kick and link.at - utc_now() < FOLLOW_AHEAD:
+                    now = TriggerWorkflowOptions(additional_metadata=metadata)
+                    run = contextvars.Context().run  # not a child of the run calling this
+                    await asyncio.to_thread(run, admin.run_workflow, LINK, body, now)
         except SchedulerError as exc:
             log.error(
                 "schedule link not armed schedule=%s nominal=%s: %s (the sweeper re-arms it)",
@@ -246,8 +263,11 @@ class Chain:
         except ValueError as exc:
             log.error("schedule link with a bad input ignored: %s", exc)
             return {RESULT_KEY: None}
+        at = payload.get("at") if isinstance(payload, dict) else None
+        if isinstance(at, str) and not await self._wait_until(utc(datetime.fromisoformat(at))):
+            return {RESULT_KEY: None}  # a kicked link on a stopping worker: the engine's link does it
         effects = await self.book.link(schedule_id, nominal, gen, self.active)  # raises: the link is retried
-        started = await self.execute(effects)
+        started = await self.execute(effects, kick=False)
         followed = await self._follow(effects)
         return {RESULT_KEY: {"fired": started, "followed": followed}}
 
@@ -269,14 +289,23 @@ class Chain:
             wait = (link.at - utc_now()).total_seconds()
             if wait > FOLLOW_AHEAD.total_seconds() or loop.time() + wait > stop:
                 break
-            while (left := (link.at - utc_now()).total_seconds()) > 0 and not self.draining.is_set():
-                await asyncio.sleep(min(left, 0.25))
-            if self.draining.is_set():  # the worker is stopping: the engine's link takes over
+            if not await self._wait_until(link.at):  # the worker is stopping: the engine's link takes over
                 break
             effects = await self.book.link(link.schedule_id, link.nominal, link.gen, self.active)
-            await self.execute(effects)
+            await self.execute(effects, kick=False)
             followed += 1
         return followed
+
+    async def _wait_until(self, at: datetime | None) -> bool:
+        """Sleep until ``at`` (at most FOLLOW_AHEAD + 1 s); False if the worker began to stop."""
+        if at is None:
+            return True
+        limit = asyncio.get_running_loop().time() + FOLLOW_AHEAD.total_seconds() + 1.0
+        while (left := (at - utc_now()).total_seconds()) > 0 and not self.draining.is_set():
+            if asyncio.get_running_loop().time() >= limit:
+                break
+            await asyncio.sleep(min(left, 0.25))
+        return not self.draining.is_set()
 
     async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, bool]:
         """(schedule id, nominal, occurrence id, whether user code may run)."""

@@ -1,0 +1,262 @@
+"""Schedules on the real engine: the chain of links, the state in PostgreSQL
+(``state_database_url``), in real time at the seconds scale.
+
+Each occurrence is seen through the runs of ``conf_occurrence`` (the
+conformance app), which return ``ctx.scheduled_for`` and
+``ctx.occurrence_id``: "exactly once" means one run with a result per
+nominal time, and every nominal time of the schedule's grid between the
+first and the last one seen. Every schedule here is ``overlap="allow_all"``
+(the default ``skip`` may skip an occurrence whose predecessor's end the
+engine has not reported yet) and ``coalesce=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from processes import CONFORMANCE_APP, WorkerProcess, worker_command
+
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
+from owlclaw.scheduler.schedules import ScheduleSpec, occurrences
+from owlclaw.scheduler.schedules.occurrences import TICK
+
+TASK = "conf_occurrence"
+SECOND = timedelta(seconds=1)
+FIRE_TIMEOUT = 120.0  # a fresh engine hands out the first runs slowly (docs/hatchet.md)
+QUIET = 8.0  # seconds watched for runs that must not come (links fire up to ~5 s late)
+ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # every= counts from a start
+POLICY: dict[str, Any] = {"overlap": "allow_all", "coalesce": False, "start": ANCHOR}
+EVERY_SECOND = ScheduleSpec(every=timedelta(seconds=1), start=ANCHOR)
+
+
+@pytest.fixture(scope="module")
+def engine(hatchet_engine: Any) -> Any:
+    if hatchet_engine.state_database_url is None:
+        pytest.skip("no state database for this engine: set OWLCLAW_STATE_DATABASE_URL")
+    return dataclasses.replace(hatchet_engine, namespace=f"owlclaw-sched-{uuid.uuid4().hex[:8]}")
+
+
+def schedule_worker(engine: Any, directory: Path) -> WorkerProcess:
+    """A conformance worker with schedules (the state database), ACTIVE when returned."""
+    name = f"sw{uuid.uuid4().hex[:8]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / f"{name}.yaml"
+    section = engine.settings(worker_name=name, state_database_url=engine.state_database_url)
+    config_path.write_text(yaml.safe_dump({"scheduler": {"backend": "hatchet", "hatchet": section}}))
+    worker = WorkerProcess(
+        worker_command(CONFORMANCE_APP), engine.worker_env(config_path), directory / f"{name}.log"
+    )
+    worker.start().wait_active(engine, name)
+    return worker
+
+
+@pytest.fixture(scope="module")
+def worker(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    process = schedule_worker(engine, tmp_path_factory.mktemp("schedule-workers"))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def scheduler(engine: Any, worker: WorkerProcess) -> AsyncIterator[Any]:
+    from conftest import connected
+
+    async with connected(engine, state_database_url=engine.state_database_url) as s:
+        yield s
+
+
+async def fired(scheduler: Any, schedule_id: str) -> Counter[datetime]:
+    """Nominal time -> how many runs of that occurrence ran the task."""
+    seen: Counter[datetime] = Counter()
+    for run in await scheduler.list_tasks(TASK, limit=1000):
+        result = run.result
+        if isinstance(result, dict) and str(result.get("occurrence_id", "")).startswith(schedule_id + "@"):
+            seen[datetime.fromisoformat(result["scheduled_for"])] += 1
+    return seen
+
+
+async def lateness(scheduler: Any, schedule_id: str) -> list[float]:
+    """Seconds from each occurrence's nominal time to its run's start (the engine's)."""
+    found = []
+    for run in await scheduler.list_tasks(TASK, limit=1000):
+        result = run.result
+        if isinstance(result, dict) and str(result.get("occurrence_id", "")).startswith(schedule_id + "@"):
+            if run.started_at is not None:
+                nominal = datetime.fromisoformat(result["scheduled_for"])
+                found.append((run.started_at - nominal).total_seconds())
+    return sorted(found)
+
+
+async def until_fired(scheduler: Any, schedule_id: str, done: Any, what: str) -> Counter[datetime]:
+    return await poll_until(
+        lambda: fired(scheduler, schedule_id), done, timeout=FIRE_TIMEOUT, interval=1.0, what=what
+    )
+
+
+def grid(spec: ScheduleSpec, first: datetime, last: datetime) -> list[datetime]:
+    """The schedule's nominal times from ``first`` to ``last``, both included."""
+    return list(occurrences(spec, first - TICK, last))
+
+
+def assert_once_each(seen: Counter[datetime], spec: ScheduleSpec, missing: int = 0) -> list[datetime]:
+    """Each nominal seen ran once, and at most ``missing`` of the grid between
+    the first and the last seen did not run; returns the missing ones."""
+    doubled = {t.isoformat(): n for t, n in seen.items() if n > 1}
+    assert not doubled, f"occurrences run more than once: {doubled}"
+    expected = grid(spec, min(seen), max(seen))
+    assert set(seen) <= set(expected), f"runs at times off the schedule: {sorted(set(seen) - set(expected))}"
+    gaps = [t for t in expected if t not in seen]
+    assert len(gaps) == missing, (
+        f"expected {missing} missing occurrences, missing {[t.isoformat() for t in gaps]}"
+    )
+    return gaps
+
+
+async def assert_quiet(scheduler: Any, schedule_id: str, after: datetime, why: str) -> None:
+    """No occurrence after ``after`` runs within QUIET seconds."""
+    try:
+        late = await poll_until(
+            lambda: fired(scheduler, schedule_id),
+            lambda seen: any(t > after for t in seen),
+            timeout=QUIET,
+            interval=1.0,
+            what="a run that must not come",
+        )
+    except PollTimeoutError:
+        return
+    raise AssertionError(
+        f"{why}: runs of occurrences after {after.isoformat()}: {sorted(t for t in late if t > after)}"
+    )
+
+
+async def test_every_second_fires_each_occurrence_once_with_its_nominal_time(scheduler: Any) -> None:
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 6, "6 occurrences of an every=1s schedule")
+    assert_once_each(seen, EVERY_SECOND)  # also: result scheduled_for is on the grid
+    info = await scheduler.get_schedule(sid)
+    assert info.fired >= 6 and not info.paused, info
+    await scheduler.remove_schedule(sid)
+    # on time: a link runs the next ones itself (the engine's 5 s poll would make them late)
+    late = await lateness(scheduler, sid)
+    print(f"every=1s: nominal -> run start, seconds: {late}")  # the figures of docs/hatchet.md
+    assert late and late[len(late) // 2] < 2.0, f"runs start late (nominal -> start, s): {late}"
+
+
+async def test_a_zoned_seconds_cron_fires_at_the_instants_occurrences_gives(scheduler: Any) -> None:
+    spec = ScheduleSpec(cron="*/2 * * * * *", timezone="Asia/Kolkata")
+    sid = await scheduler.add_schedule(
+        TASK, cron=spec.cron, timezone=spec.timezone, overlap="allow_all", coalesce=False
+    )
+    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 4, "4 occurrences of */2 s in Asia/Kolkata")
+    assert_once_each(seen, spec)
+    info = await scheduler.get_schedule(sid)
+    assert (info.timezone, info.expression) == ("Asia/Kolkata", "*/2 * * * * *"), info
+    await scheduler.remove_schedule(sid)
+
+
+async def test_pause_with_a_note_stops_firing_and_resume_starts_again(scheduler: Any) -> None:
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    await until_fired(scheduler, sid, lambda s: len(s) >= 2, "2 occurrences before the pause")
+    await scheduler.pause_schedule(sid, note="ops: provider outage")
+    paused_at = datetime.now(UTC)
+    info = await scheduler.get_schedule(sid)
+    assert (info.paused, info.note, info.next_run_at) == (True, "ops: provider outage", None), info
+    listed = [s for s in await scheduler.list_schedules(TASK) if s.id == sid]
+    assert [s.paused for s in listed] == [True], listed
+    await assert_quiet(scheduler, sid, paused_at + SECOND, "a paused schedule fired")
+    await scheduler.resume_schedule(sid)
+    resumed_at = datetime.now(UTC)
+    seen = await until_fired(
+        scheduler, sid, lambda s: any(t > resumed_at for t in s), "an occurrence after the resume"
+    )
+    info = await scheduler.get_schedule(sid)
+    assert not info.paused and info.note is None and info.skipped >= 1, info  # counted: skipped/paused
+    assert all(n == 1 for n in seen.values()), seen
+    await scheduler.remove_schedule(sid)
+
+
+async def test_skip_two_skips_the_next_two_occurrences(scheduler: Any) -> None:
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    await until_fired(scheduler, sid, lambda s: len(s) >= 2, "2 occurrences before the skip")
+    await scheduler.skip_schedule(sid, 2)
+    assert (await scheduler.get_schedule(sid)).skips_pending in (0, 1, 2)
+    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 6, "6 occurrences around the skip")
+    gaps = assert_once_each(seen, EVERY_SECOND, missing=2)
+    assert gaps[1] - gaps[0] == SECOND, f"the two skipped occurrences are not consecutive: {gaps}"
+    info = await scheduler.get_schedule(sid)
+    assert (info.skipped, info.skips_pending) == (2, 0), info
+    await scheduler.remove_schedule(sid)
+
+
+async def test_a_removed_schedule_fires_no_more(scheduler: Any) -> None:
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    await until_fired(scheduler, sid, lambda s: len(s) >= 2, "2 occurrences before the removal")
+    await scheduler.remove_schedule(sid)
+    removed_at = datetime.now(UTC)
+    assert sid not in [s.id for s in await scheduler.list_schedules(TASK)]
+    await assert_quiet(scheduler, sid, removed_at + SECOND, "a removed schedule fired")
+
+
+async def test_backfill_fires_past_occurrences_once_and_a_second_backfill_none(scheduler: Any) -> None:
+    spec = ScheduleSpec(every=2 * SECOND, start=ANCHOR)
+    sid = await scheduler.add_schedule(TASK, every=spec.every, **POLICY)
+    now = datetime.now(UTC)
+    start, end = now - timedelta(seconds=30), now - timedelta(seconds=10)
+    expected = list(occurrences(spec, start - TICK, end - TICK))
+    ids = await scheduler.backfill_schedule(sid, start, end)
+    assert len(ids) == len(expected) == 10, (ids, expected)
+    seen = await until_fired(
+        scheduler, sid, lambda s: all(t in s for t in expected), f"the {len(expected)} backfilled occurrences"
+    )
+    assert {t: seen[t] for t in expected} == dict.fromkeys(expected, 1)
+    assert await scheduler.backfill_schedule(sid, start, end) == [], "a second backfill fired again"
+    await assert_quiet_window(scheduler, sid, expected)
+    await scheduler.remove_schedule(sid)
+
+
+async def assert_quiet_window(scheduler: Any, sid: str, expected: list[datetime]) -> None:
+    try:
+        again = await poll_until(
+            lambda: fired(scheduler, sid),
+            lambda s: any(s[t] > 1 for t in expected),
+            timeout=QUIET,
+            interval=1.0,
+            what="a backfilled occurrence run twice",
+        )
+    except PollTimeoutError:
+        return
+    raise AssertionError(f"backfilled occurrences run twice: {[t for t in expected if again[t] > 1]}")
+
+
+async def test_a_worker_restart_in_the_middle_loses_and_doubles_nothing(
+    engine: Any, scheduler: Any, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    await until_fired(scheduler, sid, lambda s: len(s) >= 3, "3 occurrences before the restart")
+    await asyncio.to_thread(worker.stop)  # SIGTERM: drains its runs and stops
+    stopped_at = datetime.now(UTC)
+    # links fall due while no worker runs; they wait for the next one
+    second = await asyncio.to_thread(schedule_worker, engine, tmp_path / "second")
+    try:
+        seen = await until_fired(
+            scheduler,
+            sid,
+            lambda s: sum(1 for t in s if t > stopped_at) >= 5,
+            "5 occurrences after the first worker stopped",
+        )
+        assert_once_each(seen, EVERY_SECOND)
+    finally:
+        await scheduler.remove_schedule(sid)
+        await asyncio.to_thread(second.stop)
+        await asyncio.to_thread(worker.start().wait_active, engine, worker.log_path.stem)
