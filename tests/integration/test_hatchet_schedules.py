@@ -260,3 +260,30 @@ async def test_a_worker_restart_in_the_middle_loses_and_doubles_nothing(
         await scheduler.remove_schedule(sid)
         await asyncio.to_thread(second.stop)
         await asyncio.to_thread(worker.start().wait_active, engine, worker.log_path.stem)
+
+
+async def test_a_sigkilled_worker_loses_and_doubles_nothing(
+    engine: Any, scheduler: Any, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """SIGKILL mid-chain: the link run in flight, a claimed occurrence not yet
+    triggered, a user run started: the engine's backup links, the run the
+    engine hands to the next worker and the sweeper leave each occurrence once."""
+    sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
+    before = await until_fired(scheduler, sid, lambda s: len(s) >= 3, "3 occurrences before the kill")
+    await asyncio.to_thread(worker.kill)
+    killed_at = datetime.now(UTC)
+    second = await asyncio.to_thread(schedule_worker, engine, tmp_path / "second")
+    try:
+        wanted = grid(EVERY_SECOND, min(before), killed_at + 10 * SECOND)
+        seen = await poll_until(
+            lambda: fired(scheduler, sid),
+            lambda s: all(t in s for t in wanted),
+            timeout=240.0,  # a claim cut short is re-triggered by the sweeper (30 s + a 15 s pass)
+            interval=2.0,
+            what=f"every occurrence from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} after a SIGKILL",
+        )
+        assert_once_each(seen, EVERY_SECOND)
+    finally:
+        await scheduler.remove_schedule(sid)
+        await asyncio.to_thread(second.stop)
+        await asyncio.to_thread(worker.start().wait_active, engine, worker.log_path.stem)

@@ -138,10 +138,31 @@ def test_schedules_need_the_state_database() -> None:
 
 
 async def test_without_the_state_database_a_schedule_call_names_the_setting() -> None:
-    scheduler = HatchetScheduler(HatchetConfig.model_validate({"api_token": "t", "host_port": "localhost:7077"}))
+    config = HatchetConfig.model_validate({"api_token": "t", "host_port": "localhost:7077"})
+    scheduler = HatchetScheduler(config)
     scheduler.task("job")(lambda p, c: None)
     scheduler._connection.client = object()  # type: ignore[assignment]  # "connected", no engine call is made
     with pytest.raises(NotSupportedError, match=r"state_database_url.*OWLCLAW_STATE_DATABASE_URL"):
         await scheduler.pause_schedule("some-id")
     with pytest.raises(NotSupportedError, match="state_database_url"):
         await scheduler.add_cron("job", "0 9 * * *", timezone="Europe/Paris")
+
+
+async def test_begin_waits_for_the_state_database_then_answers() -> None:
+    from owlclaw.backends.hatchet.chain import Chain
+    from owlclaw.scheduler.errors import SchedulerConnectionError
+
+    class Book:
+        calls = 0
+
+        async def begin(self, schedule_id: str, nominal: datetime, run_key: str) -> bool:
+            self.calls += 1
+            if self.calls < 3:
+                raise SchedulerConnectionError("state database at db:5432/owlclaw is down")
+            return True
+
+    book = Book()
+    chain = Chain(None, None, "ns", book=book)  # type: ignore[arg-type]
+    metadata = {SCHEDULE_KEY: "sched-1", NOMINAL_KEY: NOMINAL.isoformat(), OCCURRENCE_KEY: OCC}
+    assert await chain.begin(metadata, "run-1") == ("sched-1", NOMINAL, OCC, True)
+    assert book.calls == 3

@@ -46,7 +46,7 @@ from owlclaw.backends.hatchet.wire import (
     utc,
 )
 from owlclaw.scheduler.clock import utc_now
-from owlclaw.scheduler.errors import SchedulerError, TaskNotFoundError
+from owlclaw.scheduler.errors import SchedulerConnectionError, SchedulerError, TaskNotFoundError
 from owlclaw.scheduler.kit import dump_json
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ SWEEP_EVERY = 15.0  # seconds between the sweeper's passes
 SWEEP_SLACK = timedelta(seconds=90)
 UNSTARTED_AFTER = timedelta(seconds=30)  # a claimed occurrence not triggered this long after its claim
 PASS_TIMEOUT = 60.0  # longest one sweeper pass may take
+BEGIN_PATIENCE = 60.0  # seconds a run of an occurrence waits for the state database before failing
 
 
 def parse_link(payload: Any) -> tuple[str, datetime, int]:
@@ -308,13 +309,26 @@ class Chain:
         return not self.draining.is_set()
 
     async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, bool]:
-        """(schedule id, nominal, occurrence id, whether user code may run)."""
+        """(schedule id, nominal, occurrence id, whether user code may run).
+        The state database unreachable (a restart) is waited for up to
+        BEGIN_PATIENCE s: failing would spend one of the task's attempts."""
         schedule_id = str(metadata[SCHEDULE_KEY])
         nominal = utc(datetime.fromisoformat(str(metadata[NOMINAL_KEY])))
         assert nominal is not None
         occurrence = str(metadata.get(OCCURRENCE_KEY) or "")
-        ok = await self.book.begin(schedule_id, nominal, run_key)
-        return schedule_id, nominal, occurrence, ok
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + BEGIN_PATIENCE, 0.5
+        while True:
+            try:
+                ok = await self.book.begin(schedule_id, nominal, run_key)
+            except SchedulerConnectionError as exc:
+                if loop.time() + delay > give_up:
+                    raise
+                log.warning("schedule occurrence %s waits for the state database: %s", occurrence, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            return schedule_id, nominal, occurrence, ok
 
     async def ended(self, schedule_id: str, nominal: datetime) -> None:
         """A fired run is final: tell the book, then do what it returns (logged, never raises)."""
