@@ -287,3 +287,28 @@ async def test_a_sigkilled_worker_loses_and_doubles_nothing(
         await scheduler.remove_schedule(sid)
         await asyncio.to_thread(second.stop)
         await asyncio.to_thread(worker.start().wait_active, engine, worker.log_path.stem)
+
+
+async def test_the_sweeper_fires_what_a_lost_link_missed(scheduler: Any, worker: WorkerProcess) -> None:
+    """The engine loses a link (here: deleted behind owlclaw's back): the
+    worker's sweeper catches the schedule up once the link is SWEEP_SLACK
+    overdue, each missed occurrence once (coalesce=False), and re-arms it."""
+    from owlclaw.backends.hatchet.chain import SWEEP_EVERY, SWEEP_SLACK
+
+    every = 10 * SECOND  # slower than a link follows or kicks (6 s): only the engine's link is armed
+    spec = ScheduleSpec(every=every, start=ANCHOR)
+    sid = await scheduler.add_schedule(TASK, every=every, **POLICY)
+    first = await until_fired(scheduler, sid, lambda s: len(s) >= 1, "the first occurrence")
+    assert await scheduler.schedule_chain.disarm(sid) >= 1, "no pending link to delete"
+    lost_from = max(first) + every
+    wanted = grid(spec, min(first), lost_from + 3 * every)
+    seen = await poll_until(
+        lambda: fired(scheduler, sid),
+        lambda s: all(t in s for t in wanted),
+        timeout=SWEEP_SLACK.total_seconds() + SWEEP_EVERY + 120,
+        interval=2.0,
+        what=f"the occurrences from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} after the link was lost",
+    )
+    assert_once_each(seen, spec)
+    assert "schedule sweeper caught up" in worker.log_tail(400), worker.log_tail(40)
+    await scheduler.remove_schedule(sid)
