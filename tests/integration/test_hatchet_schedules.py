@@ -109,18 +109,43 @@ def grid(spec: ScheduleSpec, first: datetime, last: datetime) -> list[datetime]:
     return list(occurrences(spec, first - TICK, last))
 
 
-def assert_once_each(seen: Counter[datetime], spec: ScheduleSpec, missing: int = 0) -> list[datetime]:
-    """Each nominal seen ran once, and at most ``missing`` of the grid between
-    the first and the last seen did not run; returns the missing ones."""
+def gaps(seen: Counter[datetime], spec: ScheduleSpec, count: int) -> list[datetime] | None:
+    """The first ``count`` nominal times of the grid from the first one seen
+    that did not run; None until the last of them ran (the listing may show
+    a run before the one just before it)."""
+    if not seen:
+        return None
+    expected = list(occurrences(spec, min(seen) - TICK, max(seen), limit=count))
+    if len(expected) < count:
+        return None
+    return [t for t in expected if t not in seen]
+
+
+def nth(spec: ScheduleSpec, seen: Counter[datetime], count: int) -> datetime:
+    """The ``count``-th nominal time of the grid from the first one seen."""
+    return list(occurrences(spec, min(seen) - TICK, max(seen), limit=count))[-1]
+
+
+def covered(spec: ScheduleSpec, count: int, missing: int = 0) -> Any:
+    """A ``poll_until`` condition: the first ``count`` occurrences ran, but ``missing``."""
+    return lambda seen: (found := gaps(seen, spec, count)) is not None and len(found) == missing
+
+
+def assert_once_each(
+    seen: Counter[datetime], spec: ScheduleSpec, until: datetime | None = None, missing: int = 0
+) -> list[datetime]:
+    """Each nominal seen ran once, on the grid, and ``missing`` of the grid
+    from the first seen to ``until`` (default: the last seen) did not run;
+    returns those."""
     doubled = {t.isoformat(): n for t, n in seen.items() if n > 1}
     assert not doubled, f"occurrences run more than once: {doubled}"
-    expected = grid(spec, min(seen), max(seen))
-    assert set(seen) <= set(expected), f"runs at times off the schedule: {sorted(set(seen) - set(expected))}"
-    gaps = [t for t in expected if t not in seen]
-    assert len(gaps) == missing, (
-        f"expected {missing} missing occurrences, missing {[t.isoformat() for t in gaps]}"
+    on_grid = set(grid(spec, min(seen), max(seen)))
+    assert set(seen) <= on_grid, f"runs at times off the schedule: {sorted(set(seen) - on_grid)}"
+    holes = [t for t in grid(spec, min(seen), until or max(seen)) if t not in seen]
+    assert len(holes) == missing, (
+        f"expected {missing} missing occurrences, missing {[t.isoformat() for t in holes]}"
     )
-    return gaps
+    return holes
 
 
 async def assert_quiet(scheduler: Any, schedule_id: str, after: datetime, why: str) -> None:
@@ -142,8 +167,8 @@ async def assert_quiet(scheduler: Any, schedule_id: str, after: datetime, why: s
 
 async def test_every_second_fires_each_occurrence_once_with_its_nominal_time(scheduler: Any) -> None:
     sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
-    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 6, "6 occurrences of an every=1s schedule")
-    assert_once_each(seen, EVERY_SECOND)  # also: result scheduled_for is on the grid
+    seen = await until_fired(scheduler, sid, covered(EVERY_SECOND, 6), "6 occurrences, every=1s")
+    assert_once_each(seen, EVERY_SECOND, until=nth(EVERY_SECOND, seen, 6))  # scheduled_for on the grid
     info = await scheduler.get_schedule(sid)
     assert info.fired >= 6 and not info.paused, info
     await scheduler.remove_schedule(sid)
@@ -158,8 +183,8 @@ async def test_a_zoned_seconds_cron_fires_at_the_instants_occurrences_gives(sche
     sid = await scheduler.add_schedule(
         TASK, cron=spec.cron, timezone=spec.timezone, overlap="allow_all", coalesce=False
     )
-    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 4, "4 occurrences of */2 s in Asia/Kolkata")
-    assert_once_each(seen, spec)
+    seen = await until_fired(scheduler, sid, covered(spec, 4), "4 occurrences of */2 s in Asia/Kolkata")
+    assert_once_each(seen, spec, until=nth(spec, seen, 4))
     info = await scheduler.get_schedule(sid)
     assert (info.timezone, info.expression) == ("Asia/Kolkata", "*/2 * * * * *"), info
     await scheduler.remove_schedule(sid)
@@ -188,12 +213,19 @@ async def test_pause_with_a_note_stops_firing_and_resume_starts_again(scheduler:
 
 async def test_skip_two_skips_the_next_two_occurrences(scheduler: Any) -> None:
     sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
-    await until_fired(scheduler, sid, lambda s: len(s) >= 2, "2 occurrences before the skip")
+    before = await until_fired(scheduler, sid, lambda s: len(s) >= 2, "2 occurrences before the skip")
     await scheduler.skip_schedule(sid, 2)
     assert (await scheduler.get_schedule(sid)).skips_pending in (0, 1, 2)
-    seen = await until_fired(scheduler, sid, lambda s: len(s) >= 6, "6 occurrences around the skip")
-    gaps = assert_once_each(seen, EVERY_SECOND, missing=2)
-    assert gaps[1] - gaps[0] == SECOND, f"the two skipped occurrences are not consecutive: {gaps}"
+    # the skipped ones are among the next few undecided: 8 past the last seen leaves room
+    count = len(grid(EVERY_SECOND, min(before), max(before))) + 8
+    seen = await until_fired(
+        scheduler,
+        sid,
+        covered(EVERY_SECOND, count, missing=2),
+        f"{count} occurrences, 2 skipped",
+    )
+    holes = assert_once_each(seen, EVERY_SECOND, until=nth(EVERY_SECOND, seen, count), missing=2)
+    assert holes[1] - holes[0] == SECOND, f"the two skipped occurrences are not consecutive: {holes}"
     info = await scheduler.get_schedule(sid)
     assert (info.skipped, info.skips_pending) == (2, 0), info
     await scheduler.remove_schedule(sid)
@@ -243,19 +275,20 @@ async def test_a_worker_restart_in_the_middle_loses_and_doubles_nothing(
     engine: Any, scheduler: Any, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
-    await until_fired(scheduler, sid, lambda s: len(s) >= 3, "3 occurrences before the restart")
+    before = await until_fired(scheduler, sid, lambda s: len(s) >= 3, "3 occurrences before the restart")
     await asyncio.to_thread(worker.stop)  # SIGTERM: drains its runs and stops
     stopped_at = datetime.now(UTC)
     # links fall due while no worker runs; they wait for the next one
     second = await asyncio.to_thread(schedule_worker, engine, tmp_path / "second")
     try:
+        wanted = grid(EVERY_SECOND, min(before), stopped_at + 5 * SECOND)
         seen = await until_fired(
             scheduler,
             sid,
-            lambda s: sum(1 for t in s if t > stopped_at) >= 5,
-            "5 occurrences after the first worker stopped",
+            lambda s: all(t in s for t in wanted),
+            f"every occurrence from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} across the restart",
         )
-        assert_once_each(seen, EVERY_SECOND)
+        assert_once_each(seen, EVERY_SECOND, until=wanted[-1])
     finally:
         await scheduler.remove_schedule(sid)
         await asyncio.to_thread(second.stop)
@@ -282,7 +315,7 @@ async def test_a_sigkilled_worker_loses_and_doubles_nothing(
             interval=2.0,
             what=f"every occurrence from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} after a SIGKILL",
         )
-        assert_once_each(seen, EVERY_SECOND)
+        assert_once_each(seen, EVERY_SECOND, until=wanted[-1])
     finally:
         await scheduler.remove_schedule(sid)
         await asyncio.to_thread(second.stop)
@@ -309,6 +342,6 @@ async def test_the_sweeper_fires_what_a_lost_link_missed(scheduler: Any, worker:
         interval=2.0,
         what=f"the occurrences from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} after the link was lost",
     )
-    assert_once_each(seen, spec)
+    assert_once_each(seen, spec, until=wanted[-1])
     assert "schedule sweeper caught up" in worker.log_tail(400), worker.log_tail(40)
     await scheduler.remove_schedule(sid)
