@@ -86,16 +86,16 @@ async def fired(scheduler: Any, schedule_id: str) -> Counter[datetime]:
     return seen
 
 
-async def lateness(scheduler: Any, schedule_id: str) -> list[float]:
-    """Seconds from each occurrence's nominal time to its run's start (the engine's)."""
-    found = []
+async def lateness(scheduler: Any, schedule_id: str) -> dict[datetime, float]:
+    """Nominal time -> seconds from it to its run's start (the engine's)."""
+    found = {}
     for run in await scheduler.list_tasks(TASK, limit=1000):
         result = run.result
         if isinstance(result, dict) and str(result.get("occurrence_id", "")).startswith(schedule_id + "@"):
             if run.started_at is not None:
                 nominal = datetime.fromisoformat(result["scheduled_for"])
-                found.append((run.started_at - nominal).total_seconds())
-    return sorted(found)
+                found[nominal] = (run.started_at - nominal).total_seconds()
+    return dict(sorted(found.items()))
 
 
 async def until_fired(scheduler: Any, schedule_id: str, done: Any, what: str) -> Counter[datetime]:
@@ -167,15 +167,18 @@ async def assert_quiet(scheduler: Any, schedule_id: str, after: datetime, why: s
 
 async def test_every_second_fires_each_occurrence_once_with_its_nominal_time(scheduler: Any) -> None:
     sid = await scheduler.add_schedule(TASK, every=SECOND, **POLICY)
-    seen = await until_fired(scheduler, sid, covered(EVERY_SECOND, 6), "6 occurrences, every=1s")
-    assert_once_each(seen, EVERY_SECOND, until=nth(EVERY_SECOND, seen, 6))  # scheduled_for on the grid
+    seen = await until_fired(scheduler, sid, covered(EVERY_SECOND, 10), "10 occurrences, every=1s")
+    last = nth(EVERY_SECOND, seen, 10)
+    assert_once_each(seen, EVERY_SECOND, until=last)  # scheduled_for on the grid
     info = await scheduler.get_schedule(sid)
-    assert info.fired >= 6 and not info.paused, info
+    assert info.fired >= 10 and not info.paused, info
     await scheduler.remove_schedule(sid)
-    # on time: a link runs the next ones itself (the engine's 5 s poll would make them late)
-    late = await lateness(scheduler, sid)
-    print(f"every=1s: nominal -> run start, seconds: {late}")  # the figures of docs/hatchet.md
-    assert late and late[len(late) // 2] < 2.0, f"runs start late (nominal -> start, s): {late}"
+    # on time once going (a fresh engine may hand out the first runs seconds late, then
+    # they catch up): a link runs the next ones itself, or the engine's 5 s poll would
+    # make each later than the one before
+    late = {t: s for t, s in (await lateness(scheduler, sid)).items() if t <= last}
+    print(f"every=1s: nominal -> run start, seconds: {list(late.values())}")  # docs/hatchet.md's figures
+    assert all(s < 2.0 for s in list(late.values())[-3:]), f"the last runs start late: {late}"
 
 
 async def test_a_zoned_seconds_cron_fires_at_the_instants_occurrences_gives(scheduler: Any) -> None:
