@@ -166,3 +166,9 @@ async def test_begin_waits_for_the_state_database_then_answers() -> None:
     metadata = {SCHEDULE_KEY: "sched-1", NOMINAL_KEY: NOMINAL.isoformat(), OCCURRENCE_KEY: OCC}
     assert await chain.begin(metadata, "run-1") == ("sched-1", NOMINAL, OCC, True)
     assert book.calls == 3
+
+
+def test_a_zoned_cron_task_without_the_state_database_names_the_setting() -> None:
+    config = HatchetConfig.model_validate({"api_token": "t", "host_port": "localhost:7077"})
+    with pytest.raises(TaskDefinitionError, match=r"timezone='Europe/Paris'.*state_database_url"):
+        HatchetScheduler(config).task("digest", cron="0 9 * * *", timezone="Europe/Paris")(lambda p, c: None)

@@ -18,10 +18,10 @@ from owlclaw.backends.hatchet.client import Connection
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.schedules import ScheduleHooks
-from owlclaw.backends.hatchet.store import ScheduleStore
+from owlclaw.backends.hatchet.store import SETTING, ScheduleStore
 from owlclaw.backends.hatchet.worker import serve
 from owlclaw.scheduler.doctor import Finding
-from owlclaw.scheduler.errors import NotSupportedError
+from owlclaw.scheduler.errors import NotSupportedError, TaskDefinitionError
 from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
@@ -70,6 +70,11 @@ class HatchetScheduler(ScheduleHooks, BaseScheduler):
 
     def _check_task(self, options: TaskOptions) -> None:
         self._connection.names.check(options)
+        if options.timezone != "UTC" and self._chain is None:
+            raise TaskDefinitionError(
+                f"task {options.name!r}: cron in timezone={options.timezone!r} needs schedules, which "
+                f"keep their state in PostgreSQL on Hatchet: set {SETTING}, or write the cron in UTC"
+            )
 
     def _task_added(self, options: TaskOptions) -> None:
         self._connection.task_added(options)
