@@ -172,3 +172,40 @@ def test_a_zoned_cron_task_without_the_state_database_names_the_setting() -> Non
     config = HatchetConfig.model_validate({"api_token": "t", "host_port": "localhost:7077"})
     with pytest.raises(TaskDefinitionError, match=r"timezone='Europe/Paris'.*state_database_url"):
         HatchetScheduler(config).task("digest", cron="0 9 * * *", timezone="Europe/Paris")(lambda p, c: None)
+
+
+async def test_a_zoned_declared_cron_is_one_schedule_however_often_the_app_connects() -> None:
+    from owlclaw.backends.hatchet.gate import Effects
+    from owlclaw.scheduler.models import ScheduleInfo
+
+    added: list[tuple[str, Any]] = []
+
+    class Book:
+        async def list(self, task_name: str | None) -> list[ScheduleInfo]:
+            return [
+                ScheduleInfo(id="s1", task_name=n, expression=spec.cron, payload={}, timezone=spec.timezone)
+                for n, spec in added
+            ]
+
+        async def add(self, task_name: str, spec: Any, payload: dict[str, Any]) -> tuple[str, Effects]:
+            added.append((task_name, spec))
+            return "s1", Effects()
+
+    class FakeChain:
+        book = Book()
+
+        async def execute(self, effects: Effects) -> list[str]:
+            return []
+
+    config = HatchetConfig.model_validate(
+        {"api_token": "t", "host_port": "localhost:7077", "state_database_url": "postgresql://u:p@h:5432/db"}
+    )
+    scheduler = HatchetScheduler(config)
+    scheduler.task("digest", cron="0 9 * * *", timezone="Europe/Paris")(lambda p, c: None)
+    scheduler.task("utc", cron="0 9 * * *")(lambda p, c: None)  # an engine cron, not a schedule
+    scheduler._chain = FakeChain()  # type: ignore[assignment]
+    for _ in range(2):
+        await scheduler._declare_zoned_crons(dict(scheduler.tasks))
+    assert [(n, s.cron, s.timezone, s.overlap.value) for n, s in added] == [
+        ("digest", "0 9 * * *", "Europe/Paris", "allow_all")
+    ]
