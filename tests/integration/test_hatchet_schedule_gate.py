@@ -19,7 +19,7 @@ from owlclaw.backends.hatchet.gate import LATE_GRACE, Effects, Fire, Link, Sched
 from owlclaw.backends.hatchet.local.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
 from owlclaw.backends.hatchet.store import ScheduleStore
 from owlclaw.scheduler.errors import InvalidScheduleError, TaskNotFoundError
-from owlclaw.scheduler.schedules import Overlap, ScheduleSpec, occurrence_id
+from owlclaw.scheduler.schedules import Overlap, ScheduleSpec, fire_time, occurrence_id
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,9 @@ async def test_an_on_time_link_fires_its_occurrence_and_arms_the_next(store: Sch
     assert effects.fire == (Fire(sid, "digest", base, occurrence_id(sid, base), {"k": [1]}),)
     assert effects.arm == (Link(sid, base + EVERY, base + EVERY, 1),)
     # within the grace: on time, with the later occurrences already due (each on time too)
-    assert _nominals(await engine.run_link(sid, late=LATE_GRACE - S)) == [base + k * EVERY for k in (1, 2, 3)]
+    assert _nominals(await engine.run_link(sid, late=LATE_GRACE - 5 * S)) == [
+        base + k * EVERY for k in (1, 2, 3)
+    ]
     info = await book.get(sid)
     assert (info.fired, info.skipped, info.coalesced) == (4, 0, 0)
     assert info.next_run_at == base + 4 * EVERY
@@ -173,7 +175,7 @@ async def test_a_late_link_without_coalesce_fires_the_window_and_skips_the_older
     store: ScheduleStore,
 ) -> None:
     book, engine, sid, base = await _setup(store, coalesce=False, catchup_window=100 * S)
-    effects = await engine.run_link(sid, late=10 * 60 * S + S // 2)
+    effects = await engine.run_link(sid, late=10 * 60 * S + 5 * S)
     assert _nominals(effects) == [base + k * EVERY for k in range(51, 61)]  # the last 100 s
     info = await book.get(sid)
     assert (info.fired, info.skipped, info.coalesced) == (10, 51, 0)  # base .. base+500 s too old
@@ -280,7 +282,7 @@ async def test_an_untriggered_claim_is_offered_again_once(store: ScheduleStore) 
     await set_clock(book, base + S)
     effects = await book.link(sid, link.nominal, link.gen, engine.active)  # then the chain "crashed"
     assert await book.unstarted(60 * S) == ()
-    await set_clock(book, base + 62 * S)
+    await set_clock(book, base + 70 * S)
     assert await book.unstarted(60 * S) == effects.fire
     assert await book.unstarted(60 * S) == ()  # handed out once per period
     await book.triggered(effects.fire[0], "run-x")
@@ -340,3 +342,91 @@ async def test_unknown_ids_and_listing(store: ScheduleStore) -> None:
     assert await book.remove(sid) == (True, Effects(disarm=(sid,)))
     assert await book.remove(sid) == (False, Effects())
     assert await book.link(sid, base, 1, engine.active) == Effects()
+
+
+async def test_a_run_fired_before_its_schedule_was_removed_still_begins_once(store: ScheduleStore) -> None:
+    book, engine, sid, base = await _setup(store)
+    link = engine.links.pop(sid)
+    await set_clock(book, base + S)
+    claimed = await book.link(sid, link.nominal, link.gen, engine.active)
+    await book.remove(sid)  # before the chain triggered the run
+    await book.triggered(claimed.fire[0], "run-1")
+    assert await book.begin(sid, base, "engine-run-1")
+    assert not await book.begin(sid, base, "engine-run-2")
+    assert await book.ended(sid, base) == Effects()
+    assert not await book.begin(sid, base, "engine-run-1")  # its row is gone with the schedule
+    # a claim never triggered, of a removed schedule, is not offered again
+    book2, engine2, sid2, base2 = await _setup(store)
+    link = engine2.links.pop(sid2)
+    await set_clock(book2, base2 + S)
+    await book2.link(sid2, link.nominal, link.gen, engine2.active)
+    await book2.remove(sid2)
+    await set_clock(book2, base2 + 100 * S)
+    assert await book2.unstarted(60 * S) == ()
+    assert not await book2.begin(sid2, base2, "engine-run-1")
+
+
+async def test_the_sweeper_releases_a_buffered_occurrence_whose_run_ended_unreported(
+    store: ScheduleStore,
+) -> None:
+    book, engine, sid, base = await _setup(store, overlap=Overlap.BUFFER_ONE)
+    await engine.run_link(sid)
+    await engine.run_link(sid)  # base+10 s buffered behind base's run
+    engine.running.clear()  # base's run ended; its report was lost
+    swept = await engine.apply(await book.sweep(120 * S, engine.active))
+    assert _nominals(swept) == [base + EVERY] and swept.arm == ()  # the chain's link stays armed
+    assert await book.sweep(120 * S, engine.active) == Effects()
+
+
+async def test_a_buffered_occurrence_is_skipped_if_paused_when_the_run_ends(store: ScheduleStore) -> None:
+    book, engine, sid, base = await _setup(store, overlap=Overlap.BUFFER_ONE)
+    await engine.run_link(sid)
+    await engine.run_link(sid)
+    await book.pause(sid, None)
+    assert await engine.end(sid, base) == Effects()
+    info = await book.get(sid)
+    assert (info.fired, info.skipped) == (1, 1)
+
+
+async def test_jitter_delays_the_link_not_the_nominal_time(store: ScheduleStore) -> None:
+    _book, engine, sid, base = await _setup(store, jitter=8.0)
+    link = engine.links[sid]
+    assert link.nominal == base and link.at == fire_time(
+        ScheduleSpec(every=EVERY, start=base, jitter=8.0), sid, base
+    )
+    assert link.at != base  # 8 s of jitter: the first occurrence is offset
+    effects = await engine.run_link(sid)
+    assert _nominals(effects) == [base]
+
+
+async def test_only_the_newest_occurrence_rows_are_kept(
+    store: ScheduleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from owlclaw.backends.hatchet import gate
+
+    monkeypatch.setattr(gate, "FIRED_MEMORY", 3)
+    monkeypatch.setattr(gate, "_PRUNE_EVERY", 1)
+    book, engine, sid, base = await _setup(store)
+    await set_clock(book, base + 60 * S)
+    await engine.apply(await book.backfill(sid, base, base + 60 * S, engine.active))
+    async with store.transaction() as conn:
+        cur = await conn.execute(
+            "SELECT nominal FROM owlclaw_occurrences WHERE namespace = %s AND schedule_id = %s "
+            "ORDER BY nominal",
+            (book._ns, sid),
+        )
+        kept = [r["nominal"] for r in await cur.fetchall()]
+    assert kept == [base + k * EVERY for k in (3, 4, 5)]
+
+
+async def test_a_nominal_time_in_any_zone_is_the_same_instant(store: ScheduleStore) -> None:
+    from zoneinfo import ZoneInfo
+
+    book, engine, sid, base = await _setup(store)
+    link = engine.links.pop(sid)
+    await set_clock(book, base + S)
+    paris = link.nominal.astimezone(ZoneInfo("Europe/Paris"))
+    assert _nominals(await book.link(sid, paris, link.gen, engine.active)) == [base]
+    assert await book.begin(sid, paris, "engine-run-1")
+    with pytest.raises(InvalidScheduleError, match="aware"):
+        await book.begin(sid, base.replace(tzinfo=None), "engine-run-1")

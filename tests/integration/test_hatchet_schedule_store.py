@@ -18,6 +18,7 @@ from owlclaw.backends.hatchet.local.processes import find_free_port
 from owlclaw.backends.hatchet.rows import ScheduleRow
 from owlclaw.backends.hatchet.store import SCHEMA_VERSION, ScheduleStore
 from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
+from owlclaw.scheduler.polling import poll_until
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
 
 pytestmark = pytest.mark.integration
@@ -198,3 +199,97 @@ def test_a_url_that_is_not_postgresql_is_refused_without_echo() -> None:
     with pytest.raises(ConfigError, match="state_database_url") as err:
         ScheduleStore("host=x password=abc123 port=notaport garbage")
     assert "abc123" not in str(err.value)
+
+
+async def test_many_first_calls_at_once_share_one_opening_pool(pg: LocalPostgres) -> None:
+    store = ScheduleStore(_fresh_url(pg))
+    try:
+        times = await asyncio.gather(*(_now(store) for _ in range(12)))
+        assert len(times) == 12 and len(store._pools) == 1
+    finally:
+        await store.close()
+
+
+async def _now(store: ScheduleStore) -> datetime:
+    async with store.transaction() as conn:
+        return await store.now(conn)
+
+
+async def test_a_postgresql_restart_fails_calls_meanwhile_then_the_pool_recovers() -> None:
+    # a private cluster: restarting the module's one would disturb the other tests
+    try:
+        server = LocalPostgres().start()
+    except (PostgresNotInstalledError, PostgresError) as exc:
+        pytest.skip(str(exc))
+    store = ScheduleStore(server.database_url("owlclaw"), connect_timeout=3)
+    try:
+        before = await _now(store)
+        server.restart()  # every pooled connection breaks
+        after = await _now(store)  # the broken one is noticed on checkout and replaced
+        assert after > before
+
+        async def call() -> str:
+            try:
+                await _now(store)
+            except SchedulerConnectionError as exc:
+                return str(exc)
+            return "ok"
+
+        restart = asyncio.create_task(asyncio.to_thread(server.restart, 4.0))  # down for 4 s
+        down = await poll_until(call, lambda r: r != "ok", timeout=30, interval=0.1, what="a call to fail")
+        assert "state_database_url" in down and f"127.0.0.1:{server.port}/owlclaw" in down
+        await asyncio.wait_for(restart, 90)
+        assert await call() == "ok"
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_doctor_reports_the_state_database(store: ScheduleStore) -> None:
+    from owlclaw.backends.hatchet.doctor import state_database
+
+    ok = await state_database(store)
+    assert (ok.level, ok.detail) == ("ok", f"schedule state database {store.where}")
+    secret = "pw-" + uuid.uuid4().hex
+    down = ScheduleStore(f"postgresql://u:{secret}@127.0.0.1:{find_free_port()}/owlclaw", connect_timeout=2)
+    bad = await state_database(down)
+    await down.close()
+    assert bad.level == "fail" and "state_database_url" in bad.detail + bad.fix
+    assert secret not in f"{bad}"
+
+
+async def test_a_process_starting_does_not_wait_on_the_work_of_running_ones(store: ScheduleStore) -> None:
+    # a running process holds a schedule row and has claimed an occurrence (a link's
+    # transaction, open); a process starting now must not take table locks (CREATE INDEX
+    # IF NOT EXISTS would: it waited here, then deadlocked with the link's next UPDATE)
+    async with store.transaction() as conn:
+        now = await store.now(conn)
+        await store.insert(conn, _row("ns", "busy", now), now)
+    async with store.transaction() as conn:
+        row = await store.lock(conn, "ns", "busy")
+        assert row is not None
+        assert await store.claim(conn, "ns", "busy", now, "test", now)
+        starting = ScheduleStore(store._url)
+        try:
+            await asyncio.wait_for(starting.ensure_schema(), 10)
+        finally:
+            await starting.close()
+        row.skips += 1
+        await store.save(conn, row, now)
+
+
+async def test_a_row_held_too_long_fails_the_waiting_call_with_what_to_do(store: ScheduleStore) -> None:
+    async with store.transaction() as conn:
+        now = await store.now(conn)
+        await store.insert(conn, _row("ns", "held", now), now)
+    impatient = ScheduleStore(store._url, lock_timeout=1.0)
+    try:
+        async with store.transaction() as conn:
+            assert await store.lock(conn, "ns", "held") is not None  # held by a "stuck" process
+            with pytest.raises(SchedulerConnectionError, match="stayed locked for 1 s"):
+                async with impatient.transaction() as other:
+                    await asyncio.wait_for(impatient.lock(other, "ns", "held"), 20)
+        async with impatient.transaction() as other:  # released: the next call goes through
+            assert await impatient.lock(other, "ns", "held") is not None
+    finally:
+        await impatient.close()

@@ -218,3 +218,38 @@ def test_the_engine_migrates_and_starts_as_the_restricted_hatchet_role(
     count, owner = tables.stdout.strip().split("|")
     assert int(count) > 50 and owner == "hatchet"
     assert cluster.as_role("owlclaw", "hatchet", "select 1").returncode != 0
+
+
+async def test_the_owlclaw_role_keeps_schedule_state(cluster: Cluster) -> None:
+    # the schedule tables are created on first use by the restricted owlclaw role, in its own
+    # database; the hatchet role cannot reach them, and a wrong password names the setting only
+    from owlclaw.backends.hatchet.store import ScheduleStore
+    from owlclaw.scheduler.errors import SchedulerConnectionError
+
+    port = cluster.pg.port
+    store = ScheduleStore(f"postgresql://owlclaw:{PASSWORDS['owlclaw']}@127.0.0.1:{port}/owlclaw")
+    try:
+        await store.ensure_schema()
+        async with store.transaction() as conn:
+            now = await store.now(conn)
+            assert await store.claim(conn, "ns", "s", now, "test", now)
+    finally:
+        await store.close()
+    owners = cluster.sql(
+        "select string_agg(distinct tableowner, ',') from pg_tables where tablename like 'owlclaw_%'"
+    )
+    assert owners == ""  # they are in the owlclaw database, not in postgres
+    listed = cluster.as_role(
+        "owlclaw", "owlclaw", "select tableowner from pg_tables where tablename = 'owlclaw_schedules'"
+    )
+    assert listed.stdout.strip() == "owlclaw", listed.stderr
+    assert cluster.as_role("hatchet", "owlclaw", "select 1 from owlclaw_schedules").returncode != 0
+    wrong = ScheduleStore(
+        f"postgresql://owlclaw:not-the-password@127.0.0.1:{port}/owlclaw", connect_timeout=5
+    )
+    try:
+        with pytest.raises(SchedulerConnectionError, match="state_database_url") as err:
+            await wrong.ensure_schema()
+        assert "not-the-password" not in str(err.value) and "password authentication failed" in str(err.value)
+    finally:
+        await wrong.close()

@@ -341,8 +341,8 @@ def test_the_worker_sets_only_variables_something_reads() -> None:
     assert set(workers) == {"worker"}
     example = EXAMPLE_YAML.read_text(encoding="utf-8")
     for key in _env(workers["worker"]):
-        if key.startswith("HATCHET_CLIENT_"):
-            continue  # checked against ENV_FALLBACKS above
+        if key.startswith("HATCHET_CLIENT_") or key in ENV_FALLBACKS.values():
+            continue  # read by HatchetConfig (HATCHET_CLIENT_* checked against ENV_FALLBACKS above)
         assert key in OWLCLAW_ENV or f"${{{key}" in example, f"worker sets {key}, which nothing reads"
 
 
@@ -373,6 +373,11 @@ def test_the_worker_service_config_reaches_the_engine(monkeypatch: pytest.Monkey
     api_host = hatchet.server_url.split("//", 1)[1].split(":", 1)[0]
     assert api_host in services
     assert worker["command"][:2] == ["owlclaw-scheduler", "worker"]
+    # schedules keep their state in the app's database, as the owlclaw role of init-db.sql
+    assert hatchet.state_database_url is not None
+    state = hatchet.state_database_url.get_secret_value()
+    assert state == f"postgresql://owlclaw:{'x' * 16}@postgres:5432/owlclaw"
+    assert "postgres" in services
 
 
 # --------------------------------------------------------------------------

@@ -156,3 +156,28 @@ def test_task_names_the_engine_would_confuse_are_refused(name: str, message: str
     with pytest.raises(TaskDefinitionError, match=message):
         scheduler.task(name=name)(lambda payload, ctx: None)
     assert name not in scheduler.tasks
+
+
+STATE_URL = "postgresql://owlclaw:state-pw-9f8e7d6c@db.internal:5432/owlclaw"
+
+
+def test_the_state_database_url_is_a_secret_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lite = {"mode": "lite", "api_token": TOKEN, "host_port": "h:7077"}
+    assert _validate(lite).state_database_url is None  # unset: schedules are not supported
+    monkeypatch.setenv("OWLCLAW_STATE_DATABASE_URL", STATE_URL)
+    cfg = _validate(lite)
+    assert cfg.state_database_url is not None and cfg.state_database_url.get_secret_value() == STATE_URL
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("test").info("config %s %r %s", cfg, cfg, cfg.model_dump())
+    shown = f"{cfg}{cfg!r}{cfg.model_dump()}{cfg.model_dump_json()}{caplog.text}"
+    assert "state-pw-9f8e7d6c" not in shown and "state_database_url='**********'" in repr(cfg)
+
+
+def test_a_state_database_url_that_is_not_postgresql_is_refused_without_echo() -> None:
+    with pytest.raises(ConfigError) as info:
+        _validate({"mode": "lite", "api_token": TOKEN, "host_port": "h:7077",
+                   "state_database_url": "mysql://owlclaw:state-pw-9f8e7d6c@db/owlclaw"})  # fmt: skip
+    assert "state_database_url" in str(info.value) and "OWLCLAW_STATE_DATABASE_URL" in str(info.value)
+    assert "state-pw-9f8e7d6c" not in str(info.value)

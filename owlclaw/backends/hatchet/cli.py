@@ -52,6 +52,7 @@ def local_hatchet() -> Iterator[SchedulerConfig]:
                     "server_url": conn.server_url,
                     "tls_strategy": "none",
                     "namespace": "owlclaw-demo",
+                    "state_database_url": pg.database_url("owlclaw"),  # schedules' state
                 },
             },
             source="<local engine>",

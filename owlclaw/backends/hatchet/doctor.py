@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from owlclaw.backends.hatchet.local.engine import ENGINE_VERSION
 from owlclaw.scheduler.doctor import Finding
 
-__all__ = ["SDK_VERSION", "diagnose"]
+if TYPE_CHECKING:
+    from owlclaw.backends.hatchet.store import ScheduleStore
+
+__all__ = ["SDK_VERSION", "diagnose", "state_database"]
 
 #: the hatchet-sdk release paired with ENGINE_VERSION (the ``hatchet`` extra pins it)
 SDK_VERSION = "1.38.0"
@@ -65,3 +68,22 @@ async def diagnose(client: Any, prefix: str, namespace: str) -> list[Finding]:
             )
         )
     return found
+
+
+async def state_database(store: ScheduleStore) -> Finding:
+    """The schedules' state database (``scheduler.hatchet.state_database_url``)
+    answers and holds this owlclaw's schema (created if missing)."""
+    from owlclaw.scheduler.errors import SchedulerConnectionError
+
+    try:
+        await store.ensure_schema()
+        async with store.transaction() as conn:
+            await store.now(conn)
+    except SchedulerConnectionError as exc:
+        return Finding(
+            "schedule state",
+            "fail",
+            str(exc),
+            "point scheduler.hatchet.state_database_url at a database this host reaches (docs/schedules.md)",
+        )
+    return Finding("schedule state", "ok", f"schedule state database {store.where}")

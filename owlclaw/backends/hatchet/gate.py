@@ -41,7 +41,7 @@ from owlclaw.scheduler.schedules import (
     occurrence_id,
     occurrences,
 )
-from owlclaw.scheduler.schedules.occurrences import TICK, Walker
+from owlclaw.scheduler.schedules.occurrences import TICK, Walker, utc
 
 __all__ = ["FIRED_MEMORY", "LATE_GRACE", "ActiveRuns", "Effects", "Fire", "Link", "ScheduleBook"]
 
@@ -247,6 +247,7 @@ class ScheduleBook:
 
     async def link(self, schedule_id: str, nominal: datetime, gen: int, active: ActiveRuns) -> Effects:
         """A link ran: what fires now, and the next link (see the module docstring)."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             row = await self._store.lock(conn, self._ns, schedule_id)
             if row is None or row.gen != gen or row.paused_at is not None or nominal <= row.handled_until:
@@ -289,6 +290,8 @@ class ScheduleBook:
             now = await self._now(conn)
             found = await self._store.unstarted(conn, self._ns, now - older_than, now, 100)
             rows = await self._store.fetch_many(conn, self._ns, sorted({sid for sid, _ in found}))
+            # claims of a schedule removed since: no run (as a removed schedule fires nothing)
+            await self._store.forget(conn, self._ns, [(sid, t) for sid, t in found if sid not in rows])
         return tuple(_fire(rows[sid], nominal) for sid, nominal in found if sid in rows)
 
     async def triggered(self, fire: Fire, run_id: str) -> None:
@@ -301,17 +304,22 @@ class ScheduleBook:
         """True for the first engine run (``run_key``) of a fired occurrence, and
         its own retries; False for any other (a duplicate trigger), or if the
         occurrence was never claimed."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             return await self._store.begin(conn, self._ns, schedule_id, nominal, run_key, now)
 
     async def ended(self, schedule_id: str, nominal: datetime) -> Effects:
         """A fired run is final: with overlap ``buffer_one``, the buffered occurrence may fire."""
+        nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             row = await self._store.lock(conn, self._ns, schedule_id)
+            if row is None:  # removed: its run was the last use of the occurrence's row
+                await self._store.forget(conn, self._ns, [(schedule_id, nominal)])
+                return Effects()
             await self._store.mark_ended(conn, self._ns, schedule_id, [nominal], now)
-            if row is None or row.buffered is None:
+            if row.buffered is None:
                 return Effects()
             step = _Step(conn, row, now, None)  # no look-ups: only the runs not reported ended
             if await self._running(step):

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -33,63 +33,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
 from owlclaw.backends.hatchet.rows import ScheduleRow, as_utc, spec_to_json
+from owlclaw.backends.hatchet.schema import COMPONENT, DDL, LOCK_KEY, SCHEMA_VERSION
 from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
 
 __all__ = ["SCHEMA_VERSION", "SETTING", "Conn", "ScheduleStore"]
 
 SETTING: Final = "scheduler.hatchet.state_database_url (or OWLCLAW_STATE_DATABASE_URL)"
-SCHEMA_VERSION: Final = 1
-_LOCK_KEY: Final = 0x6F776C636C6177  # "owlclaw": the schema's advisory lock
-_COMPONENT: Final = "schedules"
-
 Conn = psycopg.AsyncConnection[DictRow]
-
-_DDL: Final = """
-CREATE TABLE IF NOT EXISTS owlclaw_schema_version (
-  component  text        PRIMARY KEY,
-  version    integer     NOT NULL,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS owlclaw_schedules (
-  namespace     text        NOT NULL,
-  id            text        NOT NULL,
-  task_name     text        NOT NULL,
-  spec          jsonb       NOT NULL,
-  payload       jsonb       NOT NULL,
-  gen           bigint      NOT NULL DEFAULT 1,
-  handled_until timestamptz NOT NULL,
-  next_fire_at  timestamptz,
-  paused_at     timestamptz,
-  note          text,
-  skips         integer     NOT NULL DEFAULT 0 CHECK (skips >= 0),
-  buffered      timestamptz,
-  fired         bigint      NOT NULL DEFAULT 0,
-  skipped       bigint      NOT NULL DEFAULT 0,
-  coalesced     bigint      NOT NULL DEFAULT 0,
-  created_at    timestamptz NOT NULL,
-  updated_at    timestamptz NOT NULL,
-  PRIMARY KEY (namespace, id)
-);
-CREATE INDEX IF NOT EXISTS owlclaw_schedules_due
-  ON owlclaw_schedules (namespace, next_fire_at) WHERE paused_at IS NULL;
-CREATE TABLE IF NOT EXISTS owlclaw_occurrences (
-  namespace    text        NOT NULL,
-  schedule_id  text        NOT NULL,
-  nominal      timestamptz NOT NULL,
-  claimed_by   text        NOT NULL,
-  claimed_at   timestamptz NOT NULL,
-  offered_at   timestamptz,
-  run_id       text,
-  triggered_at timestamptz,
-  began_by     text,
-  began_at     timestamptz,
-  ended_at     timestamptz,
-  PRIMARY KEY (namespace, schedule_id, nominal)
-);
-CREATE INDEX IF NOT EXISTS owlclaw_occurrences_unstarted
-  ON owlclaw_occurrences (namespace, claimed_at) WHERE run_id IS NULL;
-"""
-
 _COLUMNS: Final = (
     "task_name, spec, payload, gen, handled_until, next_fire_at, paused_at, note, skips, buffered, "
     "fired, skipped, coalesced"
@@ -105,6 +55,7 @@ class ScheduleStore:
         *,
         max_connections: int = 4,
         connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
     ) -> None:
         self._url = url.get_secret_value() if isinstance(url, SecretStr) else url
         try:
@@ -118,10 +69,11 @@ class ScheduleStore:
         self._where = f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or '?'}"
         self._password = str(parts.get("password") or "")
         self._max = max_connections
+        self._lock_ms = max(1, round(lock_timeout * 1000))
         self._timeout = connect_timeout
+        self._connect_s = max(2, round(connect_timeout))  # libpq's connect_timeout: whole seconds, >= 2
         self._lock = threading.Lock()
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Conn]]
-        self._pools = weakref.WeakKeyDictionary()
+        self._pools: dict[asyncio.AbstractEventLoop, _Entry] = {}
         self._schema_ready = False
 
     @property
@@ -140,74 +92,137 @@ class ScheduleStore:
     async def transaction(self) -> AsyncIterator[Conn]:
         """A connection inside one transaction (committed on exit, rolled back
         on an exception); connection failures raise ``SchedulerConnectionError``."""
-        pool = await self._pool()
         if not self._schema_ready:
             await self.ensure_schema()
         with self._mapped("a transaction"):
-            async with pool.connection() as conn, conn.transaction():
+            async with self._connection() as conn, conn.transaction():
                 yield conn
 
-    async def ensure_schema(self) -> None:
-        """Create the tables if missing (idempotent; safe from many processes at once)."""
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection; if the pool has none within the timeout (it is
+        still backing off after an outage, or all are busy), a connection of
+        its own, which raises the server's reason when it cannot connect."""
         pool = await self._pool()
+        async with AsyncExitStack() as stack:
+            try:
+                conn = await stack.enter_async_context(pool.connection())
+            except PoolTimeout:
+                conn = await self._connect()
+                stack.push_async_callback(conn.close)
+            yield conn
+
+    async def ensure_schema(self) -> None:
+        """Create the tables if missing (idempotent; safe from many processes at once).
+
+        The schema's version is read first, without DDL: ``CREATE INDEX IF NOT
+        EXISTS`` locks its table even when the index exists, which would
+        deadlock with the transactions of processes already running."""
         with self._mapped("creating the schedule tables"):
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                await conn.execute(_DDL)
-                cur = await conn.execute(
-                    "SELECT version FROM owlclaw_schema_version WHERE component = %s", (_COMPONENT,)
-                )
-                found = await cur.fetchone()
+            async with self._connection() as conn, conn.transaction():
+                if await self._version(conn) == SCHEMA_VERSION:
+                    self._schema_ready = True
+                    return
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                found = await self._version(conn)  # another process may have just made it
                 if found is None:
+                    await conn.execute(DDL)
                     await conn.execute(
                         "INSERT INTO owlclaw_schema_version (component, version) VALUES (%s, %s)",
-                        (_COMPONENT, SCHEMA_VERSION),
+                        (COMPONENT, SCHEMA_VERSION),
                     )
-                elif found["version"] > SCHEMA_VERSION:
+                elif found > SCHEMA_VERSION:
                     raise SchedulerConnectionError(
-                        f"the schedule tables in {self._where} have schema version {found['version']}, "
+                        f"the schedule tables in {self._where} have schema version {found}, "
                         f"newer than this owlclaw's ({SCHEMA_VERSION}): upgrade owlclaw-scheduler on "
                         "this host, or point it at another database"
                     )
         self._schema_ready = True
 
+    async def _version(self, conn: Conn) -> int | None:
+        """The schema version in the database (None: no schedule tables yet)."""
+        # a scan of the catalog, not to_regclass: its cache can miss a table another
+        # process has just committed, after we waited for it on the advisory lock
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = 'owlclaw_schema_version') AS present"
+        )
+        rec = await cur.fetchone()
+        if rec is None or not rec["present"]:
+            return None
+        cur = await conn.execute(
+            "SELECT version FROM owlclaw_schema_version WHERE component = %s", (COMPONENT,)
+        )
+        rec = await cur.fetchone()
+        return None if rec is None else int(rec["version"])
+
     async def close(self) -> None:
         """Close the pool of the running event loop (each loop closes its own)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            pool = self._pools.pop(loop, None)
-        if pool is not None:
-            await pool.close()
+            entry = self._pools.pop(loop, None)
+        if entry is not None:
+            await entry.pool.close()
 
     async def _pool(self) -> AsyncConnectionPool[Conn]:
+        """The running loop's pool, opened once (callers that arrive while it
+        opens wait for it; a failed open is forgotten, so the next call retries)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            pool = self._pools.get(loop)
-            fresh = pool is None
-            if pool is None:
+            entry = self._pools.get(loop)
+            if entry is None:
                 pool = AsyncConnectionPool(
                     self._url,
                     connection_class=psycopg.AsyncConnection[DictRow],
-                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 10},
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._connect_s},
                     min_size=1,
                     max_size=self._max,
                     open=False,
-                    configure=_configure,
+                    configure=self._configure,
                     check=AsyncConnectionPool.check_connection,
                     timeout=self._timeout,
                     name=f"owlclaw-state-{self._where}",
                 )
-                self._pools[loop] = pool
-        if fresh:
-            try:
-                with self._mapped("connecting"):
+                opening = loop.create_task(self._open(loop, pool))
+                opening.add_done_callback(_retrieve)  # a waiter cancelled meanwhile still reads it
+                entry = _Entry(pool, opening)
+                self._pools[loop] = entry
+        if entry.opening is not None:
+            await asyncio.shield(entry.opening)
+        return entry.pool
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Conn]) -> None:
+        try:
+            with self._mapped("connecting"):
+                try:
                     await pool.open(wait=True, timeout=self._timeout)
-            except BaseException:
-                with self._lock:
-                    self._pools.pop(loop, None)
-                await pool.close()
-                raise
-        return pool
+                except PoolTimeout:
+                    await self._probe()  # the pool only logs why; a plain connect raises it
+                    raise
+        except BaseException:
+            with self._lock:
+                self._pools.pop(loop, None)
+            await pool.close()
+            raise
+        with self._lock:
+            if (entry := self._pools.get(loop)) is not None:
+                entry.opening = None
+
+    async def _configure(self, conn: Conn) -> None:
+        idle = max(60_000, 2 * self._lock_ms)
+        await conn.execute(_SESSION.format(lock=self._lock_ms, idle=idle).encode())
+
+    async def _probe(self) -> None:
+        """Connect once outside the pool: raises the server's reason (bad password,
+        no such database, refused), or returns if the server answers now."""
+        await (await self._connect()).close()
+
+    async def _connect(self) -> Conn:
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_s
+        )
+        await self._configure(conn)
+        return conn
 
     def _mapped(self, doing: str) -> _Mapped:
         return _Mapped(self, doing)
@@ -215,7 +230,7 @@ class ScheduleStore:
     def _scrub(self, text: str) -> str:
         if self._password:
             text = text.replace(self._password, "**********")
-        return text.replace(self._url, "<state_database_url>")
+        return " ".join(text.replace(self._url, "<state_database_url>").split())  # libpq's: several lines
 
     # schedules
 
@@ -275,10 +290,11 @@ class ScheduleStore:
         cur = await conn.execute(
             "DELETE FROM owlclaw_schedules WHERE namespace = %s AND id = %s", (namespace, schedule_id)
         )
-        # fired runs keep their rows until they end (begin() still answers for them)
+        # runs not known ended keep their rows (begin() still answers for them) until
+        # they end (``forget``) or, never triggered, ``unstarted`` finds them orphaned
         await conn.execute(
             "DELETE FROM owlclaw_occurrences WHERE namespace = %s AND schedule_id = %s "
-            "AND (ended_at IS NOT NULL OR run_id IS NULL)",
+            "AND ended_at IS NOT NULL",
             (namespace, schedule_id),
         )
         return cur.rowcount > 0
@@ -337,6 +353,14 @@ class ScheduleStore:
             "AND nominal = ANY(%s) AND ended_at IS NULL",
             (now, namespace, schedule_id, nominals),
         )
+
+    async def forget(self, conn: Conn, namespace: str, occurrences: list[tuple[str, datetime]]) -> None:
+        """Delete occurrence rows (of schedules that were removed)."""
+        for schedule_id, nominal in occurrences:
+            await conn.execute(
+                "DELETE FROM owlclaw_occurrences WHERE namespace = %s AND schedule_id = %s AND nominal = %s",
+                (namespace, schedule_id, nominal),
+            )
 
     async def triggered(
         self, conn: Conn, namespace: str, schedule_id: str, nominal: datetime, run_id: str, now: datetime
@@ -408,8 +432,22 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-async def _configure(conn: Conn) -> None:
-    await conn.execute("SET TIME ZONE 'UTC'")
+_SESSION: Final = (
+    "SET TIME ZONE 'UTC'; SET lock_timeout = '{lock}ms'; "
+    # a process frozen inside a transaction must not hold schedule rows for ever
+    "SET idle_in_transaction_session_timeout = '{idle}ms'"
+)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(eq=False)
+class _Entry:
+    pool: AsyncConnectionPool[Conn]
+    opening: asyncio.Task[None] | None  # None once open
 
 
 class _Mapped:
@@ -431,6 +469,11 @@ class _Mapped:
         head = f"schedule state database {store.where}, {self._doing}"
         if isinstance(exc, PoolTimeout):
             message = f"{head}: no connection within {store._timeout:g} s"
+        elif isinstance(exc, psycopg.errors.LockNotAvailable):
+            message = (
+                f"{head}: a schedule row stayed locked for {store._lock_ms / 1000:g} s by another "
+                "transaction (a stuck process?); the call changed nothing, retry it"
+            )
         elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
             message = (
                 f"{head}: permission denied ({store._scrub(str(exc)).strip()}); the role needs "

@@ -20,7 +20,8 @@ from owlclaw.backends.hatchet.local.postgres import LocalPostgres, PostgresError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start PostgreSQL + hatchet-lite, print the client env, run until killed."""
+    """Start PostgreSQL + hatchet-lite, print the client env (with the schedules'
+    state database, ``owlclaw``, on a temporary PostgreSQL), run until killed."""
     parser = argparse.ArgumentParser(
         prog="python -m owlclaw.backends.hatchet.local",
         description="Run a local Hatchet engine (and PostgreSQL) until Ctrl-C/SIGTERM.",
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             "HATCHET_CLIENT_SERVER_URL": conn.server_url,
             "HATCHET_CLIENT_TLS_STRATEGY": "none",
         }
+        if pg is not None:  # schedules' state: an owlclaw database beside the engine's
+            exports["OWLCLAW_STATE_DATABASE_URL"] = pg.database_url("owlclaw")
         print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items()))
         removes = "and removes the temporary database" if pg is not None else "(your database stays)"
         print(f"# Ctrl-C or SIGTERM stops the engine {removes}.", file=sys.stderr)
