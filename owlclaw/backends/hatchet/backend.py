@@ -142,12 +142,16 @@ class HatchetScheduler(ScheduleHooks, BaseScheduler):
         return await self._lookups.list_runs(task_name, states, limit)
 
     async def diagnose(self) -> list[Finding]:
-        """Checks for ``owlclaw-scheduler doctor``: versions and workers."""
-        from owlclaw.backends.hatchet.doctor import diagnose
+        """Checks for ``owlclaw-scheduler doctor``: versions, workers, and the
+        schedules' state database when it is configured."""
+        from owlclaw.backends.hatchet.doctor import diagnose, state_database
 
         conn = self._connection
         with conn.sdk("run the doctor's checks"):
-            return await diagnose(conn.require(), conn.names.prefix, self.namespace)
+            found = await diagnose(conn.require(), conn.names.prefix, self.namespace)
+        if self._chain is not None:
+            found.append(await state_database(self._chain.store))
+        return found
 
     # workers
 

@@ -70,6 +70,7 @@ SWEEP_EVERY = 15.0  # seconds between the sweeper's passes
 SWEEP_SLACK = timedelta(seconds=90)
 UNSTARTED_AFTER = timedelta(seconds=30)  # a claimed occurrence not triggered this long after its claim
 PASS_TIMEOUT = 60.0  # longest one sweeper pass may take
+ACTIVE_TIMEOUT = 15.0  # longest the overlap check's status look-ups may take (the row is locked meanwhile)
 BEGIN_PATIENCE = 60.0  # seconds a run of an occurrence waits for the state database before failing
 
 
@@ -252,7 +253,14 @@ class Chain:
                 return None
             return None if info.state.is_final else run_id
 
-        found = await asyncio.gather(*(state(r) for r in run_ids))
+        # the book calls this with the schedule's row locked: bounded well under its 60 s idle limit
+        try:
+            found = await asyncio.wait_for(asyncio.gather(*(state(r) for r in run_ids)), ACTIVE_TIMEOUT)
+        except TimeoutError:
+            raise SchedulerConnectionError(
+                f"the engine did not answer the status of {len(run_ids)} runs of a schedule within "
+                f"{ACTIVE_TIMEOUT:g}s (overlap check); the link runs again"
+            ) from None
         return {r for r in found if r is not None}
 
     # what the worker calls
