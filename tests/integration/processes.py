@@ -138,7 +138,10 @@ def start_worker(
     name = name or f"w{uuid.uuid4().hex[:8]}"
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / f"{name}.yaml"
-    document = {"scheduler": {"backend": "hatchet", "hatchet": engine.settings(worker_name=name)}}
+    section = engine.settings(worker_name=name)
+    if getattr(engine, "state_database_url", None):  # schedules on: the worker serves their links
+        section["state_database_url"] = engine.state_database_url
+    document = {"scheduler": {"backend": "hatchet", "hatchet": section}}
     config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
     worker = WorkerProcess(worker_command(app), engine.worker_env(config_path), directory / f"{name}.log")
     worker.start().wait_active(engine, name)

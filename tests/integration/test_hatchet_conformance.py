@@ -31,7 +31,10 @@ class TestHatchet(SchedulerConformance):
     async def scheduler(
         self, hatchet_engine: Any, conformance_worker: Any, connect_scheduler: Any
     ) -> AsyncIterator[Scheduler]:
-        async with connect_scheduler(hatchet_engine) as scheduler:
+        # schedules on (the state database): their tests without a virtual clock run
+        async with connect_scheduler(
+            hatchet_engine, state_database_url=hatchet_engine.state_database_url
+        ) as scheduler:
             yield scheduler
 
     @pytest.fixture

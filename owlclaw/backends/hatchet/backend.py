@@ -13,12 +13,15 @@ from typing import Any
 
 from owlclaw.backends.hatchet import triggers
 from owlclaw.backends.hatchet.cancel import cancel_task
+from owlclaw.backends.hatchet.chain import Chain, Sweeper
 from owlclaw.backends.hatchet.client import Connection
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.lookups import Lookups
+from owlclaw.backends.hatchet.schedules import ScheduleHooks
+from owlclaw.backends.hatchet.store import SETTING, ScheduleStore
 from owlclaw.backends.hatchet.worker import serve
 from owlclaw.scheduler.doctor import Finding
-from owlclaw.scheduler.errors import NotSupportedError
+from owlclaw.scheduler.errors import NotSupportedError, TaskDefinitionError
 from owlclaw.scheduler.kit import BaseScheduler
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
@@ -26,21 +29,32 @@ from owlclaw.scheduler.protocol import Capabilities
 __all__ = ["HatchetScheduler"]
 
 
-class HatchetScheduler(BaseScheduler):
+class HatchetScheduler(ScheduleHooks, BaseScheduler):
     """Runs owlclaw tasks on a Hatchet engine (ids and states: docs/hatchet.md)."""
 
     backend_name = "hatchet"
 
     @property
     def capabilities(self) -> Capabilities:
-        """Workers run in their own process (``run_worker``); ``doctor`` can diagnose it."""
-        return Capabilities(in_process=False, virtual_time=False, diagnose=True, start_worker=False)
+        """Workers run in their own process (``run_worker``); ``doctor`` can diagnose it;
+        schedules once ``state_database_url`` is set (schedules.py)."""
+        return Capabilities(
+            in_process=False,
+            virtual_time=False,
+            diagnose=True,
+            start_worker=False,
+            schedules=self.config.state_database_url is not None,
+        )
 
     def __init__(self, config: HatchetConfig | None = None) -> None:
         super().__init__()
         self.config = config or HatchetConfig.model_validate({})
+        self._chain: Chain | None = None
         self._connection = Connection(self.config, self.tasks, self)
         self._lookups = Lookups(self._connection)
+        if self.config.state_database_url is not None:
+            store = ScheduleStore(self.config.state_database_url)
+            self._chain = Chain(self._lookups, store, self.namespace)
 
     @classmethod
     def from_config(cls, config: HatchetConfig) -> HatchetScheduler:
@@ -56,6 +70,11 @@ class HatchetScheduler(BaseScheduler):
 
     def _check_task(self, options: TaskOptions) -> None:
         self._connection.names.check(options)
+        if options.timezone != "UTC" and self._chain is None:
+            raise TaskDefinitionError(
+                f"task {options.name!r}: cron in timezone={options.timezone!r} needs schedules, which "
+                f"keep their state in PostgreSQL on Hatchet: set {SETTING}, or write the cron in UTC"
+            )
 
     def _task_added(self, options: TaskOptions) -> None:
         self._connection.task_added(options)
@@ -64,8 +83,17 @@ class HatchetScheduler(BaseScheduler):
 
     async def connect(self) -> None:
         await self._connection.connect()
+        if self._chain is not None:
+            try:
+                await self._chain.store.ensure_schema()  # the state database answers
+                await self._declare_zoned_crons(dict(self._tasks))
+            except BaseException:
+                await self.disconnect()
+                raise
 
     async def disconnect(self) -> None:
+        if self._chain is not None:
+            await self._chain.close()
         await self._connection.drop()
 
     def _check_connected(self, operation: str) -> None:
@@ -114,12 +142,16 @@ class HatchetScheduler(BaseScheduler):
         return await self._lookups.list_runs(task_name, states, limit)
 
     async def diagnose(self) -> list[Finding]:
-        """Checks for ``owlclaw-scheduler doctor``: versions and workers."""
-        from owlclaw.backends.hatchet.doctor import diagnose
+        """Checks for ``owlclaw-scheduler doctor``: versions, workers, and the
+        schedules' state database when it is configured."""
+        from owlclaw.backends.hatchet.doctor import diagnose, state_database
 
         conn = self._connection
         with conn.sdk("run the doctor's checks"):
-            return await diagnose(conn.require(), conn.names.prefix, self.namespace)
+            found = await diagnose(conn.require(), conn.names.prefix, self.namespace)
+        if self._chain is not None:
+            found.append(await state_database(self._chain.store))
+        return found
 
     # workers
 
@@ -146,4 +178,6 @@ class HatchetScheduler(BaseScheduler):
             raise NotSupportedError("no tasks are registered: declare some with @scheduler.task first")
         conn = self._connection
         client = conn.client or conn.build()
-        serve(client, self._tasks, conn.standalones, self.config, conn.host)
+        sweeper = Sweeper(self._chain) if self._chain is not None else None
+        internal = list(conn.internal.values())
+        serve(client, self._tasks, conn.standalones, self.config, conn.host, internal, sweeper)

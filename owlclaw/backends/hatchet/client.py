@@ -18,7 +18,7 @@ from hatchet_sdk import ClientConfig, ClientTLSConfig, Hatchet
 from owlclaw.backends.hatchet.batch import TriggerBatcher
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.errors import map_sdk_errors
-from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, TOMBSTONE, Names
+from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, LINK, TOMBSTONE, Names
 from owlclaw.backends.hatchet.worker import define, never_runs
 from owlclaw.scheduler.errors import SchedulerConnectionError
 from owlclaw.scheduler.kit import NOT_CONNECTED
@@ -42,6 +42,7 @@ class Connection:
         self.client: Hatchet | None = None
         self.standalones: dict[str, Any] = {}
         self.tombstone: Any = None
+        self.internal: dict[str, Any] = {}  # owlclaw's workflows a worker serves (the schedule link)
         self.workflow_ids: dict[str, str] = {}
         self.foreign_workflows: set[str] = set()
         self.engine: Any = None  # LocalEngine in embedded mode
@@ -103,6 +104,12 @@ class Connection:
             self.batcher = TriggerBatcher(client_config, self.host, cfg.trigger_queue_size)
         self.standalones = {name: self._define(client, o) for name, o in self.tasks.items()}
         self.tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(never_runs)
+        self.internal = {}
+        if getattr(self.scheduler, "schedule_chain", None) is not None:
+            from owlclaw.backends.hatchet.chain import define_link
+
+            chain_of = lambda: self.scheduler.schedule_chain  # noqa: E731
+            self.internal[LINK] = define_link(client, chain_of, cfg.schedule_timeout_seconds)
         return client
 
     async def connect(self) -> None:
@@ -127,7 +134,8 @@ class Connection:
             raise
 
     async def _register_workflows(self, client: Hatchet) -> None:
-        for name, standalone in [*self.standalones.items(), (TOMBSTONE, self.tombstone)]:
+        owned = [(TOMBSTONE, self.tombstone), *self.internal.items()]
+        for name, standalone in [*self.standalones.items(), *owned]:
             response = await client._client.admin.aio_put_workflow(standalone.to_proto())
             if getattr(response, "workflow_id", None):
                 self.workflow_ids[name] = str(response.workflow_id)
@@ -136,8 +144,8 @@ class Connection:
         """One ``owlclaw-declared`` cron per task declared with ``cron=``,
         replaced when the expression changed."""
         for options in self.tasks.values():
-            if options.cron is None:
-                continue
+            if options.cron is None or options.timezone != "UTC":
+                continue  # a zoned one is a schedule (HatchetScheduler.connect)
             with self.sdk("list crons"):
                 rows = (
                     await self.require().cron.aio_list(

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -33,9 +33,13 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 _Handler = Callable[[int, FrameType | None], Any]
 
 
-def plan(tasks: Mapping[str, TaskOptions], standalones: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
-    """The SDK workflows of the ordinary tasks and of the durable tasks."""
+def plan(
+    tasks: Mapping[str, TaskOptions], standalones: Mapping[str, Any], internal: Sequence[Any] = ()
+) -> tuple[list[Any], list[Any]]:
+    """The SDK workflows of the ordinary tasks and of the durable tasks;
+    owlclaw's ``internal`` workflows (the schedule link) are ordinary ones."""
     ordinary = [standalones[name] for name, options in tasks.items() if not options.durable]
+    ordinary += internal
     durable = [standalones[name] for name, options in tasks.items() if options.durable]
     return ordinary, durable
 

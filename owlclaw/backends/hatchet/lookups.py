@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from owlclaw.backends.hatchet.client import Connection
-from owlclaw.backends.hatchet.naming import TOMBSTONE
+from owlclaw.backends.hatchet.naming import RESERVED
 from owlclaw.backends.hatchet.status import (
     EngineRun,
     LocalRecord,
@@ -213,7 +213,9 @@ class Lookups:
         found = []
         for row in rows:
             name = self.conn.names.strip(row.workflow_name)
-            if name is None or (task_name is not None and name != task_name) or row.workflow_run_id:
+            if name is None or name in RESERVED or (task_name is not None and name != task_name):
+                continue  # a schedule's links are owlclaw's own
+            if row.workflow_run_id:
                 continue
             task_id = (row.additional_metadata or {}).get(ID_KEY) or str(row.metadata.id)
             if task_id in self.cancelled:
@@ -246,8 +248,8 @@ class Lookups:
                 rows = (await client.runs.aio_list(**kwargs)).rows or []
             for row in rows:
                 name = self.conn.names.strip(row.workflow_name)
-                if name is None or name == TOMBSTONE or (task_name is not None and name != task_name):
-                    continue  # a tombstone records a schedule that never became a run
+                if name is None or name in RESERVED or (task_name is not None and name != task_name):
+                    continue  # a tombstone records a schedule that never became a run; links are owlclaw's
                 found.append(await self.info(EngineRun.from_listing(row, name)))
         found.sort(key=lambda t: t.scheduled_at or datetime.min.replace(tzinfo=UTC), reverse=True)
         return found[:limit]

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from owlclaw.scheduler.errors import TaskDefinitionError
 from owlclaw.scheduler.models import TaskOptions
 
-__all__ = ["DECLARED_CRON_NAME", "TOMBSTONE", "Names"]
+__all__ = ["DECLARED_CRON_NAME", "LINK", "RESERVED", "TOMBSTONE", "Names"]
 
 TOMBSTONE = "owlclaw-cancelled"  # a workflow no worker serves: its cancelled runs record cancelled schedules
+LINK = "owlclaw-schedule"  # the internal workflow whose scheduled runs chain a schedule's occurrences
+RESERVED = (TOMBSTONE, LINK)  # workflows owlclaw defines itself: no task may take these names
 DECLARED_CRON_NAME = "owlclaw-declared"  # the name of a cron declared with @task(cron=...)
 
 
@@ -41,8 +43,10 @@ class Names:
 
     def check(self, options: TaskOptions) -> None:
         """Refuse task names the engine would confuse with ours or another's."""
-        if options.name == TOMBSTONE:
-            raise TaskDefinitionError(f"{TOMBSTONE!r} is reserved by the Hatchet backend; pick another name")
+        if options.name in RESERVED:
+            raise TaskDefinitionError(
+                f"{options.name!r} is reserved by the Hatchet backend; pick another name"
+            )
         if options.name.lower().startswith(self.prefix):
             bare = options.name[len(self.prefix) :]
             raise TaskDefinitionError(

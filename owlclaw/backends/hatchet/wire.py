@@ -21,8 +21,11 @@ __all__ = [
     "CANCEL_MARK",
     "DUE_KEY",
     "ID_KEY",
+    "NOMINAL_KEY",
+    "OCCURRENCE_KEY",
     "QUEUED_KEY",
     "RESULT_KEY",
+    "SCHEDULE_KEY",
     "SDK_STATUSES",
     "STATES",
     "TASK_KEY",
@@ -39,6 +42,9 @@ DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
 QUEUED_KEY = "owlclaw_queued_at"  # when run_task was called, ISO 8601 UTC: the lateness metric's start
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
 TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
+SCHEDULE_KEY = "owlclaw_schedule"  # on a link and on a run a schedule fired: the schedule's id
+NOMINAL_KEY = "owlclaw_nominal"  # on a run a schedule fired: the occurrence's nominal time, ISO 8601 UTC
+OCCURRENCE_KEY = "owlclaw_occurrence"  # on a run a schedule fired: the occurrence id
 # a run's log line from the worker: the cancel reached it before the task returned,
 # so the SDK drops the result and the run ends CANCELLED (cancel.py reads it)
 CANCEL_MARK = "owlclaw: cancelled before the task returned"

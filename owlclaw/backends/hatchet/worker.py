@@ -9,11 +9,14 @@ async; a sync task function runs on the process's ``sync_executor``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 from hatchet_sdk import Context, DurableContext, Hatchet, Priority
@@ -25,13 +28,14 @@ from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
-from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, lateness
+from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, SCHEDULE_KEY, lateness
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DUPLICATE_KEY",
     "TIMEOUT_GRACE",
     "backoff",
     "concurrency",
@@ -47,6 +51,9 @@ log = logging.getLogger("owlclaw.scheduler.hatchet")
 TIMEOUT_GRACE = 5  # seconds the engine waits past a task's own timeout before it steps in
 DEFAULT_TIMEOUT = timedelta(hours=24)  # Hatchet's default is 60 s; owlclaw's is none
 SHUTDOWN_GRACE = 10.0  # seconds the worker waits at exit for sync task threads, then leaves them
+
+#: the result of a duplicate run of a schedule's occurrence (its user code did not run)
+DUPLICATE_KEY = "owlclaw_duplicate"
 
 _sync: SyncExecutor | None = None  # this worker process's threads for sync tasks
 
@@ -148,6 +155,25 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
         async def durable_sleep(seconds: float) -> None:
             await durable_ctx.aio_sleep_for(timedelta(seconds=max(seconds, 0.0)))
 
+    occurrence = None
+    if SCHEDULE_KEY in metadata:  # a run a schedule fired: once per occurrence (chain.py)
+        chain = getattr(scheduler, "schedule_chain", None)
+        if chain is None:
+            raise NonRetryableException(
+                "a schedule's run reached a worker without schedules: set scheduler.hatchet."
+                "state_database_url (OWLCLAW_STATE_DATABASE_URL) on every worker of this namespace"
+            )
+        schedule_id, nominal, occurrence_id, first = await chain.begin(metadata, str(ctx.workflow_run_id))
+        if not first:
+            log.info(
+                "schedule occurrence already taken by another run; run %s ends without running the task "
+                "occurrence=%s",
+                ctx.workflow_run_id,
+                occurrence_id,
+                extra={"event": "occurrence_duplicate", "schedule_id": schedule_id},
+            )
+            return {RESULT_KEY: None, DUPLICATE_KEY: occurrence_id}
+        occurrence = (chain, schedule_id, nominal, occurrence_id)
     task_ctx = make_context(
         options,
         task_id=task_id,
@@ -155,6 +181,8 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
         scheduler=scheduler,
         durable_sleep=durable_sleep,
         cancel_event=_FlagEvent(ctx),
+        scheduled_for=occurrence[2] if occurrence else None,
+        occurrence_id=occurrence[3] if occurrence else None,
     )
     returned = False
     if not isinstance(ctx, DurableContext):  # a durable run's eviction sets the same flag
@@ -168,8 +196,14 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
             lateness=lateness(metadata, attempt),
             executor=sync_executor(int(getattr(getattr(scheduler, "config", None), "slots", 100))),
         )
+    except asyncio.CancelledError:
+        if occurrence is not None:  # cancelled: final
+            occurrence[0].ended_later(occurrence[1], occurrence[2])
+        raise
     finally:
         returned = True
+    if occurrence is not None and outcome.final:  # an overlap policy may release a buffered occurrence
+        await occurrence[0].ended(occurrence[1], occurrence[2])
     if outcome.succeeded:
         return {RESULT_KEY: outcome.result}
     assert outcome.exception is not None and outcome.error is not None
@@ -225,23 +259,43 @@ def _mark_cancel_while_running(ctx: Context, returned: Any) -> None:
     ctx._set_cancellation_flag = flag_set  # type: ignore[method-assign]
 
 
+def _on_shutdown_signal(callback: Callable[[], None]) -> None:
+    """Call ``callback`` first when SIGTERM or SIGINT arrives (then the handler installed before)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        inner: Any = signal.getsignal(sig)
+        if not callable(inner):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, inner: Any = inner) -> None:
+            callback()
+            inner(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 def serve(
     client: Hatchet,
     tasks: Mapping[str, TaskOptions],
     standalones: Mapping[str, Any],
     config: HatchetConfig,
     host: str,
+    internal: Sequence[Any] = (),
+    sweeper: Any = None,
 ) -> None:
     """Run the workers for every registered task until SIGTERM/SIGINT (the SDK
     drains the runs in flight, then exits the process with status 0; runs
     still going after ``shutdown_grace_seconds`` make it exit with status 1).
     Ordinary and durable tasks get SDK workers of their own (``layout``).
     Sync task functions run on ``sync_executor(config.slots)``; at exit its
-    threads get ``SHUTDOWN_GRACE`` seconds, then are left behind (daemons)."""
+    threads get ``SHUTDOWN_GRACE`` seconds, then are left behind (daemons).
+    ``internal`` are owlclaw's own workflows to serve (the schedule link);
+    ``sweeper`` (``chain.Sweeper``) runs beside the workers while they do."""
     global _sync
-    workflows = plan(tasks, standalones)
+    workflows = plan(tasks, standalones, internal)
     layout = Layout(client, config.effective_worker_name, config.slots, config.slots, workflows)
     bound_shutdown(config.shutdown_grace_seconds)
+    if sweeper is not None:
+        _on_shutdown_signal(sweeper.chain.draining.set)
     if not config.ship_owlclaw_logs:
         keep_own_logs_local(client._client.log_interceptor)
     log.info(
@@ -255,8 +309,12 @@ def serve(
     sync_executor(config.slots)
     try:
         layout.start_side()
+        if sweeper is not None:
+            sweeper.start()
         layout.main.start()
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         side_ok = layout.stop_side(config.shutdown_grace_seconds + SHUTDOWN_GRACE)
         executor, _sync = _sync, None
         if executor is not None:

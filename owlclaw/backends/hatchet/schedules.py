@@ -1,0 +1,145 @@
+"""``HatchetScheduler``'s schedule hooks (a part of it): each asks the
+``ScheduleBook`` (``gate.py``, state in the application's PostgreSQL), then
+has ``Chain`` do on the engine what the book returned (``chain.py``).
+
+Schedules need ``scheduler.hatchet.state_database_url``; without it the
+backend keeps today's behaviour: UTC ``add_cron`` as engine crons, and every
+other schedule call raises ``NotSupportedError`` naming that setting.
+Plain UTC ``add_cron`` stays an engine cron with it too; its id is the
+engine's, and ``remove_schedule``/``list_schedules``/``get_schedule`` reach
+it, while pausing, skipping, previewing or backfilling it is not supported
+yet (no conversion to a chain, unlike memory).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from owlclaw.backends.hatchet.chain import Chain
+from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.lookups import Lookups
+from owlclaw.backends.hatchet.store import SETTING
+from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError
+from owlclaw.scheduler.models import CronInfo, ScheduleInfo, TaskOptions
+from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
+
+if TYPE_CHECKING:
+    from owlclaw.backends.hatchet.gate import ScheduleBook
+
+__all__ = ["ScheduleHooks"]
+
+log = logging.getLogger("owlclaw.scheduler.hatchet")
+
+
+class ScheduleHooks:
+    """``BaseScheduler``'s schedule hooks for ``HatchetScheduler``."""
+
+    config: HatchetConfig
+    backend_name: str
+    _lookups: Lookups
+    _chain: Chain | None
+
+    async def _list_crons(self, task_name: str | None) -> list[CronInfo]:
+        raise NotImplementedError
+
+    async def _remove_cron(self, cron_id: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def schedule_chain(self) -> Chain | None:
+        """The engine side of schedules; None without a state database."""
+        return self._chain
+
+    def _unsupported(self, method: str, hint: str) -> NotSupportedError:
+        return NotSupportedError(
+            f"{method} is not supported by the hatchet backend without a state database: schedules "
+            f"keep their state in PostgreSQL; set {SETTING} to the application's database "
+            "(deploy/init-db.sql makes it)" + (f", or {hint}" if hint else "")
+        )
+
+    async def _book_and_chain(self, method: str) -> tuple[ScheduleBook, Chain]:
+        if self._chain is None:
+            raise self._unsupported(method, "")
+        return self._chain.book, self._chain
+
+    async def _add_schedule(self, options: TaskOptions, spec: ScheduleSpec, payload: dict[str, Any]) -> str:
+        book, chain = await self._book_and_chain("add_schedule()")
+        schedule_id, effects = await book.add(options.name, spec, payload)
+        await chain.execute(effects)
+        return schedule_id
+
+    async def _list_schedules(self, task_name: str | None) -> list[ScheduleInfo]:
+        found = await self._list_crons(task_name)
+        if self._chain is not None:
+            found += await self._chain.book.list(task_name)
+        return found
+
+    async def _get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        if self._chain is not None:
+            try:
+                return await self._chain.book.get(schedule_id)
+            except TaskNotFoundError:
+                pass  # an engine cron's id, maybe
+        for info in await self._list_crons(None):
+            if info.id == schedule_id:
+                return info
+        raise TaskNotFoundError(f"no schedule with id {schedule_id!r}; list them with list_schedules()")
+
+    async def _remove_schedule(self, schedule_id: str) -> None:
+        if self._chain is not None:
+            removed, effects = await self._chain.book.remove(schedule_id)
+            await self._chain.execute(effects)
+            if removed:
+                return
+        await self._remove_cron(schedule_id)
+
+    async def _update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> None:
+        book, chain = await self._book_and_chain("update_schedule()")
+        await chain.execute(await book.update(schedule_id, changes))
+
+    async def _pause_schedule(self, schedule_id: str, note: str | None) -> None:
+        book, chain = await self._book_and_chain("pause_schedule()")
+        await chain.execute(await book.pause(schedule_id, note))
+
+    async def _resume_schedule(self, schedule_id: str) -> None:
+        book, chain = await self._book_and_chain("resume_schedule()")
+        await chain.execute(await book.resume(schedule_id))
+
+    async def _skip_schedule(self, schedule_id: str, count: int) -> None:
+        book, _ = await self._book_and_chain("skip_schedule()")
+        await book.skip(schedule_id, count)
+
+    async def _preview_schedule(
+        self, schedule_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[datetime]:
+        book, _ = await self._book_and_chain("preview_schedule()")
+        return await book.preview(schedule_id, start, end, limit)
+
+    async def _backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
+        book, chain = await self._book_and_chain("backfill_schedule()")
+        return await chain.execute(await book.backfill(schedule_id, start, end, chain.active))
+
+    async def _declare_zoned_crons(self, tasks: dict[str, TaskOptions]) -> None:
+        """``@task(cron=..., timezone=...)`` in a zone other than UTC: one
+        schedule per declaration (overlap allow_all, as crons fire), added
+        unless a schedule of that task with that cron, zone and no payload exists."""
+        if self._chain is None:
+            return
+        book = self._chain.book
+        for options in tasks.values():
+            if options.cron is None or options.timezone == "UTC":
+                continue
+            existing = await book.list(options.name)
+            if any(
+                s.expression == options.cron and s.timezone == options.timezone and not s.payload
+                for s in existing
+            ):
+                continue
+            spec = ScheduleSpec(cron=options.cron, timezone=options.timezone, overlap=Overlap.ALLOW_ALL)
+            schedule_id, effects = await book.add(options.name, spec, {})
+            await self._chain.execute(effects)
+            log.info(
+                "declared cron of task %s in %s is schedule %s", options.name, options.timezone, schedule_id
+            )
