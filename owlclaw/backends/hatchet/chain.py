@@ -24,11 +24,10 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hatchet_sdk import Context, Hatchet
+from hatchet_sdk import Hatchet
 from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions, TriggerWorkflowOptions
 
 from owlclaw.backends.hatchet.cancel import cancel_task
@@ -52,12 +51,10 @@ from owlclaw.scheduler.kit import dump_json
 if TYPE_CHECKING:
     from owlclaw.backends.hatchet.gate import Effects, Fire, Link, ScheduleBook
 
-__all__ = ["LINK_RETRIES", "SWEEP_EVERY", "SWEEP_SLACK", "Chain", "Sweeper", "define_link", "parse_link"]
+__all__ = ["SWEEP_EVERY", "SWEEP_SLACK", "Chain", "Sweeper", "parse_link"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
-LINK_RETRIES = 10  # a link whose book call failed (the state database down) runs again
-LINK_TIMEOUT = timedelta(seconds=120)  # one link: a transaction, a few engine calls
 FIRE_CONCURRENCY = 8  # user runs triggered at once (a backfill or a catch-up fires many)
 #: a link due sooner than this is run by the link before it (the engine's poll
 #: would start it up to 5 s late), for at most FOLLOW_SECONDS per link run
@@ -365,31 +362,6 @@ class Chain:
         again = await book.unstarted(unstarted_after)
         retriggered = await self.execute(Effects(fire=again)) if again else []
         return len(fired), len(retriggered)
-
-
-def define_link(client: Hatchet, chain_of: Callable[[], Chain | None], schedule_timeout: float) -> Any:
-    """The internal link workflow (served by every worker of the namespace);
-    ``chain_of`` gives the scheduler's chain when a link runs."""
-
-    async def owlclaw_schedule(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        chain = chain_of()
-        if chain is None:
-            raise RuntimeError(
-                "a schedule link reached a worker without schedules: set scheduler.hatchet."
-                "state_database_url (OWLCLAW_STATE_DATABASE_URL) on every worker of this namespace"
-            )
-        return await chain.on_link(payload)
-
-    decorate: Any = client.task(
-        name=LINK,
-        input_validator=dict[str, Any],
-        retries=LINK_RETRIES,
-        backoff_factor=2.0,
-        backoff_max_seconds=30,
-        execution_timeout=LINK_TIMEOUT,
-        schedule_timeout=timedelta(seconds=schedule_timeout),
-    )
-    return decorate(owlclaw_schedule)
 
 
 class Sweeper:

@@ -19,7 +19,7 @@ from owlclaw.backends.hatchet.batch import TriggerBatcher
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.errors import map_sdk_errors
 from owlclaw.backends.hatchet.naming import DECLARED_CRON_NAME, LINK, TOMBSTONE, Names
-from owlclaw.backends.hatchet.worker import define, never_runs
+from owlclaw.backends.hatchet.worker import define, define_link, never_runs
 from owlclaw.scheduler.errors import SchedulerConnectionError
 from owlclaw.scheduler.kit import NOT_CONNECTED
 from owlclaw.scheduler.models import TaskOptions
@@ -106,8 +106,6 @@ class Connection:
         self.tombstone = client.task(name=TOMBSTONE, input_validator=dict[str, Any])(never_runs)
         self.internal = {}
         if getattr(self.scheduler, "schedule_chain", None) is not None:
-            from owlclaw.backends.hatchet.chain import define_link
-
             chain_of = lambda: self.scheduler.schedule_chain  # noqa: E731
             self.internal[LINK] = define_link(client, chain_of, cfg.schedule_timeout_seconds)
         return client

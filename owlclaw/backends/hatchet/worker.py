@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatchet_sdk import Context, DurableContext, Hatchet, Priority
 from hatchet_sdk.exceptions import NonRetryableException
@@ -27,11 +27,15 @@ from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.layout import Layout, plan
+from owlclaw.backends.hatchet.naming import LINK
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
 from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, SCHEDULE_KEY, lateness
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
+
+if TYPE_CHECKING:
+    from owlclaw.backends.hatchet.chain import Chain
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -40,6 +44,7 @@ __all__ = [
     "backoff",
     "concurrency",
     "define",
+    "define_link",
     "execute",
     "keep_own_logs_local",
     "serve",
@@ -130,6 +135,35 @@ def define(client: Hatchet, options: TaskOptions, scheduler: Any, schedule_timeo
     # the SDK's overloads cannot be matched through **kwargs
     decorate: Any = client.durable_task(**kwargs) if options.durable else client.task(**kwargs)
     return decorate(owlclaw_task)
+
+
+LINK_RETRIES = 10  # a link whose book call failed (the state database down) runs again
+LINK_TIMEOUT = timedelta(seconds=120)  # one link: a transaction, a few engine calls
+
+
+def define_link(client: Hatchet, chain_of: Callable[[], Chain | None], schedule_timeout: float) -> Any:
+    """The internal link workflow (served by every worker of the namespace);
+    ``chain_of`` gives the scheduler's chain when a link runs."""
+
+    async def owlclaw_schedule(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        chain = chain_of()
+        if chain is None:
+            raise RuntimeError(
+                "a schedule link reached a worker without schedules: set scheduler.hatchet."
+                "state_database_url (OWLCLAW_STATE_DATABASE_URL) on every worker of this namespace"
+            )
+        return await chain.on_link(payload)
+
+    decorate: Any = client.task(
+        name=LINK,
+        input_validator=dict[str, Any],
+        retries=LINK_RETRIES,
+        backoff_factor=2.0,
+        backoff_max_seconds=30,
+        execution_timeout=LINK_TIMEOUT,
+        schedule_timeout=timedelta(seconds=schedule_timeout),
+    )
+    return decorate(owlclaw_schedule)
 
 
 async def never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  # pragma: no cover
