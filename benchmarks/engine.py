@@ -34,7 +34,7 @@ from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.local.engine import EngineConnection, LocalEngine
 from owlclaw.backends.hatchet.local.postgres import LocalPostgres
 
-__all__ = ["Clients", "EngineSession"]
+__all__ = ["Clients", "EngineSession", "terminate"]
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "benchmarks.app:scheduler"
@@ -179,7 +179,7 @@ class EngineSession:
     def stop(self) -> None:
         for process in (self._raw_worker, self._worker):
             if process is not None:
-                _terminate(process)
+                terminate(process)
         self._worker = self._raw_worker = None
         if self._engine is not None:
             self._engine.stop()
@@ -246,14 +246,14 @@ class EngineSession:
 _TASKS = ("bench_probe", "bench_hold", "bench_sleep", raw_worker.TASK)
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the worker's process group, SIGKILL after 30 s."""
+def terminate(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM to the process's group, SIGKILL after ``grace`` seconds."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -12,10 +12,8 @@ PostgreSQL (postmaster and backends), the client and the worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -26,7 +24,7 @@ from typing import Any
 
 from benchmarks import throughput
 from benchmarks.cpu import cpu_delta, snapshot, tree_cpu
-from benchmarks.engine import WORKER_SLOTS, EngineSession
+from benchmarks.engine import WORKER_SLOTS, EngineSession, terminate
 from benchmarks.env import Env
 from benchmarks.report import Result, Table
 from benchmarks.stats import ms, summarize
@@ -163,15 +161,7 @@ def _go_side(session: EngineSession, rate: int, sizes: Sizes) -> dict[str, Any]:
                 + "\n".join(log.tail)
             )
     finally:
-        if proc.poll() is None:  # it would idle until its own long timeout: stop it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        terminate(proc, grace=10)  # a running one would idle until its own long timeout
         reader.join(timeout=10)
     assert log.emit_at is not None
     starts = sorted(log.start_at.values())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from owlclaw.scheduler.kit import copy_json
+from owlclaw.scheduler.kit.schedule_calls import schedule_info
 from owlclaw.scheduler.models import ScheduleInfo
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
 
@@ -104,21 +105,12 @@ class ScheduleRow:
         )
 
     def info(self, next_run_at: datetime | None) -> ScheduleInfo:
-        spec = self.spec
-        return ScheduleInfo(
+        return schedule_info(
+            self.spec,
             id=self.id,
             task_name=self.task_name,
-            expression=spec.cron,
             payload=copy_json(self.payload),
             next_run_at=next_run_at,
-            every=spec.every,
-            timezone=spec.timezone,
-            start=spec.start,
-            end=spec.end,
-            jitter=spec.jitter,
-            overlap=spec.overlap,
-            catchup_window=spec.catchup_window,
-            coalesce=spec.coalesce,
             paused=self.paused_at is not None,
             note=self.note,
             skips_pending=self.skips,

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from owlclaw.backends.memory.runs import SCHEDULE, Entry, Run, Timetable
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.kit import copy_json
+from owlclaw.scheduler.kit.schedule_calls import schedule_info
 from owlclaw.scheduler.models import CronInfo, ScheduleInfo, TaskOptions, TaskState
 from owlclaw.scheduler.observability.metrics import record_occurrences
 from owlclaw.scheduler.schedules import (
@@ -314,22 +315,13 @@ class Schedules:
     # reading
 
     def info(self, s: Schedule) -> ScheduleInfo:
-        spec = s.spec
         nxt = None if s.paused_at is not None else s.walker.next_after(s.last)
-        return ScheduleInfo(
+        return schedule_info(
+            s.spec,
             id=s.id,
             task_name=s.task_name,
-            expression=spec.cron,
             payload=copy_json(s.payload),
             next_run_at=nxt,
-            every=spec.every,
-            timezone=spec.timezone,
-            start=spec.start,
-            end=spec.end,
-            jitter=spec.jitter,
-            overlap=spec.overlap,
-            catchup_window=spec.catchup_window,
-            coalesce=spec.coalesce,
             paused=s.paused_at is not None,
             note=s.note,
             skips_pending=s.skips,

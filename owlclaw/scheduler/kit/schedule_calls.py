@@ -23,10 +23,27 @@ from owlclaw.scheduler.schedules import (
 )
 from owlclaw.scheduler.schedules.occurrences import utc
 
-__all__ = ["MAX_NOTE_CHARS", "ScheduleCalls"]
+__all__ = ["MAX_NOTE_CHARS", "ScheduleCalls", "schedule_info"]
 
 MAX_NOTE_CHARS = 1000  # a pause note says who and why, not a log
 _UPDATABLE = frozenset("payload cron every timezone start end jitter overlap catchup_window coalesce".split())
+
+
+def schedule_info(spec: ScheduleSpec, **fields: Any) -> ScheduleInfo:
+    """A ``ScheduleInfo`` whose rule fields come from ``spec``; ``fields`` give
+    the rest (id, task_name, payload, next_run_at, pause and counters)."""
+    return ScheduleInfo(
+        expression=spec.cron,
+        every=spec.every,
+        timezone=spec.timezone,
+        start=spec.start,
+        end=spec.end,
+        jitter=spec.jitter,
+        overlap=spec.overlap,
+        catchup_window=spec.catchup_window,
+        coalesce=spec.coalesce,
+        **fields,
+    )
 
 
 class ScheduleCalls:
