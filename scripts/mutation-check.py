@@ -64,8 +64,8 @@ MUTATIONS = [
     Mutation(
         "add_cron keeps the caller's payload",
         "owlclaw/scheduler/kit/base.py",
-        "return await self._add_cron(options, expression, check_payload(payload))",
-        "return await self._add_cron(options, expression, check_payload(payload) and payload)",
+        "        data = check_payload(payload)\n        if timezone == \"UTC\":",
+        "        data = check_payload(payload) and payload\n        if timezone == \"UTC\":",
         (MEMORY_CONFORMANCE, "-k", "payload"),
     ),
     Mutation(
