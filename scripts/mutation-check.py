@@ -64,8 +64,8 @@ MUTATIONS = [
     Mutation(
         "add_cron keeps the caller's payload",
         "owlclaw/scheduler/kit/base.py",
-        "        data = check_payload(payload)\n        if timezone == \"UTC\":",
-        "        data = check_payload(payload) and payload\n        if timezone == \"UTC\":",
+        '        data = check_payload(payload)\n        if timezone == "UTC":',
+        '        data = check_payload(payload) and payload\n        if timezone == "UTC":',
         (MEMORY_CONFORMANCE, "-k", "payload"),
     ),
     Mutation(
