@@ -45,12 +45,12 @@ def engine(hatchet_engine: Any) -> Any:
     return dataclasses.replace(hatchet_engine, namespace=f"owlclaw-sched-{uuid.uuid4().hex[:8]}")
 
 
-def schedule_worker(engine: Any, directory: Path) -> WorkerProcess:
+def schedule_worker(engine: Any, directory: Path, **settings: Any) -> WorkerProcess:
     """A conformance worker with schedules (the state database), ACTIVE when returned."""
     name = f"sw{uuid.uuid4().hex[:8]}"
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / f"{name}.yaml"
-    section = engine.settings(worker_name=name, state_database_url=engine.state_database_url)
+    section = engine.settings(worker_name=name, state_database_url=engine.state_database_url, **settings)
     config_path.write_text(yaml.safe_dump({"scheduler": {"backend": "hatchet", "hatchet": section}}))
     worker = WorkerProcess(
         worker_command(CONFORMANCE_APP), engine.worker_env(config_path), directory / f"{name}.log"
@@ -325,26 +325,53 @@ async def test_a_sigkilled_worker_loses_and_doubles_nothing(
         await asyncio.to_thread(worker.start().wait_active, engine, worker.log_path.stem)
 
 
-async def test_the_sweeper_fires_what_a_lost_link_missed(scheduler: Any, worker: WorkerProcess) -> None:
-    """The engine loses a link (here: deleted behind owlclaw's back): the
-    worker's sweeper catches the schedule up once the link is SWEEP_SLACK
-    overdue, each missed occurrence once (coalesce=False), and re-arms it."""
-    from owlclaw.backends.hatchet.chain import SWEEP_EVERY, SWEEP_SLACK
+async def test_the_sweeper_fires_what_a_lost_link_missed(
+    engine: Any, scheduler: Any, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """The engine loses a link (here: deleted behind owlclaw's back): a
+    worker's sweeper catches the schedule up once the link is
+    ``schedule_sweep_slack_seconds`` overdue, each missed occurrence once
+    (coalesce=False), and re-arms it."""
+    from owlclaw.backends.hatchet.chain import SWEEP_EVERY
 
+    slack = 20.0  # a second worker whose sweeper acts first (the module's waits 90 s)
+    sweeper = await asyncio.to_thread(
+        schedule_worker, engine, tmp_path / "sweeper", schedule_sweep_slack_seconds=slack
+    )
     every = 10 * SECOND  # slower than a link follows or kicks (6 s): only the engine's link is armed
     spec = ScheduleSpec(every=every, start=ANCHOR)
     sid = await scheduler.add_schedule(TASK, every=every, **POLICY)
     first = await until_fired(scheduler, sid, lambda s: len(s) >= 1, "the first occurrence")
+
+    def just_after_an_on_time_run(late: dict[datetime, float]) -> bool:
+        # a link armed under 6 s ahead also runs at once (a kick), which deleting the
+        # engine's link does not stop: an occurrence that started within 2 s of its time
+        # armed the next link 8 s ahead or more, an engine link only, due in over 6 s
+        if not late:
+            return False
+        newest = max(late)
+        return late[newest] < 2.0 and datetime.now(UTC) - newest < 4 * SECOND
+
+    late = await poll_until(
+        lambda: lateness(scheduler, sid),
+        just_after_an_on_time_run,
+        timeout=FIRE_TIMEOUT,
+        interval=0.5,
+        what="an occurrence that started within 2 s of its time, seen within 4 s of it",
+    )
     assert await scheduler.schedule_chain.disarm(sid) >= 1, "no pending link to delete"
-    lost_from = max(first) + every
+    lost_from = max(late) + every
     wanted = grid(spec, min(first), lost_from + 3 * every)
     seen = await poll_until(
         lambda: fired(scheduler, sid),
         lambda s: all(t in s for t in wanted),
-        timeout=SWEEP_SLACK.total_seconds() + SWEEP_EVERY + 120,
+        timeout=slack + SWEEP_EVERY + 120,
         interval=2.0,
         what=f"the occurrences from {wanted[0]:%H:%M:%S} to {wanted[-1]:%H:%M:%S} after the link was lost",
     )
-    assert_once_each(seen, spec, until=wanted[-1])
-    assert "schedule sweeper caught up" in worker.log_tail(400), worker.log_tail(40)
-    await scheduler.remove_schedule(sid)
+    try:
+        assert_once_each(seen, spec, until=wanted[-1])
+        assert "schedule sweeper caught up" in sweeper.log_tail(400), sweeper.log_tail(40)
+    finally:
+        await scheduler.remove_schedule(sid)
+        await asyncio.to_thread(sweeper.stop)

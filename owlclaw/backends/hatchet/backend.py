@@ -8,7 +8,7 @@ workers, tombstones and states map onto the engine is in docs/hatchet.md.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from owlclaw.backends.hatchet import triggers
@@ -178,6 +178,8 @@ class HatchetScheduler(ScheduleHooks, BaseScheduler):
             raise NotSupportedError("no tasks are registered: declare some with @scheduler.task first")
         conn = self._connection
         client = conn.client or conn.build()
-        sweeper = Sweeper(self._chain) if self._chain is not None else None
+        sweeper = None
+        if self._chain is not None:
+            sweeper = Sweeper(self._chain, slack=timedelta(seconds=self.config.schedule_sweep_slack_seconds))
         internal = list(conn.internal.values())
         serve(client, self._tasks, conn.standalones, self.config, conn.host, internal, sweeper)

@@ -63,7 +63,8 @@ FOLLOW_SECONDS = 60.0
 SWEEP_EVERY = 15.0  # seconds between the sweeper's passes
 #: a schedule whose next link is this overdue lost it (the engine dropped it, or a
 #: crash cut the arming short): more than the ~61 s the engine takes to hand runs
-#: to workers again after a restart (docs/hatchet.md), so a late link usually wins
+#: to workers again after a restart (docs/hatchet.md), so a late link usually wins.
+#: A worker takes it from ``schedule_sweep_slack_seconds``.
 SWEEP_SLACK = timedelta(seconds=90)
 UNSTARTED_AFTER = timedelta(seconds=30)  # a claimed occurrence not triggered this long after its claim
 PASS_TIMEOUT = 60.0  # longest one sweeper pass may take

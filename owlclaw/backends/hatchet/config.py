@@ -132,6 +132,16 @@ class HatchetConfig(BaseModel):
         "terminationGracePeriodSeconds).",
     )
 
+    schedule_sweep_slack_seconds: float = Field(
+        default=90.0,
+        ge=5,
+        le=86400,
+        description="With schedules: how overdue a schedule's next engine link must be before a "
+        "worker's sweeper decides the engine lost it and catches the schedule up (every 15 s). "
+        "Longer than the engine takes to hand runs out again after a restart (about 61 s), so "
+        "the late link, not the sweeper, usually fires.",
+    )
+
     batch_triggers: bool = Field(
         default=True,
         description="Gather concurrent run_task calls into the engine's bulk trigger requests "
