@@ -51,7 +51,7 @@ from owlclaw.scheduler.kit import dump_json
 if TYPE_CHECKING:
     from owlclaw.backends.hatchet.gate import Effects, Fire, Link, ScheduleBook
 
-__all__ = ["SWEEP_EVERY", "SWEEP_SLACK", "Chain", "Sweeper", "parse_link"]
+__all__ = ["SWEEP_EVERY", "Chain", "Sweeper", "parse_link"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
@@ -61,11 +61,6 @@ FIRE_CONCURRENCY = 8  # user runs triggered at once (a backfill or a catch-up fi
 FOLLOW_AHEAD = timedelta(seconds=6)
 FOLLOW_SECONDS = 60.0
 SWEEP_EVERY = 15.0  # seconds between the sweeper's passes
-#: a schedule whose next link is this overdue lost it (the engine dropped it, or a
-#: crash cut the arming short): more than the ~61 s the engine takes to hand runs
-#: to workers again after a restart (docs/hatchet.md), so a late link usually wins.
-#: A worker takes it from ``schedule_sweep_slack_seconds``.
-SWEEP_SLACK = timedelta(seconds=90)
 UNSTARTED_AFTER = timedelta(seconds=30)  # a claimed occurrence not triggered this long after its claim
 PASS_TIMEOUT = 60.0  # longest one sweeper pass may take
 ACTIVE_TIMEOUT = 15.0  # longest the overlap check's status look-ups may take (the row is locked meanwhile)
@@ -376,7 +371,7 @@ class Sweeper:
         chain: Chain,
         *,
         every: float = SWEEP_EVERY,
-        slack: timedelta = SWEEP_SLACK,
+        slack: timedelta,
         unstarted_after: timedelta = UNSTARTED_AFTER,
     ) -> None:
         self.chain = chain
