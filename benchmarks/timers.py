@@ -22,8 +22,8 @@ KINDS = ("schedule via owlclaw", "schedule via raw SDK", "durable sleep via owlc
 
 @dataclass(frozen=True)
 class Sizes:
-    delays: tuple[float, ...] = (1, 3, 10, 60)
-    rounds: int = 8  # samples per delay and kind
+    delays: tuple[float, ...] = (1, 2, 3, 5, 10, 60)
+    rounds: int = 20  # samples per delay and kind
     gap: float = 0.7  # seconds between rounds, so samples fall at different phases of the engine's polls
 
 

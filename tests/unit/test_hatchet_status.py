@@ -20,7 +20,8 @@ from hatchet_sdk.exceptions import TaskRunError
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.status import EngineRun, task_info
-from owlclaw.backends.hatchet.wire import RESULT_KEY
+from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, HOLD_SECONDS, RESULT_KEY
+from owlclaw.backends.memory.mimic import HOLD_SECONDS as MIMIC_HOLD_SECONDS
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.testing import register_conformance_tasks
 
@@ -231,3 +232,61 @@ def test_a_failure_without_a_message_reads_the_same_in_both_shapes(scheduler: Ha
         assert (info.state, info.error) == (TaskState.FAILED, "TimeoutError: task execution timeout exceeded")
         info = task_info(shape, options, now)
         assert info.error == "failed (the engine recorded no error message)"
+
+
+def _held(status: TaskState, *, started: datetime | None, finished: datetime | None) -> EngineRun:
+    """A short delay queued at STARTED, due 3 s later, held by its worker (triggers._hold)."""
+    due = STARTED + timedelta(seconds=3)
+    return EngineRun(
+        run_id="run-h",
+        task_name="conf_echo",
+        status=status,
+        task_status=None,
+        retry_count=0,
+        started_at=started,
+        finished_at=finished,
+        created_at=STARTED,
+        error=None,
+        output={RESULT_KEY: 1} if status is TaskState.SUCCEEDED else None,
+        metadata={DUE_KEY: due.isoformat(), HOLD_KEY: "1"},
+        input={"value": 1},
+    )
+
+
+@pytest.mark.parametrize("status", [TaskState.QUEUED, TaskState.RUNNING])
+def test_a_held_short_delay_reads_scheduled_until_due_then_as_the_engine_says(status: TaskState) -> None:
+    due = STARTED + timedelta(seconds=3)
+    picked = STARTED + timedelta(seconds=0.1) if status is TaskState.RUNNING else None
+    before = task_info(_held(status, started=picked, finished=None), None, STARTED + timedelta(seconds=1))
+    assert (before.id, before.state, before.scheduled_at, before.attempts) == (
+        "run-h",
+        TaskState.SCHEDULED,
+        due,
+        0,
+    )
+    assert before.started_at is None and before.payload == {"value": 1}
+    after = task_info(_held(status, started=picked, finished=None), None, due + timedelta(seconds=1))
+    assert after.state is status
+    # the worker took it early and held it: its attempt began at the due time
+    assert after.started_at == (due if picked else None)
+
+
+def test_a_held_short_delay_cancelled_in_its_hold_never_started() -> None:
+    picked, cancelled = STARTED + timedelta(seconds=0.1), STARTED + timedelta(seconds=1)
+    info = task_info(_held(TaskState.CANCELLED, started=picked, finished=cancelled), None, cancelled)
+    assert (info.state, info.started_at, info.attempts) == (TaskState.CANCELLED, None, 0)
+    done = task_info(
+        _held(TaskState.SUCCEEDED, started=picked, finished=STARTED + timedelta(seconds=3.2)),
+        None,
+        STARTED + timedelta(seconds=4),
+    )
+    assert (done.state, done.started_at, done.attempts, done.result) == (
+        TaskState.SUCCEEDED,
+        STARTED + timedelta(seconds=3),
+        1,
+        1,
+    )
+
+
+def test_the_memory_mimic_holds_as_long_as_the_hatchet_backend() -> None:
+    assert MIMIC_HOLD_SECONDS == HOLD_SECONDS

@@ -142,6 +142,12 @@ class HatchetConfig(BaseModel):
         "the late link, not the sweeper, usually fires.",
     )
 
+    hold_short_delays: bool = Field(
+        default=True,
+        description="A schedule due in under 6 s is queued at once and held by its worker until "
+        "due (it reads SCHEDULED until then and holds a worker slot meanwhile): the engine's ticker "
+        "fires one-off schedules up to 5 s late. false: every schedule is an engine schedule.",
+    )
     batch_triggers: bool = Field(
         default=True,
         description="Gather concurrent run_task calls into the engine's bulk trigger requests "

@@ -23,7 +23,7 @@ from owlclaw.backends.hatchet.status import (
     task_info,
     with_id,
 )
-from owlclaw.backends.hatchet.wire import ID_KEY, SDK_STATUSES, error_text
+from owlclaw.backends.hatchet.wire import HOLD_KEY, HOLD_SECONDS, ID_KEY, SDK_STATUSES, error_text
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import SchedulerError, TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
@@ -130,6 +130,8 @@ class Lookups:
     async def _find_any(self, task_id: str) -> TaskInfo | Any | None:
         """A pending schedule as TaskInfo, a run's details, or None."""
         local = self.local.get(task_id)
+        if local is not None and local.run_id is not None:  # a held short delay made here
+            return await self.get_run(local.run_id)
         if local is None or local.due is None:
             details = await self.get_run(task_id)
             if details is not None:
@@ -221,8 +223,41 @@ class Lookups:
             if task_id in self.cancelled:
                 continue
             found.append(self._schedule_info(str(task_id), row))
+        found += await self._held(task_name)
         found.sort(key=lambda t: t.scheduled_at or datetime.max.replace(tzinfo=UTC))
         return found
+
+    async def _held(self, task_name: str | None) -> list[TaskInfo]:
+        """Short delays queued as runs and held by a worker until due (triggers._hold)."""
+        if not self.conn.config.hold_short_delays:
+            return []
+        kwargs: dict[str, Any] = {
+            "since": utc_now() - timedelta(seconds=HOLD_SECONDS + 60),  # made at most HOLD_SECONDS before due
+            "additional_metadata": {HOLD_KEY: "1"},
+            "statuses": [SDK_STATUSES[TaskState.QUEUED], SDK_STATUSES[TaskState.RUNNING]],
+            "limit": 1000,
+            "only_tasks": False,
+        }
+        with self.conn.sdk("list runs"):
+            rows = (await self.conn.require().runs.aio_list(**kwargs)).rows or []
+        found: dict[str, TaskInfo] = {}
+        for row in rows:
+            name = self.conn.names.strip(row.workflow_name)
+            if name is None or (task_name is not None and name != task_name):
+                continue
+            info = await self.info(EngineRun.from_listing(row, name), with_error=False)
+            if info.state is TaskState.SCHEDULED:
+                found[info.id] = info
+        # made here and not listed yet: the engine's listing lags its writes a little
+        now = utc_now()
+        for task_id, local in list(self.local.items()):
+            if local.run_id is None or local.due is None or local.due <= now or task_id in found:
+                continue
+            if task_name is None or local.task_name == task_name:
+                info = await self.status(task_id)
+                if info.state is TaskState.SCHEDULED:
+                    found[task_id] = info
+        return list(found.values())
 
     async def list_runs(
         self, task_name: str | None, states: Iterable[TaskState] | None, limit: int
@@ -250,6 +285,8 @@ class Lookups:
                 name = self.conn.names.strip(row.workflow_name)
                 if name is None or name in RESERVED or (task_name is not None and name != task_name):
                     continue  # a tombstone records a schedule that never became a run; links are owlclaw's
-                found.append(await self.info(EngineRun.from_listing(row, name)))
+                info = await self.info(EngineRun.from_listing(row, name))
+                if info.state is not TaskState.SCHEDULED:  # a held short delay is not a run yet
+                    found.append(info)
         found.sort(key=lambda t: t.scheduled_at or datetime.min.replace(tzinfo=UTC), reverse=True)
         return found[:limit]

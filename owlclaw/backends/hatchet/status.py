@@ -36,6 +36,7 @@ from owlclaw.backends.hatchet.wire import (
     TASK_KEY,
     due_of,
     error_text,
+    held_until,
     is_non_retryable,
     payload_of,
     utc,
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 ENGINE_REQUEUE_ERROR = "Could not send task to worker"  # the dispatcher's message before it retries
+#: A held run that ended this long before its due time ended in its hold (clocks may differ a little).
+HOLD_MARGIN = timedelta(seconds=0.5)
 ENGINE_REQUEUE_WINDOW = 120.0  # seconds such a failure reads QUEUED: the retries' backoff and a queue poll
 
 
@@ -132,6 +135,7 @@ class LocalRecord:
     created_at: datetime
     due: datetime | None  # schedules only
     schedule_id: str | None = None  # the engine's id of the schedule, to delete it without a look-up
+    run_id: str | None = None  # a held short delay's run (triggers._hold)
 
 
 def _engine_requeued(run: EngineRun, now: datetime) -> bool:
@@ -227,10 +231,21 @@ def task_info(
       QUEUED, with the attempt's error;
     * CANCELLED stays CANCELLED, with no result, even if the code finished in
       the SDK's cancel grace and the task row says COMPLETED;
-    * a result only when SUCCEEDED, a finish time only when final.
+    * a result only when SUCCEEDED, a finish time only when final;
+    * a held short delay (``HOLD_KEY``) that is not final reads SCHEDULED until
+      its due time (its worker holds it until then), and its attempt's start
+      is its due time at the earliest.
     """
     if run.task_name == TOMBSTONE:
         return tombstone_info(run.metadata, run.input, run.created_at)
+    hold = held_until(run.metadata)
+    if hold is not None:
+        if hold > now and not run.status.is_final:
+            return schedule_info(run.task_id, run.task_name, payload_of(run.input), hold)
+        if run.finished_at is not None and run.finished_at < hold - HOLD_MARGIN:
+            run = replace(run, started_at=None)  # it ended while held: the task never ran
+        elif run.started_at is not None and run.started_at < hold:
+            run = replace(run, started_at=hold)
     state, retrying = _decide(run, options, now)
     output = run.output if isinstance(run.output, dict) else {}
     error: str | None = None

@@ -8,6 +8,12 @@ stored with the due time in the schedule's metadata: the engine deletes a
 fired one-off schedule and gives its run a new id with no link back, and the
 run inherits the metadata. Both are remembered in ``Lookups.local`` until the
 engine's read side shows them.
+
+A schedule due within ``HOLD_SECONDS`` (``hold_short_delays``, on by default)
+is queued as a run at once (its id is the run's), carrying its due time and
+``HOLD_KEY``; its worker holds it until due (``worker.execute``), and it
+reads SCHEDULED until then (``status.task_info``). The engine's ticker would
+fire it up to 5 s late (docs/hatchet.md, "Short delays").
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions
 from owlclaw.backends.hatchet.batch import run_request
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.status import LocalRecord
-from owlclaw.backends.hatchet.wire import DUE_KEY, ID_KEY, QUEUED_KEY
+from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, HOLD_SECONDS, ID_KEY, QUEUED_KEY
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.cron import next_fire_time
 from owlclaw.scheduler.errors import InvalidCronError, TaskNotFoundError
@@ -44,11 +50,36 @@ async def submit(
     schedule due then (its id is our UUID, in the schedule's metadata)."""
     if due is None:
         return await _run_now(lookups, options, data, priority, metadata)
+    if lookups.conn.config.hold_short_delays and (due - utc_now()).total_seconds() < HOLD_SECONDS:
+        return await _hold(lookups, options, data, due, priority, metadata)
     return await _schedule(lookups, options, data, due, priority, metadata)
 
 
+async def _hold(
+    lookups: Lookups,
+    options: TaskOptions,
+    data: dict[str, Any],
+    due: datetime,
+    priority: int,
+    trace: dict[str, str],
+) -> str:
+    """A short delay: a run queued now that its worker holds until ``due``. Its
+    id is the run's, as ``run_task``'s: made inside a task, it is that run's
+    child, which the engine gives back to a retried attempt instead of a new run."""
+    metadata = {DUE_KEY: due.isoformat(), HOLD_KEY: "1", **trace}
+    run_id = await _run_now(lookups, options, data, priority, metadata, due=due)
+    lookups.local[run_id] = LocalRecord(options.name, data, utc_now(), due, run_id=run_id)
+    return run_id
+
+
 async def _run_now(
-    lookups: Lookups, options: TaskOptions, data: dict[str, Any], priority: int, trace: dict[str, str]
+    lookups: Lookups,
+    options: TaskOptions,
+    data: dict[str, Any],
+    priority: int,
+    trace: dict[str, str],
+    *,
+    due: datetime | None = None,
 ) -> str:
     conn = lookups.conn
     client = conn.require()
@@ -65,7 +96,8 @@ async def _run_now(
                 data, wait_for_result=False, additional_metadata=metadata, priority=priority
             )
         task_id = str(ref.workflow_run_id)
-    lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), None)
+    if due is None:
+        lookups.local[task_id] = LocalRecord(options.name, data, utc_now(), None)
     return task_id
 
 

@@ -20,6 +20,8 @@ from owlclaw.scheduler.models import TaskState
 __all__ = [
     "CANCEL_MARK",
     "DUE_KEY",
+    "HOLD_KEY",
+    "HOLD_SECONDS",
     "ID_KEY",
     "NOMINAL_KEY",
     "OCCURRENCE_KEY",
@@ -31,6 +33,7 @@ __all__ = [
     "TASK_KEY",
     "due_of",
     "error_text",
+    "held_until",
     "is_non_retryable",
     "lateness",
     "payload_of",
@@ -39,12 +42,17 @@ __all__ = [
 
 ID_KEY = "owlclaw_task_id"  # our id, in a schedule's (and its run's) additional metadata
 DUE_KEY = "owlclaw_due"  # the due time of a schedule, ISO 8601 UTC
+HOLD_KEY = "owlclaw_hold"  # on a run queued before its due time: the worker holds it until then
 QUEUED_KEY = "owlclaw_queued_at"  # when run_task was called, ISO 8601 UTC: the lateness metric's start
 RESULT_KEY = "owlclaw_result"  # Hatchet wants dict outputs: results are wrapped in this key
 TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was cancelled
 SCHEDULE_KEY = "owlclaw_schedule"  # on a link and on a run a schedule fired: the schedule's id
 NOMINAL_KEY = "owlclaw_nominal"  # on a run a schedule fired: the occurrence's nominal time, ISO 8601 UTC
 OCCURRENCE_KEY = "owlclaw_occurrence"  # on a run a schedule fired: the occurrence id
+#: A one-off schedule due sooner than this is queued as a run at once and held
+#: by the worker until due (``hold_short_delays``): the engine's ticker could
+#: fire it up to 5 s late (docs/hatchet.md, "Short delays").
+HOLD_SECONDS = 6.0
 # a run's log line from the worker: the cancel reached it before the task returned,
 # so the SDK drops the result and the run ends CANCELLED (cancel.py reads it)
 CANCEL_MARK = "owlclaw: cancelled before the task returned"
@@ -72,6 +80,11 @@ def due_of(metadata: Mapping[str, Any]) -> datetime | None:
     """The due time a schedule (and its run) carries in its metadata."""
     due = metadata.get(DUE_KEY)
     return utc(datetime.fromisoformat(due)) if isinstance(due, str) else None
+
+
+def held_until(metadata: Mapping[str, Any]) -> datetime | None:
+    """The due time of a run queued early and held by its worker; None for other runs."""
+    return due_of(metadata) if metadata.get(HOLD_KEY) else None
 
 
 def error_text(serialized: str | None) -> str | None:

@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,16 @@ from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.naming import LINK
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
-from owlclaw.backends.hatchet.wire import CANCEL_MARK, ID_KEY, RESULT_KEY, SCHEDULE_KEY, lateness
+from owlclaw.backends.hatchet.wire import (
+    CANCEL_MARK,
+    HOLD_SECONDS,
+    ID_KEY,
+    RESULT_KEY,
+    SCHEDULE_KEY,
+    held_until,
+    lateness,
+)
+from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.kit import SyncExecutor, make_context, run_attempt
 from owlclaw.scheduler.limits import MAX_BACKOFF_SECONDS
 from owlclaw.scheduler.models import TaskOptions
@@ -121,8 +130,8 @@ def define(client: Hatchet, options: TaskOptions, scheduler: Any, schedule_timeo
         "name": options.name,
         "input_validator": dict[str, Any],
         "retries": options.retries,
-        "execution_timeout": (
-            timedelta(seconds=math.ceil(options.timeout) + TIMEOUT_GRACE)
+        "execution_timeout": (  # a held short delay waits up to HOLD_SECONDS first
+            timedelta(seconds=math.ceil(options.timeout) + TIMEOUT_GRACE + math.ceil(HOLD_SECONDS))
             if options.timeout is not None
             else DEFAULT_TIMEOUT
         ),
@@ -222,6 +231,8 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
     if not isinstance(ctx, DurableContext):  # a durable run's eviction sets the same flag
         _mark_cancel_while_running(ctx, lambda: returned)
     try:
+        if (hold := held_until(metadata)) is not None:
+            await _hold(hold)
         outcome = await run_attempt(
             options,
             dict(payload or {}),
@@ -248,6 +259,14 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
     if outcome.timed_out:
         raise outcome.exception from None
     raise outcome.exception  # the engine retries, or records the final failure
+
+
+async def _hold(due: datetime) -> None:
+    """A short delay queued early (``triggers._hold``): wait here until it is
+    due. A cancel meanwhile ends the run CANCELLED, its task never called."""
+    wait = (due - utc_now()).total_seconds()
+    if wait > 0:
+        await asyncio.sleep(min(wait, HOLD_SECONDS))
 
 
 class _OwlclawLinesStayLocal(logging.Filter):
