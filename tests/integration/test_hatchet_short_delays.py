@@ -26,9 +26,10 @@ from owlclaw.scheduler.polling import poll_until
 pytestmark = pytest.mark.integration
 
 # How late a held run may start here: a bound on stalls, not the precision
-# (that is `python -m benchmarks timers`: p50 about 1 ms); a loaded machine
-# once started one 1.7 s late.
-STALL = 15.0
+# (that is `python -m benchmarks timers`: p50 about 1 ms). A fresh engine is
+# slow to hand out its first runs (docs/hatchet.md): 4.1 s seen here on a
+# loaded machine.
+STALL = 60.0
 
 
 @pytest.fixture(scope="module")
