@@ -143,15 +143,20 @@ def _instant(text: str) -> datetime | None:
 async def tick_covered(chain: Chain, task_name: str, metadata: dict[str, Any]) -> str | None:
     """For a run an engine cron created: a description of its occurrence if a
     schedule converted from that cron decides it (the run must not run user
-    code), else None. The state database unreachable: None (the cron's run
-    goes on, as without schedules), logged."""
+    code), else None. The check failing (the state database unreachable):
+    None, logged: the cron's run goes on, as without schedules."""
     tick = cron_tick(metadata)
     if tick is None:
         return None
     from_cron, nominal = tick
     try:
         covered = await chain.book.covers_tick(task_name, from_cron, nominal)
-    except SchedulerError as exc:
-        log.warning("cron run of %s not checked against its schedule: %s (it runs)", task_name, exc)
+    except Exception as exc:  # noqa: BLE001 - the cron's run goes on, as it would without schedules
+        log.warning(
+            "cron run of %s not checked against its schedule: %s: %s (it runs)",
+            task_name,
+            type(exc).__name__,
+            exc,
+        )
         return None
     return f"{from_cron['name']}@{nominal.isoformat()}" if covered else None
