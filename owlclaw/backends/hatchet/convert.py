@@ -68,7 +68,10 @@ class Conversion:
         a tick it still creates is a straggler the worker skips)."""
         if self.made is None:
             return  # the client that made it deletes it
-        wait = (self.made + CRON_SETTLE - await self.chain.book.now()).total_seconds()
+        try:
+            wait = (self.made + CRON_SETTLE - await self.chain.book.now()).total_seconds()
+        except SchedulerError:  # the database's clock unreadable: the whole settle time
+            wait = CRON_SETTLE.total_seconds()
         if wait > 0:
             await asyncio.sleep(min(wait, CRON_SETTLE.total_seconds()))
         conn = self.lookups.conn

@@ -5,10 +5,13 @@ has ``Chain`` do on the engine what the book returned (``chain.py``).
 Schedules need ``scheduler.hatchet.state_database_url``; without it the
 backend keeps today's behaviour: UTC ``add_cron`` as engine crons, and every
 other schedule call raises ``NotSupportedError`` naming that setting.
-Plain UTC ``add_cron`` stays an engine cron with it too; its id is the
-engine's, and ``remove_schedule``/``list_schedules``/``get_schedule`` reach
-it, while pausing, skipping, previewing or backfilling it is not supported
-yet (no conversion to a chain, unlike memory).
+A plain UTC ``add_cron`` (and ``@task(cron=...)`` in UTC) stays an engine
+cron with it too, its id the engine's; ``remove_schedule``/``list_schedules``/
+``get_schedule`` reach it. Pausing, resuming, skipping, previewing,
+backfilling or updating it first makes it a schedule with the same id
+(overlap ``allow_all``, occurrences after the call's instant; the engine cron
+deleted), as on memory: ``convert.py``, which also says how a tick of the old
+cron that still reaches a worker is kept from running twice.
 """
 
 from __future__ import annotations
