@@ -24,11 +24,13 @@ from processes import WorkerProcess
 from test_hatchet_schedules import engine, schedule_worker  # noqa: F401 - the module's own namespace
 
 from owlclaw.backends.hatchet.convert import cron_tick
+from owlclaw.backends.hatchet.gate import Effects, ScheduleBook
+from owlclaw.backends.hatchet.store import ScheduleStore
 from owlclaw.backends.hatchet.wire import RESULT_KEY, payload_of
 from owlclaw.backends.hatchet.worker import DUPLICATE_KEY
 from owlclaw.scheduler.errors import TaskNotFoundError
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until
-from owlclaw.scheduler.schedules import ScheduleSpec, occurrences
+from owlclaw.scheduler.schedules import Overlap, ScheduleSpec, occurrences
 from owlclaw.scheduler.schedules.occurrences import TICK
 from owlclaw.scheduler.testing.tasks import DECLARED_CRON
 
@@ -211,3 +213,31 @@ async def test_a_declared_cron_made_a_schedule_is_not_declared_again(scheduler: 
     assert [(s.id, s.expression, s.paused) for s in found] == [(declared.id, DECLARED_CRON, True)], found
     await scheduler.resume_schedule(declared.id)
     assert not (await scheduler.get_schedule(declared.id)).paused
+
+
+async def test_the_book_converts_an_id_once_and_keeps_the_crons_identity_across_changes(
+    engine: Any,  # noqa: F811
+) -> None:
+    store = ScheduleStore(engine.state_database_url)
+    book = ScheduleBook(store, f"conv-{uuid.uuid4().hex[:8]}")
+    spec = ScheduleSpec(cron="0 * * * *", overlap=Overlap.ALLOW_ALL)
+    cron = {"name": "owlclaw-x", "expression": "0 * * * *"}
+    try:
+        made, effects = await book.convert("c1", "job", spec, {"k": 1}, cron)
+        assert made is not None
+        nxt = made.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        assert [(k.schedule_id, k.nominal) for k in effects.arm] == [("c1", nxt)]  # after the conversion
+        assert await book.convert("c1", "job", spec, {}, cron) == (None, Effects())  # the id exists
+        await book.pause("c1", "quiet")
+        await book.update("c1", {"cron": "30 * * * *"})
+        assert await book.converted("job", cron) == made  # kept across saves
+        assert await book.converted("other", cron) is None
+        assert await book.converted("job", {**cron, "expression": "*/5 * * * *"}) is None
+        info = await book.get("c1")
+        assert (info.payload, info.overlap, info.expression, info.paused) == (
+            {"k": 1}, Overlap.ALLOW_ALL, "30 * * * *", True
+        )  # fmt: skip
+        assert (await book.remove("c1"))[0]
+        assert await book.converted("job", cron) is None
+    finally:
+        await store.close()

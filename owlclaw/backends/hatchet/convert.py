@@ -153,7 +153,7 @@ async def tick_covered(chain: Chain, task_name: str, metadata: dict[str, Any]) -
         return None
     from_cron, nominal = tick
     try:
-        covered = await chain.book.covers_tick(task_name, from_cron, nominal)
+        made = await chain.book.converted(task_name, from_cron)
     except Exception as exc:  # noqa: BLE001 - the cron's run goes on, as it would without schedules
         log.warning(
             "cron run of %s not checked against its schedule: %s: %s (it runs)",
@@ -162,4 +162,5 @@ async def tick_covered(chain: Chain, task_name: str, metadata: dict[str, Any]) -
             exc,
         )
         return None
-    return f"{from_cron['name']}@{nominal.isoformat()}" if covered else None
+    # made before the tick's nominal time: the schedule decides that occurrence
+    return f"{from_cron['name']}@{nominal.isoformat()}" if made is not None and nominal > made else None

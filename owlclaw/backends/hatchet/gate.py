@@ -142,30 +142,21 @@ class ScheduleBook:
         payload: dict[str, Any],
         from_cron: dict[str, str],
     ) -> tuple[datetime | None, Effects]:
-        """An engine cron asked for more than it does becomes a schedule with its
-        id, firing its occurrences after now (those up to now are the cron's
-        ticks), as memory's ``Schedules.get`` does. Its creation time (the
-        straggler rule: ``covers_tick``) and first link; (None, nothing) if a
-        schedule with that id exists already (the primary key decides a race)."""
+        """An engine cron made a schedule with its id, firing the occurrences after
+        now (memory's ``Schedules.get``; ``convert.py``): its creation time and
+        first link; (None, nothing) if that id exists (the primary key decides)."""
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             row = ScheduleRow(self._ns, cron_id, task_name, spec, payload, now, from_cron=from_cron)
             link = self._arm(row)
-            if not await self._store.insert_new(conn, row, now):
+            if not await self._store.insert(conn, row, now, unless_exists=True):
                 return None, Effects()
         return now, Effects(arm=_links(link))
 
     async def converted(self, task_name: str, from_cron: dict[str, str]) -> datetime | None:
-        """When the schedule converted from this engine cron was made; None if none was."""
+        """When the schedule made from this engine cron was made; None if none was."""
         async with self._store.transaction() as conn:
             return await self._store.converted_at(conn, self._ns, task_name, from_cron)
-
-    async def covers_tick(self, task_name: str, from_cron: dict[str, str], nominal: datetime) -> bool:
-        """Whether a schedule converted from this engine cron decides the
-        occurrence at ``nominal`` (it was made before it): the cron's tick of it
-        then runs no user code."""
-        made = await self.converted(task_name, from_cron)
-        return made is not None and utc("nominal", nominal) > made
 
     async def get(self, schedule_id: str) -> ScheduleInfo:
         async with self._store.transaction() as conn:

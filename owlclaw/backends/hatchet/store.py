@@ -242,19 +242,14 @@ class ScheduleStore:
         assert now is not None
         return now
 
-    async def insert(self, conn: Conn, row: ScheduleRow, now: datetime) -> None:
-        await conn.execute(
-            f"INSERT INTO owlclaw_schedules (namespace, id, {_COLUMNS}, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (row.namespace, row.id, *_values(row), now, now),
-        )
-
-    async def insert_new(self, conn: Conn, row: ScheduleRow, now: datetime) -> bool:
-        """``insert``, unless a row with that id exists (False: the primary key decides)."""
+    async def insert(
+        self, conn: Conn, row: ScheduleRow, now: datetime, *, unless_exists: bool = False
+    ) -> bool:
+        """``unless_exists``: False if a row with that id exists (the primary key decides)."""
         cur = await conn.execute(
             f"INSERT INTO owlclaw_schedules (namespace, id, {_COLUMNS}, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (namespace, id) DO NOTHING",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            + (" ON CONFLICT (namespace, id) DO NOTHING" if unless_exists else ""),
             (row.namespace, row.id, *_values(row), now, now),
         )
         return cur.rowcount == 1
@@ -310,16 +305,16 @@ class ScheduleStore:
         return cur.rowcount > 0
 
     async def converted_at(
-        self, conn: Conn, namespace: str, task_name: str, from_cron: dict[str, str]
+        self, conn: Conn, ns: str, task_name: str, cron: dict[str, str]
     ) -> datetime | None:
-        """When the schedule converted from this engine cron was made; None if none was."""
+        """When the schedule made from this engine cron was made (``ScheduleRow.from_cron``)."""
         cur = await conn.execute(
-            "SELECT created_at FROM owlclaw_schedules WHERE namespace = %s AND task_name = %s "
-            f"AND spec -> '{FROM_CRON}' = %s ORDER BY created_at LIMIT 1",
-            (namespace, task_name, Jsonb(from_cron)),
+            "SELECT min(created_at) AS made FROM owlclaw_schedules WHERE namespace = %s "
+            f"AND task_name = %s AND spec -> '{FROM_CRON}' = %s",
+            (ns, task_name, Jsonb(cron)),
         )
         rec = await cur.fetchone()
-        return None if rec is None else as_utc(rec["created_at"])
+        return None if rec is None else as_utc(rec["made"])
 
     async def overdue(self, conn: Conn, namespace: str, before: datetime, limit: int) -> list[ScheduleRow]:
         """Unpaused schedules whose armed link is due before ``before``, or with a
