@@ -152,11 +152,24 @@ class Connection:
                 ).rows or []
             if any(r.name == DECLARED_CRON_NAME and r.cron == options.cron for r in rows):
                 continue
+            if await self._declared_converted(options):
+                continue
             with self.sdk("register a declared cron"):
                 for r in rows:
                     if r.name == DECLARED_CRON_NAME:  # the declaration changed
                         await self.require().cron.aio_delete(r.metadata.id)
                 await self.require().cron.aio_create(options.name, DECLARED_CRON_NAME, options.cron, {}, {})
+
+    async def _declared_converted(self, options: TaskOptions) -> bool:
+        """Whether this declared cron was made a schedule (convert.py): then it is
+        not registered again. Asked after the engine's crons were listed: a
+        conversion inserts its row before it deletes the cron."""
+        chain = getattr(self.scheduler, "schedule_chain", None)
+        if chain is None:
+            return False
+        assert options.cron is not None
+        from_cron = {"name": DECLARED_CRON_NAME, "expression": options.cron}
+        return bool(await chain.book.converted(options.name, from_cron))
 
     def later(self, call: Coroutine[Any, Any, None]) -> None:
         """Run ``call`` in the background; ``drop`` waits for it."""

@@ -134,6 +134,30 @@ class ScheduleBook:
             await self._store.insert(conn, row, now)
         return sid, Effects(arm=_links(link))
 
+    async def convert(
+        self,
+        cron_id: str,
+        task_name: str,
+        spec: ScheduleSpec,
+        payload: dict[str, Any],
+        from_cron: dict[str, str],
+    ) -> tuple[datetime | None, Effects]:
+        """An engine cron made a schedule with its id, firing the occurrences after
+        now (memory's ``Schedules.get``; ``convert.py``): its creation time and
+        first link; (None, nothing) if that id exists (the primary key decides)."""
+        async with self._store.transaction() as conn:
+            now = await self._now(conn)
+            row = ScheduleRow(self._ns, cron_id, task_name, spec, payload, now, from_cron=from_cron)
+            link = self._arm(row)
+            if not await self._store.insert(conn, row, now, unless_exists=True):
+                return None, Effects()
+        return now, Effects(arm=_links(link))
+
+    async def converted(self, task_name: str, from_cron: dict[str, str]) -> datetime | None:
+        """When the schedule made from this engine cron was made; None if none was."""
+        async with self._store.transaction() as conn:
+            return await self._store.converted_at(conn, self._ns, task_name, from_cron)
+
     async def get(self, schedule_id: str) -> ScheduleInfo:
         async with self._store.transaction() as conn:
             row = await self._store.fetch(conn, self._ns, schedule_id)

@@ -13,7 +13,10 @@ from owlclaw.scheduler.kit.schedule_calls import schedule_info
 from owlclaw.scheduler.models import ScheduleInfo
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
 
-__all__ = ["ScheduleRow", "as_utc", "spec_from_json", "spec_to_json"]
+__all__ = ["FROM_CRON", "ScheduleRow", "as_utc", "spec_from_json", "spec_to_json"]
+
+#: the key of ``ScheduleRow.from_cron`` in the ``spec`` column (``spec_from_json`` ignores it)
+FROM_CRON = "from_cron"
 
 _MICRO = timedelta(microseconds=1)
 
@@ -81,6 +84,9 @@ class ScheduleRow:
     fired: int = 0
     skipped: int = 0
     coalesced: int = 0
+    #: a schedule converted from an engine cron: that cron's ``{name, expression}``
+    #: (its straggling ticks are told apart by them); kept in the ``spec`` column
+    from_cron: dict[str, str] | None = None
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> ScheduleRow:
@@ -102,6 +108,7 @@ class ScheduleRow:
             fired=rec["fired"],
             skipped=rec["skipped"],
             coalesced=rec["coalesced"],
+            from_cron=rec["spec"].get(FROM_CRON),
         )
 
     def info(self, next_run_at: datetime | None) -> ScheduleInfo:

@@ -5,20 +5,25 @@ has ``Chain`` do on the engine what the book returned (``chain.py``).
 Schedules need ``scheduler.hatchet.state_database_url``; without it the
 backend keeps today's behaviour: UTC ``add_cron`` as engine crons, and every
 other schedule call raises ``NotSupportedError`` naming that setting.
-Plain UTC ``add_cron`` stays an engine cron with it too; its id is the
-engine's, and ``remove_schedule``/``list_schedules``/``get_schedule`` reach
-it, while pausing, skipping, previewing or backfilling it is not supported
-yet (no conversion to a chain, unlike memory).
+A plain UTC ``add_cron`` (and ``@task(cron=...)`` in UTC) stays an engine
+cron with it too, its id the engine's; ``remove_schedule``/``list_schedules``/
+``get_schedule`` reach it. Pausing, resuming, skipping, previewing,
+backfilling or updating it first makes it a schedule with the same id
+(overlap ``allow_all``, occurrences after the call's instant; the engine cron
+deleted), as on memory: ``convert.py``, which also says how a tick of the old
+cron that still reaches a worker is kept from running twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from owlclaw.backends.hatchet.chain import Chain
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.convert import convert
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.store import SETTING
 from owlclaw.scheduler.errors import NotSupportedError, TaskNotFoundError
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["ScheduleHooks"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
+
+_T = TypeVar("_T")
 
 
 class ScheduleHooks:
@@ -73,7 +80,10 @@ class ScheduleHooks:
     async def _list_schedules(self, task_name: str | None) -> list[ScheduleInfo]:
         found = await self._list_crons(task_name)
         if self._chain is not None:
-            found += await self._chain.book.list(task_name)
+            schedules = await self._chain.book.list(task_name)
+            # an engine cron made a schedule, not deleted yet: shown once, as the schedule
+            ids = {s.id for s in schedules}
+            found = [c for c in found if c.id not in ids] + schedules
         return found
 
     async def _get_schedule(self, schedule_id: str) -> ScheduleInfo:
@@ -92,34 +102,66 @@ class ScheduleHooks:
             removed, effects = await self._chain.book.remove(schedule_id)
             await self._chain.execute(effects)
             if removed:
+                # an engine cron made this schedule, its delete failed: it goes too
+                if any(c.id == schedule_id for c in await self._list_crons(None)):
+                    await self._remove_cron(schedule_id)
                 return
         await self._remove_cron(schedule_id)
 
+    async def _on_schedule(
+        self, method: str, schedule_id: str, call: Callable[[ScheduleBook, Chain], Awaitable[_T]]
+    ) -> _T:
+        """``call`` on the schedule ``schedule_id``; on an engine cron's id, the
+        cron is made a schedule with that id first (``convert.py``)."""
+        book, chain = await self._book_and_chain(method)
+        try:
+            return await call(book, chain)
+        except TaskNotFoundError:
+            conversion = await convert(self._lookups, chain, schedule_id)
+            if conversion is None:
+                raise
+        try:
+            return await call(book, chain)
+        finally:
+            await conversion.finish()
+
     async def _update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> None:
-        book, chain = await self._book_and_chain("update_schedule()")
-        await chain.execute(await book.update(schedule_id, changes))
+        async def call(book: ScheduleBook, chain: Chain) -> None:
+            await chain.execute(await book.update(schedule_id, changes))
+
+        await self._on_schedule("update_schedule()", schedule_id, call)
 
     async def _pause_schedule(self, schedule_id: str, note: str | None) -> None:
-        book, chain = await self._book_and_chain("pause_schedule()")
-        await chain.execute(await book.pause(schedule_id, note))
+        async def call(book: ScheduleBook, chain: Chain) -> None:
+            await chain.execute(await book.pause(schedule_id, note))
+
+        await self._on_schedule("pause_schedule()", schedule_id, call)
 
     async def _resume_schedule(self, schedule_id: str) -> None:
-        book, chain = await self._book_and_chain("resume_schedule()")
-        await chain.execute(await book.resume(schedule_id))
+        async def call(book: ScheduleBook, chain: Chain) -> None:
+            await chain.execute(await book.resume(schedule_id))
+
+        await self._on_schedule("resume_schedule()", schedule_id, call)
 
     async def _skip_schedule(self, schedule_id: str, count: int) -> None:
-        book, _ = await self._book_and_chain("skip_schedule()")
-        await book.skip(schedule_id, count)
+        async def call(book: ScheduleBook, chain: Chain) -> None:
+            await book.skip(schedule_id, count)
+
+        await self._on_schedule("skip_schedule()", schedule_id, call)
 
     async def _preview_schedule(
         self, schedule_id: str, start: datetime, end: datetime, limit: int
     ) -> list[datetime]:
-        book, _ = await self._book_and_chain("preview_schedule()")
-        return await book.preview(schedule_id, start, end, limit)
+        async def call(book: ScheduleBook, chain: Chain) -> list[datetime]:
+            return await book.preview(schedule_id, start, end, limit)
+
+        return await self._on_schedule("preview_schedule()", schedule_id, call)
 
     async def _backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
-        book, chain = await self._book_and_chain("backfill_schedule()")
-        return await chain.execute(await book.backfill(schedule_id, start, end, chain.active))
+        async def call(book: ScheduleBook, chain: Chain) -> list[str]:
+            return await chain.execute(await book.backfill(schedule_id, start, end, chain.active))
+
+        return await self._on_schedule("backfill_schedule()", schedule_id, call)
 
     async def _declare_zoned_crons(self, tasks: dict[str, TaskOptions]) -> None:
         """``@task(cron=..., timezone=...)`` in a zone other than UTC: one

@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
-from owlclaw.backends.hatchet.rows import ScheduleRow, as_utc, spec_to_json
+from owlclaw.backends.hatchet.rows import FROM_CRON, ScheduleRow, as_utc, spec_to_json
 from owlclaw.backends.hatchet.schema import COMPONENT, DDL, LOCK_KEY, SCHEMA_VERSION
 from owlclaw.scheduler.errors import ConfigError, SchedulerConnectionError
 
@@ -242,12 +242,17 @@ class ScheduleStore:
         assert now is not None
         return now
 
-    async def insert(self, conn: Conn, row: ScheduleRow, now: datetime) -> None:
-        await conn.execute(
+    async def insert(
+        self, conn: Conn, row: ScheduleRow, now: datetime, *, unless_exists: bool = False
+    ) -> bool:
+        """``unless_exists``: False if a row with that id exists (the primary key decides)."""
+        cur = await conn.execute(
             f"INSERT INTO owlclaw_schedules (namespace, id, {_COLUMNS}, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            + (" ON CONFLICT (namespace, id) DO NOTHING" if unless_exists else ""),
             (row.namespace, row.id, *_values(row), now, now),
         )
+        return cur.rowcount == 1
 
     async def save(self, conn: Conn, row: ScheduleRow, now: datetime) -> None:
         sets = ", ".join(f"{c.strip()} = %s" for c in _COLUMNS.split(","))
@@ -298,6 +303,18 @@ class ScheduleStore:
             (namespace, schedule_id),
         )
         return cur.rowcount > 0
+
+    async def converted_at(
+        self, conn: Conn, ns: str, task_name: str, cron: dict[str, str]
+    ) -> datetime | None:
+        """When the schedule made from this engine cron was made (``ScheduleRow.from_cron``)."""
+        cur = await conn.execute(
+            "SELECT min(created_at) AS made FROM owlclaw_schedules WHERE namespace = %s "
+            f"AND task_name = %s AND spec -> '{FROM_CRON}' = %s",
+            (ns, task_name, Jsonb(cron)),
+        )
+        rec = await cur.fetchone()
+        return None if rec is None else as_utc(rec["made"])
 
     async def overdue(self, conn: Conn, namespace: str, before: datetime, limit: int) -> list[ScheduleRow]:
         """Unpaused schedules whose armed link is due before ``before``, or with a
@@ -411,9 +428,12 @@ class ScheduleStore:
 
 
 def _values(row: ScheduleRow) -> tuple[Any, ...]:
+    spec = spec_to_json(row.spec)
+    if row.from_cron is not None:
+        spec[FROM_CRON] = row.from_cron
     return (
         row.task_name,
-        Jsonb(spec_to_json(row.spec)),
+        Jsonb(spec),
         Jsonb(row.payload, dumps=_dumps),
         row.gen,
         row.handled_until,

@@ -26,6 +26,7 @@ from hatchet_sdk.utils.typing import LogLevel
 from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.convert import CRON_NAME_KEY, tick_covered
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.naming import LINK
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
@@ -217,6 +218,17 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
             )
             return {RESULT_KEY: None, DUPLICATE_KEY: occurrence_id}
         occurrence = (chain, schedule_id, nominal, occurrence_id)
+    elif CRON_NAME_KEY in metadata and (chain := getattr(scheduler, "schedule_chain", None)) is not None:
+        # a tick of an engine cron made a schedule (convert.py): the schedule fires it
+        if (covered := await tick_covered(chain, options.name, metadata)) is not None:
+            log.info(
+                "cron run %s ends without running the task: its cron is now a schedule, which decides "
+                "occurrence=%s",
+                ctx.workflow_run_id,
+                covered,
+                extra={"event": "cron_tick_superseded"},
+            )
+            return {RESULT_KEY: None, DUPLICATE_KEY: covered}
     task_ctx = make_context(
         options,
         task_id=task_id,

@@ -302,6 +302,22 @@ class ScheduleConformance(ConformanceBase):
         await self.move_to(scheduler, z("2030-01-01T05:30"))
         assert [r["scheduled_for"][11:16] for r in await self.fired(scheduler)] == ["03:00", "04:00", "05:00"]
 
+    async def test_a_plain_cron_previewed_is_a_schedule_with_its_id(self, scheduler: Scheduler) -> None:
+        self.need(scheduler, virtual=False)
+        cron_id = await scheduler.add_cron(TASK, "0 * * * *", {"k": 1})
+        assert await self.preview(scheduler, cron_id, "2030-01-01T00:30", "2030-01-01T03:00") == [
+            "2030-01-01T01:00", "2030-01-01T02:00",
+        ]  # fmt: skip
+        listed = [s for s in await scheduler.list_schedules(TASK) if s.id == cron_id]
+        assert [(s.expression, s.timezone, s.overlap.value, s.payload) for s in listed] == [
+            ("0 * * * *", "UTC", "allow_all", {"k": 1})
+        ], listed
+        await scheduler.pause_schedule(cron_id, "quiet")
+        info = await scheduler.get_schedule(cron_id)
+        assert (info.paused, info.note) == (True, "quiet"), info
+        await scheduler.remove_cron(cron_id)  # a cron's call, on what is now a schedule
+        assert cron_id not in [s.id for s in await scheduler.list_schedules(TASK)]
+
     async def test_a_schedule_edited_while_paused_stays_paused_then_follows_its_new_rule(
         self, scheduler: Scheduler
     ) -> None:
