@@ -254,6 +254,32 @@ async def test_overlap_allow_all_and_cancel_previous(store: ScheduleStore) -> No
     assert effects.cancel == (f"run-{occurrence_id(sid, base)}",)
 
 
+async def test_cancel_previous_cancels_a_run_whose_trigger_was_not_recorded_yet(store: ScheduleStore) -> None:
+    """Found on the engine (test_hatchet_schedule_overlap.py): an occurrence
+    claimed but whose run id was not recorded yet when the next one fired (two
+    due in one step; or the trigger still on its way) was marked ended and
+    never cancelled, so two runs went on at once. Now recording its run says
+    to cancel it, as memory cancels the previous run at once."""
+    book, engine, sid, base = await _setup(store, overlap=Overlap.CANCEL_PREVIOUS)
+    link = engine.links.pop(sid)
+    await set_clock(book, link.at + LATE_GRACE - 5 * S)  # late within the grace: 3 due, on time
+    effects = await book.link(sid, link.nominal, link.gen, engine.active)
+    assert _nominals(effects) == [base, base + EVERY, base + 2 * EVERY] and effects.cancel == ()
+    superseded = [await book.triggered(fire, f"run-{fire.occurrence_id}") for fire in effects.fire]
+    assert superseded == [True, True, False]  # the chain cancels the first two
+    # the next occurrence fires while the last run's trigger is recorded: it is cancelled
+    engine.running = {f"run-{effects.fire[-1].occurrence_id}"}
+    engine.links[sid] = effects.arm[0]
+    nxt = await engine.run_link(sid, late=S)
+    assert nxt.cancel == (f"run-{effects.fire[-1].occurrence_id}",)
+    # a run that began, then was superseded: cancelled by the decision, not again on a late record
+    fire = nxt.fire[0]
+    assert await book.begin(sid, fire.nominal, "engine-run")
+    engine.running = {f"run-{fire.occurrence_id}"}
+    assert (await engine.run_link(sid, late=S)).cancel == (f"run-{fire.occurrence_id}",)
+    assert not await book.triggered(fire, f"run-{fire.occurrence_id}")
+
+
 async def test_backfill_fires_only_what_never_fired(store: ScheduleStore) -> None:
     book, engine, sid, base = await _setup(store, overlap=Overlap.ALLOW_ALL)
     await engine.run_link(sid)

@@ -294,11 +294,13 @@ class ScheduleBook:
             await self._store.forget(conn, self._ns, [(sid, t) for sid, t in found if sid not in rows])
         return tuple(_fire(rows[sid], nominal) for sid, nominal in found if sid in rows)
 
-    async def triggered(self, fire: Fire, run_id: str) -> None:
-        """The user run of ``fire`` was triggered: its owlclaw run id."""
+    async def triggered(self, fire: Fire, run_id: str) -> bool:
+        """The user run of ``fire`` was triggered: its owlclaw run id. True if
+        the run is to be cancelled: a later occurrence superseded it (overlap
+        ``cancel_previous``) before its trigger was recorded."""
         async with self._store.transaction() as conn:
             now = await self._now(conn)
-            await self._store.triggered(conn, self._ns, fire.schedule_id, fire.nominal, run_id, now)
+            return await self._store.triggered(conn, self._ns, fire.schedule_id, fire.nominal, run_id, now)
 
     async def begin(self, schedule_id: str, nominal: datetime, run_key: str) -> bool:
         """True for the first engine run (``run_key``) of a fired occurrence, and
@@ -385,9 +387,11 @@ class ScheduleBook:
             if policy is Overlap.BUFFER_ONE:
                 row.buffered = nominal
                 return
-            # cancel_previous: the runs known to the engine; one not triggered yet cannot be
-            step.cancel += [run_id for _, run_id in running if run_id is not None]
-            await store.mark_ended(step.conn, self._ns, row.id, [n for n, _ in running], step.now)
+            # cancel_previous: the runs triggered (recorded by now, under the row locks);
+            # one not triggered yet is cancelled by the chain once it is (``triggered``)
+            step.cancel += await store.mark_ended(
+                step.conn, self._ns, row.id, [n for n, _ in running], step.now
+            )
             running.clear()
         if not await store.claim(step.conn, self._ns, row.id, nominal, by, step.now):
             return
