@@ -176,16 +176,18 @@ async def settle(scheduler: Any, sid: str, spec: ScheduleSpec, before: Mark) -> 
 
 
 def figures(late: dict[datetime, float], window: Window) -> str:
-    """The closing note's figures: a catch-up is a run of coalesced occurrences
-    (then the run that covered them), or a run that started past the late grace."""
+    """The closing note's figures. A catch-up is a run that covered coalesced
+    occurrences; "late" counts the runs that started past the late grace
+    (decided late, or decided on time and started late by the engine)."""
     values = [late[t] for t in window.ran if t in late]
     holes = set(window.holes)
     catch_ups = sum(1 for t in window.ran if t - SECOND in holes) if window.coalesced else 0
-    catch_ups += sum(1 for t in window.ran if t in late and late[t] > LATE_GRACE.total_seconds())
+    over = sum(1 for v in values if v > LATE_GRACE.total_seconds())
     return (
         f"expected {len(window.expected)}, fired {len(window.ran)}, doubled {len(window.doubled)}, "
         f"coalesced {window.coalesced}, lost {len(window.holes) - window.counted}, "
-        f"catch-up runs {catch_ups}, lateness p50 {statistics.median(values):.1f}s max {max(values):.1f}s"
+        f"catch-up runs {catch_ups}, runs over {LATE_GRACE.seconds} s late {over}, "
+        f"lateness p50 {statistics.median(values):.1f}s max {max(values):.1f}s"
     )
 
 
