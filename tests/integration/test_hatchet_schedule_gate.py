@@ -202,6 +202,31 @@ async def test_pause_fires_nothing_and_resume_skips_what_fell_meanwhile(store: S
     assert _nominals(await engine.run_link(sid)) == [base + 40 * S]
 
 
+async def test_an_occurrence_due_before_a_pause_whose_link_had_not_run_fires(store: ScheduleStore) -> None:
+    """Found with two clients pausing on the engine's timescale: a pause landing
+    between an occurrence's time and its link's run (ms to seconds) voided the
+    link, and the resume counted from the pause, so that occurrence neither ran
+    nor was counted. Now the pause fires it (memory fires it at its time); one
+    unhandled past the grace (an outage) is counted skipped on resume."""
+    book, engine, sid, base = await _setup(store)
+    pending = engine.links[sid]  # due at base, not run yet
+    await set_clock(book, base + S / 2)
+    assert _nominals(await engine.apply(await book.pause(sid, None))) == [base]
+    await set_clock(book, base + 25 * S)
+    await engine.apply(await book.resume(sid))
+    info = await book.get(sid)
+    assert (info.fired, info.skipped) == (1, 2), info  # base + 10 s, base + 20 s fell in the pause
+    assert await book.link(sid, pending.nominal, pending.gen, engine.active) == Effects()
+    # paused while its link is past the grace (the engine was down): nothing fires, all counted
+    book, engine, sid, base = await _setup(store)
+    await set_clock(book, base + 40 * S)
+    assert _nominals(await engine.apply(await book.pause(sid, None))) == []
+    await set_clock(book, base + 55 * S)
+    await engine.apply(await book.resume(sid))
+    info = await book.get(sid)
+    assert (info.fired, info.skipped) == (0, 6), info  # base .. base + 50 s
+
+
 async def test_skip_drops_the_next_occurrences(store: ScheduleStore) -> None:
     book, engine, sid, base = await _setup(store)
     await book.skip(sid, 2)
