@@ -110,6 +110,7 @@ class Mark:
     fired: int
     skipped: int
     coalesced: int
+    buffered: datetime | None  # overlap buffer_one: handled, its fate decided later
 
 
 async def mark(scheduler: Any, sid: str) -> Mark:
@@ -117,7 +118,7 @@ async def mark(scheduler: Any, sid: str) -> Mark:
     async with book._store.transaction() as conn:
         row = await book._store.fetch(conn, book._ns, sid)
     assert row is not None, f"schedule {sid} is gone"
-    return Mark(row.handled_until, row.fired, row.skipped, row.coalesced)
+    return Mark(row.handled_until, row.fired, row.skipped, row.coalesced, row.buffered)
 
 
 @dataclasses.dataclass

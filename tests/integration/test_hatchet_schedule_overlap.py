@@ -140,6 +140,8 @@ async def watch(scheduler: Any, sid: str, policy: str) -> Seen:
     await scheduler.pause_schedule(sid)
     after = await mark(scheduler, sid)
     expected = list(occurrences(EVERY_SECOND, before.handled_until, after.handled_until))
+    if before.buffered is not None:  # buffered before the window: it runs (or is skipped) in it
+        expected.insert(0, before.buffered)
 
     def window(found: list[TaskInfo]) -> list[TaskInfo]:
         return [r for r in found if r.scheduled_at in expected]
@@ -159,7 +161,7 @@ async def watch(scheduler: Any, sid: str, policy: str) -> Seen:
         interval=0.5,
         what=f"each {policy} occurrence of the window fired or counted",
     )
-    earlier = [r for r in found if r.scheduled_at is not None and r.scheduled_at <= before.handled_until]
+    earlier = [r for r in found if r.scheduled_at is not None and r.scheduled_at < expected[0]]
     return Seen(expected, window(found), earlier, final.fired - before.fired, final.skipped - before.skipped)
 
 
