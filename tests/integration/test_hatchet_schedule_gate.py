@@ -290,6 +290,8 @@ async def test_cancel_previous_cancels_a_run_whose_trigger_was_not_recorded_yet(
     await set_clock(book, link.at + LATE_GRACE - 5 * S)  # late within the grace: 3 due, on time
     effects = await book.link(sid, link.nominal, link.gen, engine.active)
     assert _nominals(effects) == [base, base + EVERY, base + 2 * EVERY] and effects.cancel == ()
+    # the second run began before its trigger was recorded (seen on the engine): still superseded
+    assert await book.begin(sid, effects.fire[1].nominal, "engine-run-2")
     superseded = [await book.triggered(fire, f"run-{fire.occurrence_id}") for fire in effects.fire]
     assert superseded == [True, True, False]  # the chain cancels the first two
     # the next occurrence fires while the last run's trigger is recorded: it is cancelled

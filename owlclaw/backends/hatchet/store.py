@@ -369,11 +369,13 @@ class ScheduleStore:
         self, conn: Conn, namespace: str, schedule_id: str, nominal: datetime, run_id: str, now: datetime
     ) -> bool:
         """Record the run of an occurrence; True if it was marked ended before its
-        run began (overlap ``cancel_previous``: a later occurrence superseded it)."""
+        run began (overlap ``cancel_previous``: a later occurrence superseded it).
+        The run may begin before this record (seen on the engine): ``began_at``
+        after ``ended_at`` still says superseded; a run that ended has it before."""
         cur = await conn.execute(
             "UPDATE owlclaw_occurrences SET run_id = %s, triggered_at = %s "
             "WHERE namespace = %s AND schedule_id = %s AND nominal = %s "
-            "RETURNING ended_at IS NOT NULL AND began_at IS NULL AS superseded",
+            "RETURNING ended_at IS NOT NULL AND (began_at IS NULL OR ended_at < began_at) AS superseded",
             (run_id, now, namespace, schedule_id, nominal),
         )
         found = await cur.fetchone()
