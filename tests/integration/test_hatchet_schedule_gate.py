@@ -202,6 +202,31 @@ async def test_pause_fires_nothing_and_resume_skips_what_fell_meanwhile(store: S
     assert _nominals(await engine.run_link(sid)) == [base + 40 * S]
 
 
+async def test_an_occurrence_due_before_a_pause_whose_link_had_not_run_fires(store: ScheduleStore) -> None:
+    """Found with two clients pausing on the engine's timescale: a pause landing
+    between an occurrence's time and its link's run (ms to seconds) voided the
+    link, and the resume counted from the pause, so that occurrence neither ran
+    nor was counted. Now the pause fires it (memory fires it at its time); one
+    unhandled past the grace (an outage) is counted skipped on resume."""
+    book, engine, sid, base = await _setup(store)
+    pending = engine.links[sid]  # due at base, not run yet
+    await set_clock(book, base + S / 2)
+    assert _nominals(await engine.apply(await book.pause(sid, None))) == [base]
+    await set_clock(book, base + 25 * S)
+    await engine.apply(await book.resume(sid))
+    info = await book.get(sid)
+    assert (info.fired, info.skipped) == (1, 2), info  # base + 10 s, base + 20 s fell in the pause
+    assert await book.link(sid, pending.nominal, pending.gen, engine.active) == Effects()
+    # paused while its link is past the grace (the engine was down): nothing fires, all counted
+    book, engine, sid, base = await _setup(store)
+    await set_clock(book, base + 40 * S)
+    assert _nominals(await engine.apply(await book.pause(sid, None))) == []
+    await set_clock(book, base + 55 * S)
+    await engine.apply(await book.resume(sid))
+    info = await book.get(sid)
+    assert (info.fired, info.skipped) == (0, 6), info  # base .. base + 50 s
+
+
 async def test_skip_drops_the_next_occurrences(store: ScheduleStore) -> None:
     book, engine, sid, base = await _setup(store)
     await book.skip(sid, 2)
@@ -252,6 +277,34 @@ async def test_overlap_allow_all_and_cancel_previous(store: ScheduleStore) -> No
     effects = await engine.run_link(sid)
     assert _nominals(effects) == [base + EVERY]
     assert effects.cancel == (f"run-{occurrence_id(sid, base)}",)
+
+
+async def test_cancel_previous_cancels_a_run_whose_trigger_was_not_recorded_yet(store: ScheduleStore) -> None:
+    """Found on the engine (test_hatchet_schedule_overlap.py): an occurrence
+    claimed but whose run id was not recorded yet when the next one fired (two
+    due in one step; or the trigger still on its way) was marked ended and
+    never cancelled, so two runs went on at once. Now recording its run says
+    to cancel it, as memory cancels the previous run at once."""
+    book, engine, sid, base = await _setup(store, overlap=Overlap.CANCEL_PREVIOUS)
+    link = engine.links.pop(sid)
+    await set_clock(book, link.at + LATE_GRACE - 5 * S)  # late within the grace: 3 due, on time
+    effects = await book.link(sid, link.nominal, link.gen, engine.active)
+    assert _nominals(effects) == [base, base + EVERY, base + 2 * EVERY] and effects.cancel == ()
+    # the second run began before its trigger was recorded (seen on the engine): still superseded
+    assert await book.begin(sid, effects.fire[1].nominal, "engine-run-2")
+    superseded = [await book.triggered(fire, f"run-{fire.occurrence_id}") for fire in effects.fire]
+    assert superseded == [True, True, False]  # the chain cancels the first two
+    # the next occurrence fires while the last run's trigger is recorded: it is cancelled
+    engine.running = {f"run-{effects.fire[-1].occurrence_id}"}
+    engine.links[sid] = effects.arm[0]
+    nxt = await engine.run_link(sid, late=S)
+    assert nxt.cancel == (f"run-{effects.fire[-1].occurrence_id}",)
+    # a run that began, then was superseded: cancelled by the decision, not again on a late record
+    fire = nxt.fire[0]
+    assert await book.begin(sid, fire.nominal, "engine-run")
+    engine.running = {f"run-{fire.occurrence_id}"}
+    assert (await engine.run_link(sid, late=S)).cancel == (f"run-{fire.occurrence_id}",)
+    assert not await book.triggered(fire, f"run-{fire.occurrence_id}")
 
 
 async def test_backfill_fires_only_what_never_fired(store: ScheduleStore) -> None:

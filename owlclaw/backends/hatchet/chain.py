@@ -222,11 +222,14 @@ class Chain:
         run_id = str(ref.workflow_run_id)
         self.lookups.local[run_id] = LocalRecord(fire.task_name, fire.payload, utc_now(), None)
         try:
-            await self.book.triggered(fire, run_id)
+            superseded = await self.book.triggered(fire, run_id)
         except Exception as exc:  # noqa: BLE001 - the run exists; its begin() claims the occurrence
             log.warning(
                 "schedule trigger not recorded occurrence=%s run=%s: %s", fire.occurrence_id, run_id, exc
             )
+            return run_id
+        if superseded:  # cancel_previous: a later occurrence fired before this run was recorded
+            await self._cancel(run_id)
         return run_id
 
     async def _cancel(self, run_id: str) -> None:

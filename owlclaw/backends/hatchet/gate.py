@@ -194,17 +194,22 @@ class ScheduleBook:
         return found, Effects(disarm=(schedule_id,)) if found else Effects()
 
     async def pause(self, schedule_id: str, note: str | None) -> Effects:
+        """Pause; an occurrence due before now whose link has not run yet (links
+        run ms to seconds after their time) fires, as memory fires it at its time."""
         async with self._store.transaction() as conn:
             row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
             now = await self._now(conn)
             row.note = note
-            effects = Effects()
+            step = _Step(conn, row, now, None)  # no look-ups: runs not reported ended count as going
+            disarm: tuple[str, ...] = ()
             if row.paused_at is None:
+                await self._advance(step, now, late=False)  # older ones (an outage): counted on resume
                 row.paused_at, row.gen = now, row.gen + 1
                 self._arm(row)  # clears next_fire_at
-                effects = Effects(disarm=(schedule_id,))
-            await self._store.save(conn, row, now)
-        return effects
+                disarm = (schedule_id,)
+            await self._finish(step)
+        _emit(step)
+        return Effects(fire=tuple(step.fires), cancel=tuple(step.cancel), disarm=disarm)
 
     async def resume(self, schedule_id: str) -> Effects:
         """What fell while paused is skipped, not caught up; an occurrence at now fires."""
@@ -214,7 +219,8 @@ class ScheduleBook:
                 return Effects()
             now = await self._now(conn)
             step = _Step(conn, row, now, None)
-            lo = max(row.handled_until, row.paused_at - TICK)
+            # from the last handled: what fell before the pause unhandled (an outage) is counted too
+            lo = row.handled_until
             missed = sum(1 for _ in occurrences(row.spec, lo, now - TICK, limit=DEFAULT_COUNT_LIMIT))
             _skipped(step, missed, "paused")
             row.paused_at, row.note, row.gen = None, None, row.gen + 1
@@ -318,11 +324,13 @@ class ScheduleBook:
             await self._store.forget(conn, self._ns, [(sid, t) for sid, t in found if sid not in rows])
         return tuple(_fire(rows[sid], nominal) for sid, nominal in found if sid in rows)
 
-    async def triggered(self, fire: Fire, run_id: str) -> None:
-        """The user run of ``fire`` was triggered: its owlclaw run id."""
+    async def triggered(self, fire: Fire, run_id: str) -> bool:
+        """The user run of ``fire`` was triggered: its owlclaw run id. True if
+        the run is to be cancelled: a later occurrence superseded it (overlap
+        ``cancel_previous``) before its trigger was recorded."""
         async with self._store.transaction() as conn:
             now = await self._now(conn)
-            await self._store.triggered(conn, self._ns, fire.schedule_id, fire.nominal, run_id, now)
+            return await self._store.triggered(conn, self._ns, fire.schedule_id, fire.nominal, run_id, now)
 
     async def begin(self, schedule_id: str, nominal: datetime, run_key: str) -> bool:
         """True for the first engine run (``run_key``) of a fired occurrence, and
@@ -363,16 +371,18 @@ class ScheduleBook:
     async def _now(self, conn: Conn) -> datetime:
         return await self._store.now(conn) + self.clock_offset
 
-    async def _advance(self, step: _Step, horizon: datetime) -> None:
+    async def _advance(self, step: _Step, horizon: datetime, *, late: bool = True) -> None:
         """Handle the occurrences whose fire time is at or before ``horizon``, as
-        memory's heap would at ``now``: on time, each fires; late, ``catch_up``."""
+        memory's heap would at ``now``: on time, each fires; late, ``catch_up``
+        (or, without ``late``, stop there)."""
         row, walker = step.row, Walker(step.row.spec)
         while (nxt := walker.next_after(row.handled_until)) is not None:
             due = fire_time(row.spec, row.id, nxt)
             if due > horizon:
                 return
             if step.now - due > LATE_GRACE:
-                await self._catch_up(step)
+                if late:
+                    await self._catch_up(step)
                 return
             row.handled_until = nxt
             await self._occur(step, nxt)
@@ -409,9 +419,11 @@ class ScheduleBook:
             if policy is Overlap.BUFFER_ONE:
                 row.buffered = nominal
                 return
-            # cancel_previous: the runs known to the engine; one not triggered yet cannot be
-            step.cancel += [run_id for _, run_id in running if run_id is not None]
-            await store.mark_ended(step.conn, self._ns, row.id, [n for n, _ in running], step.now)
+            # cancel_previous: the runs triggered (recorded by now, under the row locks);
+            # one not triggered yet is cancelled by the chain once it is (``triggered``)
+            step.cancel += await store.mark_ended(
+                step.conn, self._ns, row.id, [n for n, _ in running], step.now
+            )
             running.clear()
         if not await store.claim(step.conn, self._ns, row.id, nominal, by, step.now):
             return

@@ -364,12 +364,15 @@ class ScheduleStore:
 
     async def mark_ended(
         self, conn: Conn, namespace: str, schedule_id: str, nominals: list[datetime], now: datetime
-    ) -> None:
-        await conn.execute(
+    ) -> list[str]:
+        """Mark these occurrences ended; the run ids recorded on them (read under
+        the row locks: a trigger recorded since the caller read them is included)."""
+        cur = await conn.execute(
             "UPDATE owlclaw_occurrences SET ended_at = %s WHERE namespace = %s AND schedule_id = %s "
-            "AND nominal = ANY(%s) AND ended_at IS NULL",
+            "AND nominal = ANY(%s) AND ended_at IS NULL RETURNING run_id",
             (now, namespace, schedule_id, nominals),
         )
+        return [r["run_id"] for r in await cur.fetchall() if r["run_id"] is not None]
 
     async def forget(self, conn: Conn, namespace: str, occurrences: list[tuple[str, datetime]]) -> None:
         """Delete occurrence rows (of schedules that were removed)."""
@@ -381,12 +384,19 @@ class ScheduleStore:
 
     async def triggered(
         self, conn: Conn, namespace: str, schedule_id: str, nominal: datetime, run_id: str, now: datetime
-    ) -> None:
-        await conn.execute(
+    ) -> bool:
+        """Record the run of an occurrence; True if it was marked ended before its
+        run began (overlap ``cancel_previous``: a later occurrence superseded it).
+        The run may begin before this record (seen on the engine): ``began_at``
+        after ``ended_at`` still says superseded; a run that ended has it before."""
+        cur = await conn.execute(
             "UPDATE owlclaw_occurrences SET run_id = %s, triggered_at = %s "
-            "WHERE namespace = %s AND schedule_id = %s AND nominal = %s",
+            "WHERE namespace = %s AND schedule_id = %s AND nominal = %s "
+            "RETURNING ended_at IS NOT NULL AND (began_at IS NULL OR ended_at < began_at) AS superseded",
             (run_id, now, namespace, schedule_id, nominal),
         )
+        found = await cur.fetchone()
+        return bool(found is not None and found["superseded"])
 
     async def begin(
         self, conn: Conn, namespace: str, schedule_id: str, nominal: datetime, run_key: str, now: datetime
