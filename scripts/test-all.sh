@@ -47,5 +47,7 @@ python3 -m mypy
 
 step "pytest (unit + integration)"
 # two processes, whole files each (most integration time is spent waiting on
-# the engine); each process starts its own engine
-python3 -m pytest -ra -n 2 --dist loadfile --durations=15 "$@"
+# the engine); each process starts its own engine. The files go out in
+# collection order, where tests/conftest.py puts the slowest first (xdist's
+# default reorder, by tests per file, sent the one-test soak out last)
+python3 -m pytest -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15 "$@"
