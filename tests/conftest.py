@@ -24,6 +24,7 @@ _UNIT = _TESTS / "unit"
 SLOWEST_FILES: dict[str, float] = {
     "integration/test_hatchet_backend.py": 490,
     "integration/test_hatchet_schedules.py": 370,
+    "integration/test_hatchet_schedule_faults.py": 330,
     "integration/test_cli_hatchet.py": 365,
     "integration/test_faults_hatchet.py": 310,
     "integration/test_containers_conformance.py": 275,
@@ -36,6 +37,9 @@ SLOWEST_FILES: dict[str, float] = {
     "integration/test_benchmarks_engine_smoke.py": 135,
     "integration/test_hatchet_layout.py": 130,
     "integration/test_owlclaw_adapter_hatchet.py": 125,
+    "integration/test_hatchet_short_delays.py": 110,
+    "integration/test_hatchet_schedule_overlap.py": 100,
+    "integration/test_hatchet_cron_conversion.py": 85,
     "integration/test_examples_hatchet.py": 120,
     "integration/test_worker_shutdown_hatchet.py": 80,
     "integration/test_demo_hatchet.py": 70,
