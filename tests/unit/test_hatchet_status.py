@@ -20,8 +20,7 @@ from hatchet_sdk.exceptions import TaskRunError
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.status import EngineRun, task_info
-from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, HOLD_SECONDS, RESULT_KEY
-from owlclaw.backends.memory.mimic import HOLD_SECONDS as MIMIC_HOLD_SECONDS
+from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, RESULT_KEY
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.testing import register_conformance_tasks
 
@@ -286,7 +285,3 @@ def test_a_held_short_delay_cancelled_in_its_hold_never_started() -> None:
         1,
         1,
     )
-
-
-def test_the_memory_mimic_holds_as_long_as_the_hatchet_backend() -> None:
-    assert MIMIC_HOLD_SECONDS == HOLD_SECONDS

@@ -123,8 +123,7 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
     # the hooks of BaseScheduler
 
     async def _submit(self, options: TaskOptions, payload: dict[str, Any], **when: Any) -> str:
-        queue = lambda: self._new_run(options, payload, **when)  # noqa: E731
-        return self._mimic.child(self.clock.now(), when["due"], queue)
+        return self._mimic.child(when["due"], lambda: self._new_run(options, payload, **when))
 
     def _new_run(
         self,
@@ -150,9 +149,7 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         if due is None:
             self._enqueue(run)
         else:
-            run.entry = self._book.push(due, DUE, run)
-            if self._mimic.holds(self.clock.now(), due):
-                self._ready.reserve(run)
+            run.entry = self._book.push(self._mimic.fire_time(self.clock.now(), due), DUE, run)
         return run.id
 
     async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
@@ -176,7 +173,6 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         if run.entry is not None:
             run.entry.dead = True
             run.entry = None
-        self._ready.release(run)
         run.cancel()
         if run.task is not None and not run.task.done():
             self._mimic.cancel(run)  # at once, or after Hatchet's cooperative grace
@@ -328,8 +324,6 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
             if entry.kind == DUE:
                 run: Run = entry.ref
                 run.entry = None
-                if run.holds_slot:
-                    self._ready.release(run)
                 run.state = TaskState.QUEUED
                 self._queue(run)  # started below, with the rest
             elif entry.kind == CRON:
