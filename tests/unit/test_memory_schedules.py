@@ -95,3 +95,21 @@ async def test_a_task_declared_with_a_zoned_cron_fires_in_its_zone() -> None:
         assert info.overlap == "allow_all"
         await move_to(scheduler, T0 + timedelta(days=1))
     assert seen == [("2030-01-01T14:00:00+00:00", f"{info.id}@2030-01-01T14:00:00Z")]  # 09:00 EST
+
+
+async def test_a_pause_while_the_worker_is_down_counts_what_fell_before_it(s: MemoryScheduler) -> None:
+    """Occurrences that fell while no worker ran, before a pause, are counted
+    skipped at the resume (as the Hatchet gate counts them), never dropped
+    uncounted: fired + skipped + coalesced covers every occurrence."""
+    sid = await s.add_schedule(TASK, cron="0 * * * *", overlap="allow_all")
+    await move_to(s, T0 + timedelta(hours=1, minutes=30))  # 01:00 fires
+    await s.stop_worker()
+    await move_to(s, T0 + timedelta(hours=3, minutes=30))  # 02:00 and 03:00 fall, no worker
+    await s.pause_schedule(sid, "ops")
+    await move_to(s, T0 + timedelta(hours=5, minutes=30))  # 04:00 and 05:00 fall while paused
+    await s.resume_schedule(sid)
+    await s.start_worker()
+    await move_to(s, T0 + timedelta(hours=6, minutes=30))  # 06:00 fires
+    info = await s.get_schedule(sid)
+    assert await nominals(s) == ["01:00", "06:00"]
+    assert (info.fired, info.skipped, info.coalesced) == (2, 4, 0), info

@@ -173,9 +173,9 @@ class Schedules:
         if s.paused_at is None:
             return
         now = self._host._now()
-        # what fell while paused is skipped, not caught up; an occurrence at now fires
-        lo = max(s.last, s.paused_at - TICK)
-        missed = sum(1 for _ in occurrences(s.spec, lo, now - TICK, limit=DEFAULT_COUNT_LIMIT))
+        # what fell while paused is skipped, not caught up; an occurrence at now fires.
+        # From the last handled: what fell before the pause unhandled (no worker) is counted too.
+        missed = sum(1 for _ in occurrences(s.spec, s.last, now - TICK, limit=DEFAULT_COUNT_LIMIT))
         self._skipped(s, missed, "paused")
         s.paused_at, s.note, s.last = None, None, max(s.last, now - TICK)
         self._arm(s)
