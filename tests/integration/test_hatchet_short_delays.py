@@ -125,7 +125,7 @@ async def test_a_held_run_survives_its_worker_being_killed(
         )
         # wait until the worker holds it: the engine says it runs there
         await poll_until(
-            lambda: s._lookups.get_run(s._lookups.local[task_id].run_id),
+            lambda: s._lookups.get_run(task_id),  # its id is its run's
             lambda details: details is not None and str(details.run.status).endswith("RUNNING"),
             timeout=5,
             interval=0.1,

@@ -130,8 +130,8 @@ class Lookups:
     async def _find_any(self, task_id: str) -> TaskInfo | Any | None:
         """A pending schedule as TaskInfo, a run's details, or None."""
         local = self.local.get(task_id)
-        if local is not None and local.run_id is not None:  # a held short delay made here
-            return await self.get_run(local.run_id)
+        if local is not None and local.held:  # a held short delay made here: its id is its run's
+            return await self.get_run(task_id)
         if local is None or local.due is None:
             details = await self.get_run(task_id)
             if details is not None:
@@ -251,7 +251,7 @@ class Lookups:
         # made here and not listed yet: the engine's listing lags its writes a little
         now = utc_now()
         for task_id, local in list(self.local.items()):
-            if local.run_id is None or local.due is None or local.due <= now or task_id in found:
+            if not local.held or local.due is None or local.due <= now or task_id in found:
                 continue
             if task_name is None or local.task_name == task_name:
                 info = await self.status(task_id)

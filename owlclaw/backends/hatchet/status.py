@@ -135,7 +135,7 @@ class LocalRecord:
     created_at: datetime
     due: datetime | None  # schedules only
     schedule_id: str | None = None  # the engine's id of the schedule, to delete it without a look-up
-    run_id: str | None = None  # a held short delay's run (triggers._hold)
+    held: bool = False  # a held short delay: its id is its run's (triggers._hold)
 
 
 def _engine_requeued(run: EngineRun, now: datetime) -> bool:

@@ -68,7 +68,7 @@ async def _hold(
     child, which the engine gives back to a retried attempt instead of a new run."""
     metadata = {DUE_KEY: due.isoformat(), HOLD_KEY: "1", **trace}
     run_id = await _run_now(lookups, options, data, priority, metadata, due=due)
-    lookups.local[run_id] = LocalRecord(options.name, data, utc_now(), due, run_id=run_id)
+    lookups.local[run_id] = LocalRecord(options.name, data, utc_now(), due, held=True)
     return run_id
 
 
