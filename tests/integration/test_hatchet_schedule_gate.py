@@ -17,6 +17,7 @@ import pytest
 
 from owlclaw.backends.hatchet.gate import LATE_GRACE, Effects, Fire, Link, ScheduleBook
 from owlclaw.backends.hatchet.local.postgres import LocalPostgres, PostgresError, PostgresNotInstalledError
+from owlclaw.backends.hatchet.rows import Begin
 from owlclaw.backends.hatchet.store import ScheduleStore
 from owlclaw.scheduler.errors import InvalidScheduleError, TaskNotFoundError
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec, fire_time, occurrence_id
@@ -290,10 +291,13 @@ async def test_cancel_previous_cancels_a_run_whose_trigger_was_not_recorded_yet(
     await set_clock(book, link.at + LATE_GRACE - 5 * S)  # late within the grace: 3 due, on time
     effects = await book.link(sid, link.nominal, link.gen, engine.active)
     assert _nominals(effects) == [base, base + EVERY, base + 2 * EVERY] and effects.cancel == ()
-    # the second run began before its trigger was recorded (seen on the engine): still superseded
-    assert await book.begin(sid, effects.fire[1].nominal, "engine-run-2")
+    # the second run arrives before its trigger was recorded (seen on the engine): superseded
+    # already, it may not run (the cancel sent for it may reach the engine before the run)
+    assert await book.begin(sid, effects.fire[1].nominal, "engine-run-2") is Begin.SUPERSEDED
     superseded = [await book.triggered(fire, f"run-{fire.occurrence_id}") for fire in effects.fire]
     assert superseded == [True, True, False]  # the chain cancels the first two
+    assert await book.begin(sid, effects.fire[0].nominal, "engine-run-1") is Begin.SUPERSEDED
+    assert await book.begin(sid, effects.fire[2].nominal, "engine-run-3") is Begin.RUN
     # the next occurrence fires while the last run's trigger is recorded: it is cancelled
     engine.running = {f"run-{effects.fire[-1].occurrence_id}"}
     engine.links[sid] = effects.arm[0]
@@ -301,10 +305,25 @@ async def test_cancel_previous_cancels_a_run_whose_trigger_was_not_recorded_yet(
     assert nxt.cancel == (f"run-{effects.fire[-1].occurrence_id}",)
     # a run that began, then was superseded: cancelled by the decision, not again on a late record
     fire = nxt.fire[0]
-    assert await book.begin(sid, fire.nominal, "engine-run")
+    assert await book.begin(sid, fire.nominal, "engine-run") is Begin.RUN
     engine.running = {f"run-{fire.occurrence_id}"}
     assert (await engine.run_link(sid, late=S)).cancel == (f"run-{fire.occurrence_id}",)
     assert not await book.triggered(fire, f"run-{fire.occurrence_id}")
+
+
+async def test_only_cancel_previous_refuses_a_run_whose_occurrence_ended_before_it_began(
+    store: ScheduleStore,
+) -> None:
+    """A run the engine reports final (or does not list yet) before it began is
+    marked ended by the overlap check. Under ``skip`` that run must still run
+    when it arrives (refusing it would lose the occurrence); under
+    ``cancel_previous`` a later occurrence superseded it."""
+    for policy, verdict in ((Overlap.SKIP, Begin.RUN), (Overlap.CANCEL_PREVIOUS, Begin.SUPERSEDED)):
+        book, engine, sid, base = await _setup(store, overlap=policy)
+        await engine.run_link(sid)
+        engine.running.clear()  # the engine does not report the first run going
+        assert _nominals(await engine.run_link(sid)) == [base + EVERY], policy
+        assert await book.begin(sid, base, "engine-run-1") is verdict, policy
 
 
 async def test_backfill_fires_only_what_never_fired(store: ScheduleStore) -> None:
@@ -323,10 +342,10 @@ async def test_backfill_fires_only_what_never_fired(store: ScheduleStore) -> Non
 async def test_begin_admits_one_engine_run_per_occurrence(store: ScheduleStore) -> None:
     book, engine, sid, base = await _setup(store)
     await engine.run_link(sid)
-    assert await book.begin(sid, base, "engine-run-1")
-    assert not await book.begin(sid, base, "engine-run-2")  # a duplicate trigger
-    assert await book.begin(sid, base, "engine-run-1")  # the first one's retry
-    assert not await book.begin(sid, base + EVERY, "engine-run-3")  # never claimed
+    assert await book.begin(sid, base, "engine-run-1") is Begin.RUN
+    assert await book.begin(sid, base, "engine-run-2") is Begin.DUPLICATE  # a duplicate trigger
+    assert await book.begin(sid, base, "engine-run-1") is Begin.RUN  # the first one's retry
+    assert await book.begin(sid, base + EVERY, "engine-run-3") is Begin.DUPLICATE  # never claimed
 
 
 async def test_an_untriggered_claim_is_offered_again_once(store: ScheduleStore) -> None:
@@ -404,10 +423,10 @@ async def test_a_run_fired_before_its_schedule_was_removed_still_begins_once(sto
     claimed = await book.link(sid, link.nominal, link.gen, engine.active)
     await book.remove(sid)  # before the chain triggered the run
     await book.triggered(claimed.fire[0], "run-1")
-    assert await book.begin(sid, base, "engine-run-1")
-    assert not await book.begin(sid, base, "engine-run-2")
+    assert await book.begin(sid, base, "engine-run-1") is Begin.RUN
+    assert await book.begin(sid, base, "engine-run-2") is Begin.DUPLICATE
     assert await book.ended(sid, base) == Effects()
-    assert not await book.begin(sid, base, "engine-run-1")  # its row is gone with the schedule
+    assert await book.begin(sid, base, "engine-run-1") is Begin.DUPLICATE  # its row is gone with the schedule
     # a claim never triggered, of a removed schedule, is not offered again
     book2, engine2, sid2, base2 = await _setup(store)
     link = engine2.links.pop(sid2)
@@ -416,7 +435,7 @@ async def test_a_run_fired_before_its_schedule_was_removed_still_begins_once(sto
     await book2.remove(sid2)
     await set_clock(book2, base2 + 100 * S)
     assert await book2.unstarted(60 * S) == ()
-    assert not await book2.begin(sid2, base2, "engine-run-1")
+    assert await book2.begin(sid2, base2, "engine-run-1") is Begin.DUPLICATE
 
 
 async def test_the_sweeper_releases_a_buffered_occurrence_whose_run_ended_unreported(
@@ -455,10 +474,10 @@ async def test_jitter_delays_the_link_not_the_nominal_time(store: ScheduleStore)
 async def test_only_the_newest_occurrence_rows_are_kept(
     store: ScheduleStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from owlclaw.backends.hatchet import gate
+    from owlclaw.backends.hatchet import rules
 
-    monkeypatch.setattr(gate, "FIRED_MEMORY", 3)
-    monkeypatch.setattr(gate, "_PRUNE_EVERY", 1)
+    monkeypatch.setattr(rules, "FIRED_MEMORY", 3)
+    monkeypatch.setattr(rules, "_PRUNE_EVERY", 1)
     book, engine, sid, base = await _setup(store)
     await set_clock(book, base + 60 * S)
     await engine.apply(await book.backfill(sid, base, base + 60 * S, engine.active))
@@ -480,6 +499,6 @@ async def test_a_nominal_time_in_any_zone_is_the_same_instant(store: ScheduleSto
     await set_clock(book, base + S)
     paris = link.nominal.astimezone(ZoneInfo("Europe/Paris"))
     assert _nominals(await book.link(sid, paris, link.gen, engine.active)) == [base]
-    assert await book.begin(sid, paris, "engine-run-1")
+    assert await book.begin(sid, paris, "engine-run-1") is Begin.RUN
     with pytest.raises(InvalidScheduleError, match="aware"):
         await book.begin(sid, base.replace(tzinfo=None), "engine-run-1")

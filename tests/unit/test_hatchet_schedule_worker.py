@@ -17,6 +17,7 @@ from owlclaw.backends.hatchet.chain import parse_link
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.layout import plan
 from owlclaw.backends.hatchet.naming import LINK, Names
+from owlclaw.backends.hatchet.rows import Begin
 from owlclaw.backends.hatchet.wire import NOMINAL_KEY, OCCURRENCE_KEY, RESULT_KEY, SCHEDULE_KEY
 from owlclaw.backends.hatchet.worker import DUPLICATE_KEY, execute
 from owlclaw.scheduler.errors import NotSupportedError, TaskDefinitionError
@@ -27,17 +28,17 @@ OCC = "sched-1@2030-01-02T03:04:05Z"
 
 
 class FakeChain:
-    """What ``execute`` calls of ``Chain``: the book's answer is ``first``."""
+    """What ``execute`` calls of ``Chain``: the book's answer is ``verdict``."""
 
-    def __init__(self, first: bool) -> None:
-        self.first = first
+    def __init__(self, verdict: Begin) -> None:
+        self.verdict = verdict
         self.begun: list[str] = []
         self.ends: list[tuple[str, datetime]] = []
 
-    async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, bool]:
+    async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, Begin]:
         self.begun.append(run_key)
         nominal = datetime.fromisoformat(metadata[NOMINAL_KEY])
-        return metadata[SCHEDULE_KEY], nominal, metadata[OCCURRENCE_KEY], self.first
+        return metadata[SCHEDULE_KEY], nominal, metadata[OCCURRENCE_KEY], self.verdict
 
     async def ended(self, schedule_id: str, nominal: datetime) -> None:
         self.ends.append((schedule_id, nominal))
@@ -60,7 +61,7 @@ async def test_a_scheduled_run_sees_its_occurrence_and_reports_its_end() -> None
         seen.append((ctx.scheduled_for, ctx.occurrence_id))
         return "done"
 
-    chain = FakeChain(first=True)
+    chain = FakeChain(Begin.RUN)
     out = await execute(make_options(job, "job"), {}, _ctx(), SimpleNamespace(schedule_chain=chain))
     assert out == {RESULT_KEY: "done"}
     assert seen == [(NOMINAL, OCC)]
@@ -70,18 +71,36 @@ async def test_a_scheduled_run_sees_its_occurrence_and_reports_its_end() -> None
 
 async def test_a_duplicate_run_of_an_occurrence_runs_no_user_code() -> None:
     calls: list[int] = []
-    chain = FakeChain(first=False)
+    chain = FakeChain(Begin.DUPLICATE)
     options = make_options(lambda p, c: calls.append(1), "job")
     out = await execute(options, {}, _ctx(), SimpleNamespace(schedule_chain=chain))
     assert out == {RESULT_KEY: None, DUPLICATE_KEY: OCC}
     assert calls == [] and chain.ends == []
 
 
+async def test_a_superseded_run_cancels_itself_without_running_user_code() -> None:
+    """cancel_previous: the cancel sent for this run may have reached the engine
+    before the run did; the run then asks the engine to cancel it."""
+    calls: list[int] = []
+    cancels: list[str] = []
+    ctx = _ctx()
+
+    async def aio_cancel() -> None:
+        cancels.append(ctx.workflow_run_id)
+
+    ctx.aio_cancel = aio_cancel
+    chain = FakeChain(Begin.SUPERSEDED)
+    options = make_options(lambda p, c: calls.append(1), "job")
+    out = await execute(options, {}, ctx, SimpleNamespace(schedule_chain=chain))
+    assert out == {RESULT_KEY: None}
+    assert calls == [] and cancels == ["run-1"] and chain.ends == []
+
+
 async def test_a_failed_attempt_with_retries_left_is_not_the_end_of_the_occurrence() -> None:
     def flaky(payload: dict[str, Any], ctx: Any) -> None:
         raise RuntimeError("flaky")
 
-    chain = FakeChain(first=True)
+    chain = FakeChain(Begin.RUN)
     options = make_options(flaky, "flaky", retries=1)
     with pytest.raises(RuntimeError):
         await execute(options, {}, _ctx(attempt=1), SimpleNamespace(schedule_chain=chain))

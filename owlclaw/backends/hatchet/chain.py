@@ -24,6 +24,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from hatchet_sdk.types.trigger import ScheduleTriggerWorkflowOptions, TriggerWor
 from owlclaw.backends.hatchet.cancel import cancel_task
 from owlclaw.backends.hatchet.lookups import Lookups
 from owlclaw.backends.hatchet.naming import LINK
+from owlclaw.backends.hatchet.rows import Begin
 from owlclaw.backends.hatchet.status import LocalRecord
 from owlclaw.backends.hatchet.store import ScheduleStore
 from owlclaw.backends.hatchet.wire import (
@@ -101,9 +103,11 @@ class Chain:
         return self.lookups.conn.names
 
     async def close(self) -> None:
-        """Wait for background reports, then close this event loop's pool."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait for this event loop's background work, then close its pool."""
+        loop = asyncio.get_running_loop()
+        mine = [t for t in list(self._pending) if t.get_loop() is loop]  # the sweeper has a loop of its own
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
         await self.store.close()
 
     def _client(self) -> Hatchet:
@@ -120,8 +124,8 @@ class Chain:
             await self.disarm(schedule_id)
         for link in effects.arm:
             await self.arm(link, kick=kick)
-        for run_id in effects.cancel:
-            await self._cancel(run_id)
+        for run_id in effects.cancel:  # asked now, confirmed in the background (as memory, no wait)
+            self._later(self._cancel(run_id))
         if not effects.fire:
             return []
         room = asyncio.Semaphore(FIRE_CONCURRENCY)
@@ -229,14 +233,23 @@ class Chain:
             )
             return run_id
         if superseded:  # cancel_previous: a later occurrence fired before this run was recorded
-            await self._cancel(run_id)
+            self._later(self._cancel(run_id))
         return run_id
 
     async def _cancel(self, run_id: str) -> None:
         try:
-            await cancel_task(self.lookups, run_id)
+            cancelled = await cancel_task(self.lookups, run_id)
         except SchedulerError as exc:
             log.warning("previous run of a schedule not cancelled run=%s: %s", run_id, exc)
+            return
+        if not cancelled:
+            log.info("previous run of a schedule had ended before its cancel run=%s", run_id)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; ``close`` waits for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def active(self, run_ids: list[str]) -> set[str]:
         """Those of ``run_ids`` the engine does not report final (unknown ids are not active)."""
@@ -312,8 +325,8 @@ class Chain:
             await asyncio.sleep(min(left, 0.25))
         return not self.draining.is_set()
 
-    async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, bool]:
-        """(schedule id, nominal, occurrence id, whether user code may run).
+    async def begin(self, metadata: dict[str, Any], run_key: str) -> tuple[str, datetime, str, Begin]:
+        """(schedule id, nominal, occurrence id, what the run may do: ``book.begin``).
         The state database unreachable (a restart) is waited for up to
         BEGIN_PATIENCE s: failing would spend one of the task's attempts."""
         schedule_id = str(metadata[SCHEDULE_KEY])
@@ -345,9 +358,7 @@ class Chain:
 
     def ended_later(self, schedule_id: str, nominal: datetime) -> None:
         """``ended`` in the background (a cancelled run cannot await it)."""
-        task = asyncio.get_running_loop().create_task(self.ended(schedule_id, nominal))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._later(self.ended(schedule_id, nominal))
 
     # the sweeper's pass
 

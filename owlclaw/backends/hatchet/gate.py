@@ -19,108 +19,48 @@ runs) is returned as ``Effects``, done by ``chain.py`` after the commit:
 from __future__ import annotations
 
 import builtins
-import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from owlclaw.backends.hatchet.rows import ScheduleRow
-from owlclaw.backends.hatchet.store import Conn, ScheduleStore
-from owlclaw.scheduler.errors import TaskNotFoundError
+from owlclaw.backends.hatchet.rows import Begin, ScheduleRow
+from owlclaw.backends.hatchet.rules import (
+    FIRED_MEMORY,
+    LATE_GRACE,
+    ActiveRuns,
+    Effects,
+    Fire,
+    Link,
+    Rules,
+    Step,
+    emit,
+    fire_of,
+    info_of,
+    links_of,
+    require_row,
+    skipped,
+)
 from owlclaw.scheduler.models import ScheduleInfo
-from owlclaw.scheduler.observability.metrics import record_occurrences
 from owlclaw.scheduler.schedules import (
     DEFAULT_COUNT_LIMIT,
-    Overlap,
     ScheduleSpec,
     apply_pauses_and_skips,
     catch_up,
     fire_time,
-    occurrence_id,
     occurrences,
 )
-from owlclaw.scheduler.schedules.occurrences import TICK, Walker, utc
+from owlclaw.scheduler.schedules.occurrences import TICK, utc
 
 __all__ = ["FIRED_MEMORY", "LATE_GRACE", "ActiveRuns", "Effects", "Fire", "Link", "ScheduleBook"]
 
-log = logging.getLogger("owlclaw.scheduler.schedules")
 
-#: A link that runs more than this after its fire time was missed (an outage):
-#: its occurrences go through ``catch_up``. The engine's ticker fires up to ~5 s late.
-LATE_GRACE = timedelta(seconds=30)
-#: Fired occurrences remembered per schedule (a backfill never fires them again).
-FIRED_MEMORY = 10_000
-_PRUNE_EVERY = 100  # fires between two prunes of a schedule's occurrence rows
 _SPEC_FIELDS = (
     "cron", "every", "timezone", "start", "end", "jitter", "overlap", "catchup_window", "coalesce"
 )  # fmt: skip
 
-_Running = list[tuple[datetime, str | None]]  # (nominal, run id or None if not triggered)
 
-#: Given owlclaw run ids of fired occurrences not known final, those still active.
-ActiveRuns = Callable[[list[str]], Awaitable[set[str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Fire:
-    """An occurrence claimed for firing: exactly one user run is triggered for it."""
-
-    schedule_id: str
-    task_name: str
-    nominal: datetime  # aware UTC
-    occurrence_id: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """An engine scheduled run of the internal link workflow, due at ``at``."""
-
-    schedule_id: str
-    nominal: datetime
-    at: datetime  # fire_time(spec, schedule_id, nominal)
-    gen: int  # the row's generation when armed; a link of another generation is a no-op
-
-
-@dataclass(frozen=True, slots=True)
-class Effects:
-    """Engine work to do after the transaction committed, in this order:
-    ``disarm`` (delete pending links of these schedules, best effort), then
-    ``cancel`` (owlclaw run ids), ``fire`` (trigger one run each) and ``arm``."""
-
-    fire: tuple[Fire, ...] = ()
-    arm: tuple[Link, ...] = ()
-    cancel: tuple[str, ...] = ()
-    disarm: tuple[str, ...] = ()
-
-
-@dataclass(eq=False)
-class _Step:
-    """One schedule's decision inside a transaction, and what it produced."""
-
-    conn: Conn
-    row: ScheduleRow
-    now: datetime
-    active: ActiveRuns | None
-    fires: list[Fire] = field(default_factory=list)
-    cancel: list[str] = field(default_factory=list)
-    events: list[tuple[str, str, int, datetime | None]] = field(default_factory=list)
-    running: _Running | None = None  # not known final (loaded once)
-
-
-class ScheduleBook:
-    """The schedules of one namespace in a ``ScheduleStore``.
-
-    ``clock_offset`` is for tests only: it is added to the database's clock, so
-    a test can make a link late without waiting. Leave it at zero otherwise.
-    """
-
-    def __init__(self, store: ScheduleStore, namespace: str, *, clock_offset: timedelta = timedelta(0)):
-        self._store = store
-        self._ns = namespace
-        self.clock_offset = clock_offset
+class ScheduleBook(Rules):
+    """The schedules of one namespace in a ``ScheduleStore`` (``clock_offset``: see ``Rules``)."""
 
     # client calls
 
@@ -132,7 +72,7 @@ class ScheduleBook:
             row = ScheduleRow(self._ns, sid, task_name, spec, payload, now)
             link = self._arm(row)
             await self._store.insert(conn, row, now)
-        return sid, Effects(arm=_links(link))
+        return sid, Effects(arm=links_of(link))
 
     async def convert(
         self,
@@ -151,7 +91,7 @@ class ScheduleBook:
             link = self._arm(row)
             if not await self._store.insert(conn, row, now, unless_exists=True):
                 return None, Effects()
-        return now, Effects(arm=_links(link))
+        return now, Effects(arm=links_of(link))
 
     async def converted(self, task_name: str, from_cron: dict[str, str]) -> datetime | None:
         """When the schedule made from this engine cron was made; None if none was."""
@@ -161,18 +101,18 @@ class ScheduleBook:
     async def get(self, schedule_id: str) -> ScheduleInfo:
         async with self._store.transaction() as conn:
             row = await self._store.fetch(conn, self._ns, schedule_id)
-        return _info(_found(row, schedule_id))
+        return info_of(require_row(row, schedule_id))
 
     async def list(self, task_name: str | None) -> list[ScheduleInfo]:
         async with self._store.transaction() as conn:
             rows = await self._store.read(conn, self._ns, task_name)
-        return [_info(row) for row in rows]
+        return [info_of(row) for row in rows]
 
     async def update(self, schedule_id: str, changes: dict[str, Any]) -> Effects:
         """Apply ``changes`` (``InvalidScheduleError``: nothing changed). Pause and
         pending skips stay; occurrences already handled never fire again."""
         async with self._store.transaction() as conn:
-            row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
+            row = require_row(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
             rule = {f: getattr(row.spec, f) for f in _SPEC_FIELDS}
             if "cron" in changes:
                 rule["every"] = None
@@ -184,7 +124,7 @@ class ScheduleBook:
             effects = Effects()
             if spec != row.spec:
                 row.spec, row.gen = spec, row.gen + 1
-                effects = Effects(arm=_links(self._arm(row)), disarm=(schedule_id,))
+                effects = Effects(arm=links_of(self._arm(row)), disarm=(schedule_id,))
             await self._store.save(conn, row, await self._now(conn))
         return effects
 
@@ -197,10 +137,10 @@ class ScheduleBook:
         """Pause; an occurrence due before now whose link has not run yet (links
         run ms to seconds after their time) fires, as memory fires it at its time."""
         async with self._store.transaction() as conn:
-            row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
+            row = require_row(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
             now = await self._now(conn)
             row.note = note
-            step = _Step(conn, row, now, None)  # no look-ups: runs not reported ended count as going
+            step = Step(conn, row, now, None)  # no look-ups: runs not reported ended count as going
             disarm: tuple[str, ...] = ()
             if row.paused_at is None:
                 await self._advance(step, now, late=False)  # older ones (an outage): counted on resume
@@ -208,31 +148,31 @@ class ScheduleBook:
                 self._arm(row)  # clears next_fire_at
                 disarm = (schedule_id,)
             await self._finish(step)
-        _emit(step)
+        emit(step)
         return Effects(fire=tuple(step.fires), cancel=tuple(step.cancel), disarm=disarm)
 
     async def resume(self, schedule_id: str) -> Effects:
         """What fell while paused is skipped, not caught up; an occurrence at now fires."""
         async with self._store.transaction() as conn:
-            row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
+            row = require_row(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
             if row.paused_at is None:
                 return Effects()
             now = await self._now(conn)
-            step = _Step(conn, row, now, None)
+            step = Step(conn, row, now, None)
             # from the last handled: what fell before the pause unhandled (an outage) is counted too
             lo = row.handled_until
             missed = sum(1 for _ in occurrences(row.spec, lo, now - TICK, limit=DEFAULT_COUNT_LIMIT))
-            _skipped(step, missed, "paused")
+            skipped(step, missed, "paused")
             row.paused_at, row.note, row.gen = None, None, row.gen + 1
             row.handled_until = max(row.handled_until, now - TICK)
             link = self._arm(row)
             await self._store.save(conn, row, now)
-        _emit(step)
-        return Effects(arm=_links(link))
+        emit(step)
+        return Effects(arm=links_of(link))
 
     async def skip(self, schedule_id: str, count: int) -> None:
         async with self._store.transaction() as conn:
-            row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
+            row = require_row(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
             row.skips += count
             await self._store.save(conn, row, await self._now(conn))
 
@@ -243,7 +183,7 @@ class ScheduleBook:
         while paused; a catch-up still to come (the armed link is overdue), then
         the occurrences after now, less the pending skips (memory's rules)."""
         async with self._store.transaction() as conn:
-            s = _found(await self._store.fetch(conn, self._ns, schedule_id), schedule_id)
+            s = require_row(await self._store.fetch(conn, self._ns, schedule_id), schedule_id)
             now = await self._now(conn)
         if s.paused_at is not None:
             return []
@@ -262,15 +202,15 @@ class ScheduleBook:
     async def backfill(self, schedule_id: str, start: datetime, end: datetime, active: ActiveRuns) -> Effects:
         """Fire the occurrences in [start, end) that never fired, under the overlap policy."""
         async with self._store.transaction() as conn:
-            row = _found(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
-            step = _Step(conn, row, await self._now(conn), active)
+            row = require_row(await self._store.lock(conn, self._ns, schedule_id), schedule_id)
+            step = Step(conn, row, await self._now(conn), active)
             wanted = list(occurrences(row.spec, start - TICK, end - TICK, limit=DEFAULT_COUNT_LIMIT))
             fired = await self._store.fired_among(conn, self._ns, schedule_id, wanted)
             for nominal in wanted:
                 if nominal not in fired:
                     await self._start(step, nominal, "backfill")
             await self._finish(step)
-        _emit(step)
+        emit(step)
         return Effects(fire=tuple(step.fires), cancel=tuple(step.cancel))
 
     # engine-driven
@@ -282,24 +222,24 @@ class ScheduleBook:
             row = await self._store.lock(conn, self._ns, schedule_id)
             if row is None or row.gen != gen or row.paused_at is not None or nominal <= row.handled_until:
                 return Effects()  # removed, edited, paused or resumed since; or handled already
-            step = _Step(conn, row, await self._now(conn), active)
+            step = Step(conn, row, await self._now(conn), active)
             # the link vouches for its own nominal time, even if it ran a little early
             await self._advance(step, max(step.now, fire_time(row.spec, row.id, nominal)))
             link = self._arm(row)
             await self._finish(step)
-        _emit(step)
-        return Effects(fire=tuple(step.fires), arm=_links(link), cancel=tuple(step.cancel))
+        emit(step)
+        return Effects(fire=tuple(step.fires), arm=links_of(link), cancel=tuple(step.cancel))
 
     async def sweep(self, slack: timedelta, active: ActiveRuns, limit: int = 100) -> Effects:
         """Schedules whose link is overdue by more than ``slack`` (lost): catch up
         and arm again; buffered occurrences whose runs all ended: fire them.
         Rows are taken ``FOR UPDATE SKIP LOCKED``: two sweepers never take one."""
-        steps: list[_Step] = []
+        steps: list[Step] = []
         links: list[Link] = []
         async with self._store.transaction() as conn:
             now = await self._now(conn)
             for row in await self._store.overdue(conn, self._ns, now - slack, limit):
-                step = _Step(conn, row, now, active)
+                step = Step(conn, row, now, active)
                 steps.append(step)
                 if row.next_fire_at is not None and row.next_fire_at < now - slack:
                     await self._advance(step, now)
@@ -309,7 +249,7 @@ class ScheduleBook:
                     await self._release(step)
                 await self._finish(step)
         for step in steps:
-            _emit(step)
+            emit(step)
         fires = tuple(f for s in steps for f in s.fires)
         return Effects(fire=fires, arm=tuple(links), cancel=tuple(c for s in steps for c in s.cancel))
 
@@ -322,7 +262,7 @@ class ScheduleBook:
             rows = await self._store.fetch_many(conn, self._ns, sorted({sid for sid, _ in found}))
             # claims of a schedule removed since: no run (as a removed schedule fires nothing)
             await self._store.forget(conn, self._ns, [(sid, t) for sid, t in found if sid not in rows])
-        return tuple(_fire(rows[sid], nominal) for sid, nominal in found if sid in rows)
+        return tuple(fire_of(rows[sid], nominal) for sid, nominal in found if sid in rows)
 
     async def triggered(self, fire: Fire, run_id: str) -> bool:
         """The user run of ``fire`` was triggered: its owlclaw run id. True if
@@ -332,10 +272,12 @@ class ScheduleBook:
             now = await self._now(conn)
             return await self._store.triggered(conn, self._ns, fire.schedule_id, fire.nominal, run_id, now)
 
-    async def begin(self, schedule_id: str, nominal: datetime, run_key: str) -> bool:
-        """True for the first engine run (``run_key``) of a fired occurrence, and
-        its own retries; False for any other (a duplicate trigger), or if the
-        occurrence was never claimed."""
+    async def begin(self, schedule_id: str, nominal: datetime, run_key: str) -> Begin:
+        """RUN for the first engine run (``run_key``) of a fired occurrence, and
+        its own retries; DUPLICATE for any other (a duplicate trigger), or if the
+        occurrence was never claimed; SUPERSEDED (overlap ``cancel_previous``)
+        if a later occurrence fired before any run of this one began: its cancel
+        may have reached the engine before the run did."""
         nominal = utc("nominal", nominal)
         async with self._store.transaction() as conn:
             now = await self._now(conn)
@@ -353,164 +295,15 @@ class ScheduleBook:
             await self._store.mark_ended(conn, self._ns, schedule_id, [nominal], now)
             if row.buffered is None:
                 return Effects()
-            step = _Step(conn, row, now, None)  # no look-ups: only the runs not reported ended
+            step = Step(conn, row, now, None)  # no look-ups: only the runs not reported ended
             if await self._running(step):
                 return Effects()
             await self._release(step)
             await self._finish(step)
-        _emit(step)
+        emit(step)
         return Effects(fire=tuple(step.fires))
 
     async def now(self) -> datetime:
         """The database's clock (every process agrees on it)."""
         async with self._store.transaction() as conn:
             return await self._now(conn)
-
-    # the rules (memory's, on the row)
-
-    async def _now(self, conn: Conn) -> datetime:
-        return await self._store.now(conn) + self.clock_offset
-
-    async def _advance(self, step: _Step, horizon: datetime, *, late: bool = True) -> None:
-        """Handle the occurrences whose fire time is at or before ``horizon``, as
-        memory's heap would at ``now``: on time, each fires; late, ``catch_up``
-        (or, without ``late``, stop there)."""
-        row, walker = step.row, Walker(step.row.spec)
-        while (nxt := walker.next_after(row.handled_until)) is not None:
-            due = fire_time(row.spec, row.id, nxt)
-            if due > horizon:
-                return
-            if step.now - due > LATE_GRACE:
-                if late:
-                    await self._catch_up(step)
-                return
-            row.handled_until = nxt
-            await self._occur(step, nxt)
-
-    async def _catch_up(self, step: _Step) -> None:
-        row = step.row
-        decision = catch_up(row.spec, row.handled_until, step.now)
-        row.handled_until = max(row.handled_until, step.now)
-        _skipped(step, decision.too_old, "too_old")
-        _skipped(step, decision.over_cap, "over_cap")
-        if decision.coalesced:
-            row.coalesced += decision.coalesced
-            step.events.append(("coalesced", "", decision.coalesced, None))
-        for nominal in decision.fire:
-            await self._occur(step, nominal)
-
-    async def _occur(self, step: _Step, nominal: datetime) -> None:
-        if step.row.skips:
-            step.row.skips -= 1
-            _skipped(step, 1, "skip", nominal)
-            return
-        await self._start(step, nominal, "link")
-
-    async def _start(self, step: _Step, nominal: datetime, by: str) -> None:
-        """Claim and fire one occurrence under the overlap policy (memory's ``_start``)."""
-        row, store = step.row, self._store
-        if nominal in await store.fired_among(step.conn, self._ns, row.id, [nominal]):
-            return  # fired already (a backfill, then a catch-up): at most once
-        policy = row.spec.overlap
-        if policy is not Overlap.ALLOW_ALL and (running := await self._running(step)):
-            if policy is Overlap.SKIP or (policy is Overlap.BUFFER_ONE and row.buffered is not None):
-                _skipped(step, 1, "overlap", nominal)
-                return
-            if policy is Overlap.BUFFER_ONE:
-                row.buffered = nominal
-                return
-            # cancel_previous: the runs triggered (recorded by now, under the row locks);
-            # one not triggered yet is cancelled by the chain once it is (``triggered``)
-            step.cancel += await store.mark_ended(
-                step.conn, self._ns, row.id, [n for n, _ in running], step.now
-            )
-            running.clear()
-        if not await store.claim(step.conn, self._ns, row.id, nominal, by, step.now):
-            return
-        row.fired += 1
-        step.events.append(("fired", "", 1, nominal))
-        step.fires.append(_fire(row, nominal))
-        if step.running is not None:
-            step.running.append((nominal, None))
-
-    async def _running(self, step: _Step) -> _Running:
-        """This schedule's fired runs still going: those not reported ended, less
-        those ``active`` says are final (marked ended). A run not triggered yet
-        counts as going."""
-        if step.running is None:
-            rows = await self._store.unended(step.conn, self._ns, step.row.id)
-            ids = [run_id for _, run_id in rows if run_id is not None]
-            if ids and step.active is not None:
-                alive = await step.active(ids)
-                done = [n for n, run_id in rows if run_id is not None and run_id not in alive]
-                await self._store.mark_ended(step.conn, self._ns, step.row.id, done, step.now)
-                rows = [(n, run_id) for n, run_id in rows if run_id is None or run_id in alive]
-            step.running = rows
-        return step.running
-
-    async def _release(self, step: _Step) -> None:
-        """The buffered occurrence fires now (or is skipped if paused meanwhile)."""
-        row = step.row
-        nominal, row.buffered = row.buffered, None
-        assert nominal is not None
-        if row.paused_at is not None:
-            _skipped(step, 1, "paused", nominal)
-            return
-        await self._start(step, nominal, "buffer")
-
-    async def _finish(self, step: _Step) -> None:
-        row = step.row
-        await self._store.save(step.conn, row, step.now)
-        if step.fires and (row.fired - len(step.fires)) // _PRUNE_EVERY != row.fired // _PRUNE_EVERY:
-            await self._store.prune(step.conn, self._ns, row.id, FIRED_MEMORY)
-
-    def _arm(self, row: ScheduleRow) -> Link | None:
-        """The link of the next occurrence after ``handled_until`` (None while
-        paused or once the schedule has ended); sets ``next_fire_at``."""
-        nxt = None if row.paused_at is not None else Walker(row.spec).next_after(row.handled_until)
-        if nxt is None:
-            row.next_fire_at = None
-            return None
-        row.next_fire_at = fire_time(row.spec, row.id, nxt)
-        return Link(row.id, nxt, row.next_fire_at, row.gen)
-
-
-def _found(row: ScheduleRow | None, schedule_id: str) -> ScheduleRow:
-    if row is None:
-        raise TaskNotFoundError(f"no schedule with id {schedule_id!r}; list them with list_schedules()")
-    return row
-
-
-def _info(row: ScheduleRow) -> ScheduleInfo:
-    nxt = None if row.paused_at is not None else Walker(row.spec).next_after(row.handled_until)
-    return row.info(nxt)
-
-
-def _fire(row: ScheduleRow, nominal: datetime) -> Fire:
-    return Fire(row.id, row.task_name, nominal, occurrence_id(row.id, nominal), row.payload)
-
-
-def _links(link: Link | None) -> tuple[Link, ...]:
-    return () if link is None else (link,)
-
-
-def _skipped(step: _Step, count: int, reason: str, nominal: datetime | None = None) -> None:
-    if count > 0:
-        step.row.skipped += count
-        step.events.append(("skipped", reason, count, nominal))
-
-
-def _emit(step: _Step) -> None:
-    """Metrics and log lines of a committed decision (memory's)."""
-    row = step.row
-    for outcome, reason, count, nominal in step.events:
-        record_occurrences(row.task_name, outcome, reason, count)
-        if outcome == "skipped" and log.isEnabledFor(logging.INFO):
-            what = occurrence_id(row.id, nominal) if nominal is not None else f"{count} of {row.id}"
-            log.info(
-                "schedule occurrence skipped occurrence=%s reason=%s",
-                what,
-                reason,
-                extra={"event": "occurrence_skipped", "schedule_id": row.id, "reason": reason}
-                | {"count": count},
-            )

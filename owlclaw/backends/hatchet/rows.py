@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from owlclaw.scheduler.kit import copy_json
@@ -13,12 +14,20 @@ from owlclaw.scheduler.kit.schedule_calls import schedule_info
 from owlclaw.scheduler.models import ScheduleInfo
 from owlclaw.scheduler.schedules import Overlap, ScheduleSpec
 
-__all__ = ["FROM_CRON", "ScheduleRow", "as_utc", "spec_from_json", "spec_to_json"]
+__all__ = ["FROM_CRON", "Begin", "ScheduleRow", "as_utc", "spec_from_json", "spec_to_json"]
 
 #: the key of ``ScheduleRow.from_cron`` in the ``spec`` column (``spec_from_json`` ignores it)
 FROM_CRON = "from_cron"
 
 _MICRO = timedelta(microseconds=1)
+
+
+class Begin(Enum):
+    """What a run of a fired occurrence may do (``ScheduleBook.begin``)."""
+
+    RUN = "run"  # the first run of the occurrence, or its retry: run the task
+    DUPLICATE = "duplicate"  # another run has it (or it was never claimed): end without running
+    SUPERSEDED = "superseded"  # overlap cancel_previous: a later occurrence fired first; cancel this run
 
 
 def spec_to_json(spec: ScheduleSpec) -> dict[str, Any]:

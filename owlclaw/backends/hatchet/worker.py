@@ -29,6 +29,7 @@ from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.convert import CRON_NAME_KEY, tick_covered
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.naming import LINK
+from owlclaw.backends.hatchet.rows import Begin
 from owlclaw.backends.hatchet.shutdown import bound_shutdown
 from owlclaw.backends.hatchet.wire import (
     CANCEL_MARK,
@@ -207,8 +208,11 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
                 "a schedule's run reached a worker without schedules: set scheduler.hatchet."
                 "state_database_url (OWLCLAW_STATE_DATABASE_URL) on every worker of this namespace"
             )
-        schedule_id, nominal, occurrence_id, first = await chain.begin(metadata, str(ctx.workflow_run_id))
-        if not first:
+        schedule_id, nominal, occurrence_id, verdict = await chain.begin(metadata, str(ctx.workflow_run_id))
+        if verdict is Begin.SUPERSEDED:
+            await _cancel_superseded(ctx, occurrence_id, schedule_id)
+            return {RESULT_KEY: None}
+        if verdict is Begin.DUPLICATE:
             log.info(
                 "schedule occurrence already taken by another run; run %s ends without running the task "
                 "occurrence=%s",
@@ -298,6 +302,24 @@ def keep_own_logs_local(logger: logging.Logger) -> None:
     holder = logging.NullHandler()
     holder.addFilter(_OwlclawLinesStayLocal())
     logger.addHandler(holder)
+
+
+async def _cancel_superseded(ctx: Context, occurrence_id: str, schedule_id: str) -> None:
+    """Overlap ``cancel_previous``: a later occurrence fired before this run
+    began, and the cancel sent for it may have reached the engine before the
+    run did. The run cancels itself (the SDK then drops its result), so it ends
+    CANCELLED without running the task, as its cancel meant."""
+    log.info(
+        "schedule occurrence superseded before its run began (overlap cancel_previous); run %s cancels "
+        "itself without running the task occurrence=%s",
+        ctx.workflow_run_id,
+        occurrence_id,
+        extra={"event": "occurrence_superseded", "schedule_id": schedule_id},
+    )
+    try:
+        await ctx.aio_cancel()
+    except Exception as exc:  # noqa: BLE001 - the task did not run either way
+        log.warning("superseded run %s not cancelled, it ends without running: %s", ctx.workflow_run_id, exc)
 
 
 def _mark_cancel_while_running(ctx: Context, returned: Any) -> None:
