@@ -38,7 +38,7 @@ SLOWEST_FILES: dict[str, float] = {
     "integration/test_hatchet_layout.py": 130,
     "integration/test_owlclaw_adapter_hatchet.py": 125,
     "integration/test_hatchet_short_delays.py": 110,
-    "integration/test_hatchet_schedule_overlap.py": 100,
+    "integration/test_hatchet_schedule_overlap.py": 45,
     "integration/test_hatchet_cron_conversion.py": 85,
     "integration/test_examples_hatchet.py": 120,
     "integration/test_worker_shutdown_hatchet.py": 80,
