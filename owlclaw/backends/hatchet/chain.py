@@ -117,7 +117,8 @@ class Chain:
 
     async def execute(self, effects: Effects, *, kick: bool = True) -> list[str]:
         """Do ``effects``: delete stale links first, then arm the next ones
-        (a schedule arms its next occurrence before it works), cancel, fire.
+        (a schedule arms its next occurrence before it works), ask the cancels
+        (confirmed in the background: the new runs do not wait), fire.
         Returns the ids of the runs triggered, in the order of ``effects.fire``.
         ``kick``: see ``arm`` (a link's own run follows its next links instead)."""
         for schedule_id in effects.disarm:
