@@ -96,9 +96,10 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def check_result(value: Any, what: str) -> Any:
+def check_result(value: Any, what: str = "the result", *, task: str | None = None) -> Any:
     """``value`` as JSON carries it, or PayloadError if it is not JSON or is
-    over ``MAX_RESULT_BYTES``."""
+    over ``MAX_RESULT_BYTES``. The error names ``what``, or with ``task``
+    "the result of task <task>" (a text made only when needed)."""
     kind = type(value)
     # what JSON gives back unchanged needs no round trip: None, bool, a small int,
     # a finite float, a str short enough for any escaping, a flat dict (checked)
@@ -106,6 +107,8 @@ def check_result(value: Any, what: str) -> Any:
         return value
     if (kind is float and math.isfinite(value)) or (kind is str and len(value) <= _SHORT):
         return value
+    if task is not None:
+        what = f"the result of task {task!r}"
     if kind is dict and _flat(value):
         text = _encode(value, what)
         if len(text) <= MAX_RESULT_BYTES:  # ensure_ascii: one byte per character
