@@ -78,8 +78,8 @@ MUTATIONS = [
     Mutation(
         "started_at is reset at each retry",
         "owlclaw/backends/memory/backend.py",
-        "            if self._mimic.started(run) or run.started_at is None:\n",
-        "            if self._mimic.started(run) or True:\n",
+        "            if (mimic.hatchet and mimic.started(run)) or run.started_at is None:\n",
+        "            if (mimic.hatchet and mimic.started(run)) or True:\n",
         (MEMORY_CONFORMANCE, "-k", "started_at or backoff"),
     ),
     Mutation(
