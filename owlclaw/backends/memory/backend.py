@@ -52,12 +52,9 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
     @property
     def capabilities(self) -> Capabilities:
         """Runs in this event loop; virtual time when its clock is virtual."""
+        virtual = self.clock.is_virtual
         return Capabilities(
-            in_process=True,
-            virtual_time=self.clock.is_virtual,
-            diagnose=True,
-            start_worker=True,
-            schedules=True,
+            in_process=True, virtual_time=virtual, diagnose=True, start_worker=True, schedules=True
         )
 
     def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -403,8 +400,7 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         self._start_ready()
 
     def _attempt(self, run: Run) -> Coroutine[Any, Any, AttemptOutcome]:
-        """The next attempt of ``run``: ``run_attempt``'s coroutine, which the
-        caller awaits (a function, not a coroutine: a layer less per attempt)."""
+        """The next attempt of ``run``: ``run_attempt``'s coroutine, for the caller to await."""
         guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
         ctx = make_context(
@@ -417,9 +413,8 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         )
         if (occurrence := run.occurrence) is not None:
             ctx.scheduled_for, ctx.occurrence_id = occurrence.nominal, occurrence.id
-        through = None  # the task's call as it is, unless a timeout or a fault needs a wrapper
-        if options.timeout is not None or self.faults.planned:
-            through = lambda call: self._call(run, attempt, call)  # noqa: E731
+        wrap = options.timeout is not None or self.faults.planned  # else the task's call as it is
+        through = (lambda call: self._call(run, attempt, call)) if wrap else None
         return run_attempt(
             options,
             run.payload,
