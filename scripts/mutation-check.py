@@ -78,8 +78,8 @@ MUTATIONS = [
     Mutation(
         "started_at is reset at each retry",
         "owlclaw/backends/memory/backend.py",
-        "            if self._mimic.started(run) or run.started_at is None:\n",
-        "            if self._mimic.started(run) or True:\n",
+        "            if (mimic.hatchet and mimic.started(run)) or run.started_at is None:\n",
+        "            if (mimic.hatchet and mimic.started(run)) or True:\n",
         (MEMORY_CONFORMANCE, "-k", "started_at or backoff"),
     ),
     Mutation(
@@ -114,8 +114,8 @@ MUTATIONS = [
     Mutation(
         "a cron's next tick is pushed 5 seconds late",
         "owlclaw/backends/memory/runs.py",
-        "self.push(cron.plan.next_after(defer(entry.due)), CRON, cron.id)",
-        "self.push(cron.plan.next_after(defer(entry.due)) + timedelta(seconds=5), CRON, cron.id)",
+        "self.push(cron.plan.next_after(after), CRON, cron.id)",
+        "self.push(cron.plan.next_after(after) + timedelta(seconds=5), CRON, cron.id)",
         (MEMORY_CONFORMANCE, "-k", "cron_fires"),
     ),
     Mutation(

@@ -212,6 +212,7 @@ class Level(enum.IntEnum):
         {"level": Level.HIGH},  # an int subclass comes back as a plain int
         {"t": (1, 2)},  # a tuple comes back as a list
         {"nested": {"a": [1, {"b": None}]}},
+        {"big": 10**30, "neg": -(10**17), "u": "\u00e9\ud800", "": ""},  # past the small-int bound; escapes
     ],
 )
 def test_check_payload_returns_what_a_json_round_trip_returns(payload: dict[Any, Any]) -> None:
@@ -223,7 +224,16 @@ def test_check_payload_returns_what_a_json_round_trip_returns(payload: dict[Any,
     assert checked is not payload
 
 
-@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": object()}, {"x": "a" * MAX_PAYLOAD_BYTES}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"x": float("nan")},
+        {"x": float("-inf")},
+        {"x": object()},
+        {"x": "a" * MAX_PAYLOAD_BYTES},
+        {"x": "\x00" * (MAX_PAYLOAD_BYTES // 6 + 1)},  # short in characters, over the limit escaped
+    ],
+)
 def test_check_payload_still_refuses_flat_payloads_json_would_refuse(bad: dict[str, Any]) -> None:
     with pytest.raises(PayloadError):
         check_payload(bad)

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from owlclaw.backends.memory import guards
 from owlclaw.backends.memory.config import MemoryConfig
@@ -30,7 +30,7 @@ from owlclaw.scheduler.kit import (
     release_sync_threads,
     run_attempt,
 )
-from owlclaw.scheduler.kit.attempts import uses_threads
+from owlclaw.scheduler.kit.attempts import AttemptOutcome, uses_threads
 from owlclaw.scheduler.kit.sync import check_not_in_sync_task
 from owlclaw.scheduler.models import CronInfo, TaskInfo, TaskOptions, TaskState
 from owlclaw.scheduler.protocol import Capabilities
@@ -52,12 +52,9 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
     @property
     def capabilities(self) -> Capabilities:
         """Runs in this event loop; virtual time when its clock is virtual."""
+        virtual = self.clock.is_virtual
         return Capabilities(
-            in_process=True,
-            virtual_time=self.clock.is_virtual,
-            diagnose=True,
-            start_worker=True,
-            schedules=True,
+            in_process=True, virtual_time=virtual, diagnose=True, start_worker=True, schedules=True
         )
 
     def __init__(self, config: MemoryConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -80,7 +77,6 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         self.faults = Faults(self._book)  # injected faults: see owlclaw.backends.memory.faults
         self._runaway = guards.RunawayGuard()
         self._retention = Retention.from_config(self.config, virtual_clock=self.clock.is_virtual)
-        self._room = lambda: self._accepting and self._ready.has_room()  # take()'s test: a slot to start in
 
     @classmethod
     def from_config(cls, config: MemoryConfig) -> MemoryScheduler:
@@ -298,8 +294,9 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
 
     def _idle(self) -> bool:
         """Nothing due now, and nothing queued that could start."""
-        nxt = self._next_due()
-        if nxt is not None and nxt <= self.clock.now():
+        heap, now = self._book.heap, self.clock.now()
+        # the raw top first: dead entries and outages only make the next due time later
+        if heap and heap[0][0] <= now and (nxt := self._next_due()) is not None and nxt <= now:
             return False
         return not (self._accepting and self._ready.startable())
 
@@ -307,12 +304,14 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
 
     def _next_due(self, *, skip_crons: bool = False) -> datetime | None:
         nxt = self._book.next_due(skip_crons=skip_crons)
-        return None if nxt is None else self.faults.defer(nxt)
+        if nxt is None or not self.faults.calls_fail:  # no outage planned: nothing deferred
+            return nxt
+        return self.faults.defer(nxt)
 
     def _fire_due(self) -> bool:
         """Fire what is due now; whether anything fired (woken sleepers need a turn)."""
         now = self.clock.now()
-        if self.faults.engine_down(now):
+        if self.faults.calls_fail and self.faults.engine_down(now):
             return False
         heap = self._book.heap
         fired = False
@@ -327,7 +326,8 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
                 run.state = TaskState.QUEUED
                 self._queue(run)  # started below, with the rest
             elif entry.kind == CRON:
-                if (ticked := self._book.tick(entry, self._tasks, self.faults.defer)) is not None:
+                defer = self.faults.defer if self.faults.calls_fail else None  # None: no outage planned
+                if (ticked := self._book.tick(entry, self._tasks, defer)) is not None:
                     self._queue(ticked)
             elif entry.kind == WAKE:
                 future: asyncio.Future[None] = entry.ref
@@ -351,16 +351,21 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         self._start_ready()
 
     def _start_ready(self) -> None:
-        if not self._ready:
+        if not self._accepting or not self._ready:
             return
-        create_task = asyncio.get_running_loop().create_task  # asyncio.create_task, a frame less
-        for run in self._ready.take(self._room):
+        loop = asyncio.get_running_loop()
+        # asyncio.Task itself unless the loop has a task factory: loop.create_task's frames saved
+        start = loop.create_task if loop.get_task_factory() is not None else None
+        mimic = self._mimic
+        for run in self._ready.take():
             run.state = TaskState.RUNNING
             run.attempts += 1
-            if self._mimic.started(run) or run.started_at is None:
+            # under mimic="hatchet" every attempt sets started_at again (Mimic.started)
+            if (mimic.hatchet and mimic.started(run)) or run.started_at is None:
                 run.started_at = self.clock.now()
             self._busy += 1
-            run.task = create_task(self._reported(run))
+            attempt = self._reported(run)
+            run.task = asyncio.Task(attempt, loop=loop) if start is None else start(attempt)
             self._running.add(run.task)
             self._ready.started(run, run.task)
 
@@ -368,17 +373,15 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         """One attempt of ``run``, reported as it returns (no loop turn for a
         done callback). A sync attempt cut off keeps its slot until its thread
         returns (``kit.sync.hold_sync_threads``)."""
-        task = cast("asyncio.Task[None]", run.task)  # set by _start_ready before this runs
+        task = run.task  # set by _start_ready before this runs
+        assert task is not None
+        held = hold_sync_threads() if uses_threads(run.options) else None
         try:
-            if uses_threads(run.options):
-                held = hold_sync_threads()
-                try:
-                    await self._attempt(run)
-                finally:
-                    if (pending := release_sync_threads(held)) is not None:
-                        await pending
-            else:
-                await self._attempt(run)
+            try:
+                self._attempt_ended(run, await self._attempt(run))
+            finally:
+                if held is not None and (pending := release_sync_threads(held)) is not None:
+                    await pending
         finally:
             # (a task cancelled before its first step runs no finally: Timetable.cancel_attempt)
             self._attempt_done(task)
@@ -396,7 +399,8 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         self._progress.set()
         self._start_ready()
 
-    async def _attempt(self, run: Run) -> None:
+    def _attempt(self, run: Run) -> Coroutine[Any, Any, AttemptOutcome]:
+        """The next attempt of ``run``: ``run_attempt``'s coroutine, for the caller to await."""
         guards.CURRENT_RUN.set(run)
         options, attempt = run.options, run.attempts
         ctx = make_context(
@@ -409,17 +413,23 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         )
         if (occurrence := run.occurrence) is not None:
             ctx.scheduled_for, ctx.occurrence_id = occurrence.nominal, occurrence.id
-        outcome = await run_attempt(
+        wrap = options.timeout is not None or self.faults.planned  # else the task's call as it is
+        through = (lambda call: self._call(run, attempt, call)) if wrap else None
+        return run_attempt(
             options,
             run.payload,
             ctx,
             trace=run.trace,
             lateness=run.lateness() if attempt == 1 else None,
             timed_out=lambda: run.timed_out_attempt == attempt and run.state is TaskState.RUNNING,
-            through=lambda call: self._call(run, attempt, call),
+            abandoned=run.left_running,  # cancelled or lost meanwhile: its error is no failure
+            through=through,
             record=lambda failed: setattr(run, "error", failed.error),
             executor=self._sync,
         )
+
+    def _attempt_ended(self, run: Run, outcome: AttemptOutcome) -> None:
+        """What follows an attempt: the run's end, or its retry."""
         if run.state is not TaskState.RUNNING:
             return  # cancelled meanwhile
         if outcome.succeeded:
@@ -428,11 +438,12 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
         elif outcome.final:
             self._finish(run, TaskState.FAILED)
         else:
-            self._retry(run, self._mimic.retry_delay(options, attempt, outcome.retry_delay or 0.0))
+            delay = self._mimic.retry_delay(run.options, outcome.attempt, outcome.retry_delay or 0.0)
+            self._retry(run, delay)
 
     async def _call(self, run: Run, attempt: int, call: Awaitable[Any]) -> Any:
         """The task's call, timed out on the scheduler's clock, through the
-        injected faults. A run cancelled meanwhile reports nothing."""
+        injected faults."""
         timeout_entry, real_timer = None, None
         if run.options.timeout is not None:
             due = self.clock.now() + timedelta(seconds=run.options.timeout)
@@ -446,10 +457,6 @@ class MemoryScheduler(VirtualTime, ScheduleHooks, BaseScheduler):
             if self.faults.planned:
                 return await self.faults.execute(run.id, run.options.name, call)
             return await call
-        except Exception:
-            if run.state is not TaskState.RUNNING:
-                raise asyncio.CancelledError from None
-            raise
         finally:
             if timeout_entry is not None:
                 timeout_entry.dead = True

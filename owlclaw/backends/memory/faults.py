@@ -81,7 +81,8 @@ class Faults:
         self._duplicates: list[_Plan] = []
         self._drops: list[tuple[frozenset[str] | None, int]] = []
         self._outages: list[tuple[datetime, datetime]] = []
-        self.calls_fail = False  # any drop or outage planned (outages stay listed once over)
+        # any drop or outage planned (outages stay listed once over); the fire path reads it too
+        self.calls_fail = False
         #: Runs that lost an attempt to a fault, in order (a run id per loss).
         self.lost_attempts: list[str] = []
         self._wakes: dict[str, list[datetime]] = {}  # run id -> planned wake-ups, in order

@@ -108,12 +108,12 @@ class ReadyQueue:
         ordinary, durable = self._both
         return ordinary.used < ordinary.limit or durable.used < durable.limit
 
-    def take(self, room: Callable[[], bool]) -> Iterator[Run]:
-        """Yield the runs to start, in order, while ``room()``; the caller calls
-        ``started`` for each before asking for the next."""
+    def take(self) -> Iterator[Run]:
+        """Yield the runs to start, in order, while their pool has a free slot;
+        the caller calls ``started`` for each before asking for the next."""
         turns: list[tuple[_Pool, Item]] = []  # mimic: turns whose task has only blocked runs
         try:
-            while room() and (pool := self._next_pool()) is not None:
+            while (pool := self._next_pool()) is not None:
                 item = heapq.heappop(pool.heap)
                 if self._by_task is not None:  # a turn of the run's task: the task's best run takes it
                     run, waiting = self._best_of(item[2].options.name)
@@ -126,7 +126,7 @@ class ReadyQueue:
                 run = item[2]
                 if run.state is not TaskState.QUEUED:
                     continue
-                group = _group(run)
+                group = _group(run) if run.options.concurrency is not None else None
                 if group is not None and self._full(group, run):
                     heapq.heappush(self._held.setdefault(group, []), item)
                     continue
@@ -166,7 +166,7 @@ class ReadyQueue:
     def started(self, run: Run, attempt: asyncio.Task[None]) -> None:
         durable = run.options.durable
         self._pools[durable].used += 1
-        group = _group(run)
+        group = _group(run) if run.options.concurrency is not None else None  # unlimited: a frame less
         if group is not None:
             self._in_group[group] = self._in_group.get(group, 0) + 1
         self._attempts[attempt] = (durable, group)

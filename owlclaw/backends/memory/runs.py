@@ -93,6 +93,11 @@ class Run:
         """The attempts' cancel flag (``TaskContext(cancel_event=run)``): whether ``cancel`` was called."""
         return self.cancelled
 
+    def left_running(self) -> bool:
+        """Whether the run is no longer RUNNING (cancelled, or its attempt lost
+        to a fault): ``run_attempt(abandoned=...)``."""
+        return self.state is not TaskState.RUNNING
+
     @property
     def done(self) -> asyncio.Event:
         """Set once the run is final."""
@@ -236,15 +241,17 @@ class Timetable:
         return cron_id
 
     def tick(
-        self, entry: Entry, tasks: Mapping[str, TaskOptions], defer: Callable[[datetime], datetime]
+        self, entry: Entry, tasks: Mapping[str, TaskOptions], defer: Callable[[datetime], datetime] | None
     ) -> Run | None:
-        """A cron's tick fires: its next tick is pushed (after ``defer``: ticks
-        missed during an outage fire once, at its end), and the run to queue is
-        returned (None when the cron is gone or its task not registered here)."""
+        """A cron's tick fires: its next tick is pushed (after ``defer``, if
+        given: ticks missed during an outage fire once, at its end), and the run
+        to queue is returned (None when the cron is gone or its task not
+        registered here)."""
         cron = self.crons.get(entry.ref)
         if cron is None or cron.entry is not entry:
             return None
-        cron.entry = self.push(cron.plan.next_after(defer(entry.due)), CRON, cron.id)  # heap times are UTC
+        after = entry.due if defer is None else defer(entry.due)
+        cron.entry = self.push(cron.plan.next_after(after), CRON, cron.id)  # heap times are UTC
         options = tasks.get(cron.task_name)
         if options is None:
             return None

@@ -162,6 +162,7 @@ async def run_attempt(
     trace: Mapping[str, Any] | None = None,
     lateness: float | None = None,
     timed_out: Callable[[], bool] | None = None,
+    abandoned: Callable[[], bool] | None = None,
     through: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
     record: Callable[[AttemptOutcome], None] | None = None,
     executor: concurrent.futures.Executor | None = None,
@@ -179,8 +180,11 @@ async def run_attempt(
     A backend that keeps time itself (the memory backend's virtual clock)
     passes ``timed_out``, cancels the attempt when its time is up, and
     ``timed_out()`` then says that the cancellation was a timeout. Any other
-    cancellation propagates. ``through`` wraps the task's call (the memory
-    backend injects faults there).
+    cancellation propagates. ``abandoned`` (if given) says that the backend
+    has given up on the attempt (its run was cancelled meanwhile): an error
+    the task raises then is that cancellation's echo, raised as
+    ``CancelledError``, not a failure. ``through`` wraps the task's call (the
+    memory backend injects faults and its timeouts there).
 
     ``trace`` is the metadata the scheduling call sent (the attempt's span is
     its child); ``lateness`` is the seconds from due time to a first attempt's
@@ -210,6 +214,8 @@ async def run_attempt(
             raise
         outcome = failed_outcome(options, attempt, timeout_error(options), timed_out=True)
     except Exception as exc:  # noqa: BLE001 - a task's failure is data
+        if abandoned is not None and abandoned():
+            raise asyncio.CancelledError from None
         if timed_out is None and isinstance(exc, TimeoutError) and deadline.expired():
             outcome = failed_outcome(options, attempt, timeout_error(options), timed_out=True)
         else:
@@ -262,7 +268,7 @@ async def execute_attempt(
             if failure is exc:
                 raise
             raise failure from exc
-        return check_result(result, f"the result of task {options.name!r}")
+        return check_result(result, task=options.name)
 
 
 async def run_on_failure(

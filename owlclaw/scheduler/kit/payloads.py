@@ -96,9 +96,10 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def check_result(value: Any, what: str) -> Any:
+def check_result(value: Any, what: str = "the result", *, task: str | None = None) -> Any:
     """``value`` as JSON carries it, or PayloadError if it is not JSON or is
-    over ``MAX_RESULT_BYTES``."""
+    over ``MAX_RESULT_BYTES``. The error names ``what``, or with ``task``
+    "the result of task <task>" (a text made only when needed)."""
     kind = type(value)
     # what JSON gives back unchanged needs no round trip: None, bool, a small int,
     # a finite float, a str short enough for any escaping, a flat dict (checked)
@@ -106,6 +107,8 @@ def check_result(value: Any, what: str) -> Any:
         return value
     if (kind is float and math.isfinite(value)) or (kind is str and len(value) <= _SHORT):
         return value
+    if task is not None:
+        what = f"the result of task {task!r}"
     if kind is dict and _flat(value):
         text = _encode(value, what)
         if len(text) <= MAX_RESULT_BYTES:  # ensure_ascii: one byte per character
@@ -124,6 +127,8 @@ def check_payload(payload: Any) -> dict[str, Any]:
     """A payload is a JSON object; None means ``{}``."""
     if payload is None:
         return {}
+    if type(payload) is dict and _plain_and_small(payload):
+        return dict(payload)  # what JSON gives back, well under the limit: no need to encode it
     if type(payload) is dict and _flat(payload):
         # str keys and plain scalar values come back from JSON as they are: check
         # and measure the text, keep a copy of the dict
@@ -142,6 +147,34 @@ def check_payload(payload: Any) -> dict[str, Any]:
     _check_size(text)
     result: dict[str, Any] = json.loads(text)
     return result
+
+
+def _plain_and_small(payload: dict[Any, Any]) -> bool:
+    """Whether JSON carries ``payload`` unchanged and its text is surely under
+    ``MAX_PAYLOAD_BYTES``: str keys; values None, bool, an int JSON gives back
+    as itself, a finite float or a str; at most 12 bytes of JSON a character
+    (a surrogate pair escaped), 24 a number, plus quotes and separators."""
+    size = 2
+    for key, value in payload.items():
+        kind = type(value)
+        if type(key) is not str:
+            return False
+        if kind is str:
+            size += 12 * len(value) + 2
+        elif kind is int:
+            if not -_SMALL < value < _SMALL:
+                return False
+            size += 24
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+            size += 24
+        elif value is None or kind is bool:
+            size += 5
+        else:
+            return False
+        size += 12 * len(key) + 4
+    return size <= MAX_PAYLOAD_BYTES
 
 
 def _flat(payload: dict[Any, Any]) -> bool:

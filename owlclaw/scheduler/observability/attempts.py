@@ -57,8 +57,10 @@ class _Observed:
             logs.log_payload(name, task_id, attempt, payload)
         if lateness is not None:
             metrics.record_lateness(name, lateness)
-        span = tracing.run_span(name, task_id, attempt, ctx.scheduler, trace)
-        self._span = None if span is tracing.NO_SPAN else span
+        self._span = None
+        if trace or tracing.recording():  # else no span: no context to continue, no provider to record it
+            span = tracing.run_span(name, task_id, attempt, ctx.scheduler, trace)
+            self._span = None if span is tracing.NO_SPAN else span
         self._start = 0.0
 
     def __enter__(self) -> None:

@@ -124,7 +124,8 @@ def record_ended(task: str, outcome: str, duration: float, run_state: str | None
     when ``run_state`` is given."""
     if (m := _metrics()) is None:
         return
-    with m.lock:
+    m.lock.acquire()  # not "with": half the cost, per attempt
+    try:
         key = (task, outcome)
         if (row := m.attempts.get(key)) is not None:
             row[0] += 1
@@ -137,13 +138,18 @@ def record_ended(task: str, outcome: str, duration: float, run_state: str | None
                 row[0] += 1
             else:
                 m.runs[key] = [1, time.time()]
+    finally:
+        m.lock.release()
 
 
 def record_lateness(task: str, seconds: float) -> None:
     if (m := _metrics()) is None:
         return
-    with m.lock:
+    m.lock.acquire()  # not "with": half the cost, per first attempt
+    try:
         _observe(m.lateness, LATENESS_BUCKETS, task, seconds if seconds > 0.0 else 0.0)
+    finally:
+        m.lock.release()
 
 
 def _observe(table: dict[str, list[float]], bounds: tuple[float, ...], task: str, value: float) -> None:

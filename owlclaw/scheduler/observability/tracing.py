@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["TRACE_PREFIX", "current_metadata", "run_span", "traced_call"]
+__all__ = ["TRACE_PREFIX", "current_metadata", "recording", "run_span", "traced_call"]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -49,7 +49,7 @@ def _trace_api() -> Any:
     return trace
 
 
-def _tracing() -> bool:
+def recording() -> bool:
     """Whether spans are recorded: a tracer provider has been set (a cheap check, per call)."""
     api = _trace_api()
     return api is not None and api._TRACER_PROVIDER is not None
@@ -82,7 +82,7 @@ def traced_call(operation: str) -> Callable[[F], F]:
     def decorate(method: F) -> F:
         @functools.wraps(method)
         async def wrapper(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
-            if not _tracing():
+            if not recording():
                 return await method(self, first, *args, **kwargs)
             from opentelemetry.trace import SpanKind
 
@@ -106,7 +106,7 @@ def traced_call(operation: str) -> Callable[[F], F]:
 def current_metadata() -> dict[str, str]:
     """The current trace context as metadata for a task (empty without OTel)."""
     propagate = _otel()
-    if propagate is None or (not _tracing() and _context_empty()):
+    if propagate is None or (not recording() and _context_empty()):
         return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -124,14 +124,14 @@ def run_span(
     context in ``metadata`` (a root span without one: crons); ``scheduler``
     gives the span its backend's name."""
     propagate = _otel()
-    if propagate is None or (not metadata and not _tracing()):
+    if propagate is None or (not metadata and not recording()):
         return NO_SPAN
     carrier = {
         k[len(TRACE_PREFIX) :]: str(v)
         for k, v in (metadata or {}).items()
         if isinstance(k, str) and k.startswith(TRACE_PREFIX)
     }
-    if propagate is None or (not carrier and not _tracing()):
+    if propagate is None or (not carrier and not recording()):
         return NO_SPAN
     backend = str(getattr(scheduler, "backend_name", "unknown"))
     return _run_span(propagate, carrier, task_name, task_id, attempt, backend)
