@@ -26,6 +26,7 @@ from hatchet_sdk.utils.typing import LogLevel
 from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
+from owlclaw.backends.hatchet.confirm import confirm_later, final_event
 from owlclaw.backends.hatchet.convert import CRON_NAME_KEY, tick_covered
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.naming import LINK
@@ -183,6 +184,21 @@ async def never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  
 
 
 async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
+    """One attempt (``_attempt``); a held short delay's outcome is then
+    confirmed to the engine (``confirm.py``: the engine can lose it in a
+    restart). A cancel is not confirmed: the engine made it."""
+    if held_until(ctx.additional_metadata or {}) is None:
+        return await _attempt(options, payload, ctx, scheduler)
+    try:
+        output = await _attempt(options, payload, ctx, scheduler)
+    except Exception as exc:
+        confirm_later(ctx, final_event(str(ctx.step_run_id), None, exc))
+        raise
+    confirm_later(ctx, final_event(str(ctx.step_run_id), output, None))
+    return output
+
+
+async def _attempt(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
     """One attempt of a task, in the worker: ``run_attempt`` runs it (the
     task's timeout is kept here, so a timed-out attempt is an ordinary
     failure; the engine's execution timeout is only a backstop a few seconds
