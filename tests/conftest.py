@@ -26,7 +26,7 @@ SLOWEST_FILES: dict[str, float] = {
     "integration/test_hatchet_schedules.py": 370,
     "integration/test_hatchet_schedule_faults.py": 330,
     "integration/test_cli_hatchet.py": 365,
-    "integration/test_faults_hatchet.py": 310,
+    "integration/test_faults_hatchet.py": 410,
     "integration/test_containers_conformance.py": 275,
     "integration/test_hatchet_conformance.py": 270,
     "integration/test_soak_hatchet.py": 260,
