@@ -215,17 +215,18 @@ async def _held_through(restart: Any, target: Target, tmp_path: Path, workers: l
         # the engine hands runs out promptly again (it can take a minute after an earlier restart)
         await wait_for_event(tmp_path, "end", await client.run_task("fault_work", {}), timeout=120)
         held = [
-            await client.schedule_task("fault_work", {"n": i}, delay_seconds=2.5 + 0.4 * i) for i in range(8)
+            await client.schedule_task("fault_work", {"n": i}, delay_seconds=4.0 + 0.25 * i) for i in range(8)
         ]
 
         async def holding() -> list[str]:
             runs = [await client._lookups.get_run(t) for t in held]  # a held run's id is its run's
             return [str(r.run.status).rpartition(".")[2] if r is not None else "none" for r in runs]
 
-        # the worker holds them all when the outage begins; they fall due in it
+        # the worker holds them all when the outage begins; they fall due in it (a
+        # worker slow to take them may have ended the first: that one is past holding)
         await poll_until(
             holding,
-            lambda statuses: all(s == "RUNNING" for s in statuses),
+            lambda statuses: all(s in ("RUNNING", "COMPLETED") for s in statuses),
             timeout=30,
             interval=0.2,
             what="the worker to hold every run (the engine's statuses)",
