@@ -25,7 +25,7 @@ from fault_harness import Event, FaultWorker, Target, count, read_events
 
 from owlclaw.scheduler.idempotency import SqliteIdempotencyStore
 from owlclaw.scheduler.models import TaskState
-from owlclaw.scheduler.polling import poll_until
+from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,10 @@ CHUNK = 100  # operations in flight at once
 SECONDS = 0.5
 SLOTS = 25
 DEADLINE = 420.0  # from the first operation to the last run seen
+OPEN = [TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING]
+# seconds for every run to read final once all returned: a run whose worker was
+# killed after it returned is run again ~30 s later (the heartbeat timeout)
+FINAL_WAIT = 240.0
 
 
 @pytest.fixture
@@ -69,6 +73,43 @@ def effect_repeats(events: list[Event], killed: set[int]) -> tuple[int, list[str
                     unexcused.append(event.task_id)
             earlier.append(event.pid)
     return repeats, unexcused
+
+
+async def core_status(client: Any, task_id: str) -> str:
+    """The run as the engine's core side (gRPC) sees it, beside the REST read side."""
+    try:
+        run = await client._lookups.lookup(task_id)
+        details = await client._connection.require().runs.aio_get_details(run.run_id)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        return f"core side unknown ({type(exc).__name__}: {exc})"
+    return f"run {run.run_id} core side {details.status.name}"
+
+
+async def stuck_report(client: Any, infos: list[Any], directory: Path, killed: set[int], wall0: float) -> str:
+    """What the engine's core side, the event log and the worker logs say of runs still listed open."""
+    events = read_events(directory)
+    logs = {
+        path.name: path.read_text(errors="replace")
+        for path in directory.glob("*.log")
+        if path.name != "events.log"
+    }
+    lines = [
+        f"{len(infos)} runs still open on the engine {FINAL_WAIT:g} s after every run returned "
+        f"(killed pids {sorted(killed)})"
+    ]
+    for info in infos[:5]:
+        core = await core_status(client, info.id)
+        lines.append(f"- {info.id}: {info.state.value}, attempts {info.attempts}, {core}")
+        for e in (e for e in events if e.task_id == info.id):
+            lines.append(
+                f"    {e.kind} attempt {e.attempt} pid {e.pid}"
+                f"{' (killed)' if e.pid in killed else ''} at +{e.at - wall0:.1f}s"
+            )
+        for name, text in logs.items():
+            lines += [f"    {name}: {line[:300]}" for line in text.splitlines() if info.id in line][:10]
+    for name, text in logs.items():  # the SDK's failures to reach the engine name no run
+        lines += [f"  {name}: {line[:300]}" for line in text.splitlines() if "failed to send" in line][:10]
+    return "\n".join(lines)
 
 
 async def in_chunks(calls: list[Any]) -> list[Any]:
@@ -185,6 +226,17 @@ async def test_soak_5000_tasks_with_two_worker_restarts(
         assert await client.list_tasks("fault_soak", states=[TaskState.FAILED], limit=10) == []
         for task_id in rng.sample(doomed, 20):
             assert (await client.get_task_status(task_id)).state is TaskState.CANCELLED
+        # every run that ran reads final on the engine, not only a sample
+        try:
+            await poll_until(
+                lambda: client.list_tasks("fault_soak", states=OPEN, limit=1000),
+                lambda infos: not infos,
+                timeout=FINAL_WAIT,
+                interval=2,
+                what="no fault_soak run to read scheduled, queued or running",
+            )
+        except PollTimeoutError as exc:
+            raise AssertionError(await stuck_report(client, exc.last, tmp_path, killed, wall0)) from None
         for task_id in rng.sample(sorted(expected), 20):
             info = await client.wait_for_task(task_id, timeout=90)
             assert info.state is TaskState.SUCCEEDED, info
