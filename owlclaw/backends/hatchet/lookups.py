@@ -8,6 +8,8 @@ are turned into ``TaskInfo`` by :mod:`owlclaw.backends.hatchet.status` only.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,8 +33,12 @@ from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
 __all__ = ["LIST_WINDOW", "POLL_SECONDS", "Lookups"]
 
+log = logging.getLogger("owlclaw.scheduler.hatchet")
+
 LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
 POLL_SECONDS = 0.2
+CHECK_EVERY = 5.0  # seconds between core-side checks of one run (Lookups.settle)
+LIST_CHECKS = 4  # core-side checks in flight at once while listing (EngineRun.open_too_long)
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
@@ -51,6 +57,7 @@ class Lookups:
         self.conn = conn
         self.local: dict[str, LocalRecord] = {}
         self.cancelled: dict[str, TaskInfo] = {}
+        self._checked: dict[str, float] = {}  # run id -> when its core side was last read (monotonic)
 
     # reading one run
 
@@ -84,8 +91,41 @@ class Lookups:
                 return text
         return None
 
+    async def settle(self, run: EngineRun) -> EngineRun:
+        """The run, with its core-side outcome when the read side has shown it
+        open for a while (``EngineRun.with_core_outcome``)."""
+        if not run.open_too_long(datetime.now(UTC)) or not self._check_due(run.run_id):
+            return run
+        try:
+            with self.conn.sdk("get run details"):
+                details = await self.conn.require().runs.aio_get_details(run.run_id)
+        except SchedulerError:
+            return run  # the read side's answer stands
+        settled = run.with_core_outcome(details)
+        if settled is not run:
+            log.info(
+                "run %s reads %s on the engine's read side but ended %s on its core side",
+                run.run_id,
+                run.status.value,
+                settled.status.value,
+                extra={"event": "read_side_behind"},
+            )
+        return settled
+
+    def _check_due(self, run_id: str) -> bool:
+        """At most one core-side check of a run per CHECK_EVERY: a poll of a
+        long run does not double its calls."""
+        now = time.monotonic()
+        if len(self._checked) > 1024:
+            self._checked = {k: t for k, t in self._checked.items() if now - t < CHECK_EVERY}
+        if now - self._checked.get(run_id, -CHECK_EVERY) < CHECK_EVERY:
+            return False
+        self._checked[run_id] = now
+        return True
+
     async def info(self, run: EngineRun, *, with_error: bool = True) -> TaskInfo:
         """The run as a TaskInfo, reading its gRPC-side error first when it needs one."""
+        run = await self.settle(run)
         options = self.conn.tasks.get(run.task_name)
         now = datetime.now(UTC)
         details_error = None
@@ -281,12 +321,23 @@ class Lookups:
         if wanted is None or kwargs.get("statuses"):
             with self.conn.sdk("list runs"):
                 rows = (await client.runs.aio_list(**kwargs)).rows or []
+            runs = []
             for row in rows:
                 name = self.conn.names.strip(row.workflow_name)
                 if name is None or name in RESERVED or (task_name is not None and name != task_name):
                     continue  # a tombstone records a schedule that never became a run; links are owlclaw's
-                info = await self.info(EngineRun.from_listing(row, name))
-                if info.state is not TaskState.SCHEDULED:  # a held short delay is not a run yet
-                    found.append(info)
+                runs.append(EngineRun.from_listing(row, name))
+            checks = asyncio.Semaphore(LIST_CHECKS)
+
+            async def one(run: EngineRun) -> TaskInfo:
+                async with checks:
+                    return await self.info(run)
+
+            for info in await asyncio.gather(*(one(r) for r in runs)):
+                if info.state is TaskState.SCHEDULED:
+                    continue  # a held short delay is not a run yet
+                if wanted is not None and info.state.is_final and info.state not in wanted:
+                    continue  # listed open by the read side, ended on its core side (Lookups.settle)
+                found.append(info)
         found.sort(key=lambda t: t.scheduled_at or datetime.min.replace(tzinfo=UTC), reverse=True)
         return found[:limit]

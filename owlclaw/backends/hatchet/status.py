@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from hatchet_sdk.clients.admin import RunStatus
+
 from owlclaw.backends.hatchet.naming import TOMBSTONE
 from owlclaw.backends.hatchet.wire import (
     DUE_KEY,
@@ -47,6 +49,7 @@ from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
 __all__ = [
     "ENGINE_REQUEUE_ERROR",
     "ENGINE_REQUEUE_WINDOW",
+    "OPEN_CHECK_AFTER",
     "EngineRun",
     "LocalRecord",
     "cancelled_info",
@@ -62,6 +65,14 @@ ENGINE_REQUEUE_ERROR = "Could not send task to worker"  # the dispatcher's messa
 #: A held run that ended this long before its due time ended in its hold (clocks may differ a little).
 HOLD_MARGIN = timedelta(seconds=0.5)
 ENGINE_REQUEUE_WINDOW = 120.0  # seconds such a failure reads QUEUED: the retries' backoff and a queue poll
+#: A run the engine's read side has shown open (queued or running) this long is
+#: checked on its core side, which can have ended it (docs/hatchet.md).
+OPEN_CHECK_AFTER = timedelta(seconds=30)
+_CORE_FINAL = {
+    RunStatus.COMPLETED: TaskState.SUCCEEDED,
+    RunStatus.FAILED: TaskState.FAILED,
+    RunStatus.CANCELLED: TaskState.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class EngineRun:
     output: Any
     metadata: Mapping[str, Any] = field(default_factory=dict)
     input: Any = None
+    core_final: bool = False  # the status was read on the engine's core side: final for good
 
     @property
     def task_id(self) -> str:
@@ -125,6 +137,31 @@ class EngineRun:
             input=row.input,
         )
 
+    def open_too_long(self, now: datetime) -> bool:
+        """Shown queued or running on the read side for OPEN_CHECK_AFTER or more."""
+        if self.status.is_final or self.task_name == TOMBSTONE:
+            return False
+        since = self.started_at or self.created_at
+        return since is not None and now - since >= OPEN_CHECK_AFTER
+
+    def with_core_outcome(self, details: Any) -> EngineRun:
+        """This run as ended on the engine's core side (``runs.get_details``),
+        when its read side still shows it open: that side can lose a run's
+        final event for good. Its finish time is then unknown (None)."""
+        state = _CORE_FINAL.get(details.status)
+        if state is None:
+            return self
+        task = next(iter((details.task_runs or {}).values()), None)
+        return replace(
+            self,
+            status=state,
+            task_status=state,
+            output=getattr(task, "output", None),
+            error=getattr(task, "error", None) or self.error,
+            finished_at=None,
+            core_final=True,
+        )
+
 
 @dataclass
 class LocalRecord:
@@ -160,7 +197,7 @@ def _will_retry(run: EngineRun, options: TaskOptions | None) -> bool:
 
 def _decide(run: EngineRun, options: TaskOptions | None, now: datetime) -> tuple[TaskState, bool]:
     """The state to report, and whether the run is between a failure and its retry."""
-    if run.status is not TaskState.FAILED:
+    if run.status is not TaskState.FAILED or run.core_final:
         return run.status, False
     if run.task_status in (TaskState.QUEUED, TaskState.RUNNING):
         # the run's row lags its task's: the task is on its next attempt

@@ -1,0 +1,130 @@
+"""A run the engine's read side still shows open, though its core side ended it.
+
+hatchet-lite v0.105.0 can lose a run's final status on its read side (REST,
+OLAP tables) while its core side recorded it: seen in the soak, for runs whose
+worker was killed just after they returned (docs/hatchet.md, "The read side
+can miss a run's end"). The backend then reads the run's core side
+(``runs.get_details``) and reports that outcome. The soak test checks it end
+to end on the real engine; these tests pin the mapping and the throttle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hatchet_sdk.clients.admin import RunStatus
+
+from owlclaw.backends.hatchet.lookups import CHECK_EVERY, Lookups
+from owlclaw.backends.hatchet.status import OPEN_CHECK_AFTER, EngineRun, task_info
+from owlclaw.backends.hatchet.wire import RESULT_KEY
+from owlclaw.scheduler.errors import SchedulerError
+from owlclaw.scheduler.models import TaskOptions, TaskState
+
+STARTED = datetime(2026, 11, 30, 22, 38, tzinfo=UTC)
+
+
+def _open(status: TaskState = TaskState.RUNNING, started: datetime | None = STARTED) -> EngineRun:
+    return EngineRun(
+        run_id="run-1",
+        task_name="report",
+        status=status,
+        task_status=None,
+        retry_count=0,
+        started_at=started,
+        finished_at=None,
+        created_at=STARTED - timedelta(seconds=1),
+        error=None,
+        output=None,
+        input={"tag": "x"},
+    )
+
+
+def _core(status: RunStatus, output: Any = None, error: str | None = None) -> Any:
+    task = SimpleNamespace(output=output, error=error, status=status)
+    return SimpleNamespace(status=status, task_runs={"report": task})
+
+
+def test_a_run_completed_on_the_core_side_reads_succeeded_with_its_result() -> None:
+    run = _open().with_core_outcome(_core(RunStatus.COMPLETED, {RESULT_KEY: {"n": 7}}))
+    info = task_info(run, None, STARTED + timedelta(minutes=5))
+    assert (info.state, info.result, info.attempts, info.error) == (TaskState.SUCCEEDED, {"n": 7}, 1, None)
+    assert info.finished_at is None  # the read side lost it: unknown
+
+
+def test_a_run_failed_on_the_core_side_is_failed_for_good_whatever_retries_are_left() -> None:
+    options = TaskOptions(name="report", func=lambda ctx: None, retries=3)
+    run = _open().with_core_outcome(_core(RunStatus.FAILED, error="RuntimeError: boom"))
+    info = task_info(run, options, STARTED + timedelta(minutes=5))
+    assert (info.state, info.error) == (TaskState.FAILED, "RuntimeError: boom")
+
+
+def test_a_run_still_open_on_the_core_side_is_left_as_read() -> None:
+    run = _open()
+    assert run.with_core_outcome(_core(RunStatus.RUNNING)) is run
+    assert run.with_core_outcome(_core(RunStatus.QUEUED)) is run
+
+
+def test_only_a_run_shown_open_for_a_while_is_checked() -> None:
+    run = _open()
+    assert not run.open_too_long(STARTED + OPEN_CHECK_AFTER - timedelta(seconds=1))
+    assert run.open_too_long(STARTED + OPEN_CHECK_AFTER)
+    # queued: counted from its creation
+    assert _open(TaskState.QUEUED, started=None).open_too_long(STARTED + OPEN_CHECK_AFTER)
+    assert not _open(TaskState.SUCCEEDED).open_too_long(STARTED + timedelta(days=1))
+
+
+class _Conn:
+    """The two things Lookups.settle uses of a connection: ``sdk`` and ``runs``."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls = 0
+        self.runs = self
+
+    def require(self) -> _Conn:
+        return self
+
+    @contextmanager
+    def sdk(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ConnectionError as exc:
+            raise SchedulerError(f"could not {what}: {exc}") from exc
+
+    async def aio_get_details(self, run_id: str) -> Any:
+        self.calls += 1
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+@pytest.fixture
+def old_run() -> EngineRun:
+    return _open(started=datetime.now(UTC) - OPEN_CHECK_AFTER)
+
+
+async def test_settle_reads_the_core_side_at_most_once_per_interval(old_run: EngineRun) -> None:
+    conn = _Conn(_core(RunStatus.RUNNING))
+    lookups = Lookups(conn)  # type: ignore[arg-type]
+    assert await lookups.settle(old_run) is old_run
+    assert await lookups.settle(old_run) is old_run
+    assert conn.calls == 1  # a poll every 0.2 s does not double its calls
+    lookups._checked["run-1"] -= CHECK_EVERY
+    conn.answer = _core(RunStatus.COMPLETED, {RESULT_KEY: 1})
+    settled = await lookups.settle(old_run)
+    assert (settled.status, settled.core_final, conn.calls) == (TaskState.SUCCEEDED, True, 2)
+
+
+async def test_settle_leaves_a_recent_run_and_a_failed_look_alone(old_run: EngineRun) -> None:
+    conn = _Conn(_core(RunStatus.COMPLETED))
+    recent = _open(started=datetime.now(UTC))
+    assert await Lookups(conn).settle(recent) is recent  # type: ignore[arg-type]
+    assert conn.calls == 0
+    conn.answer = ConnectionError("engine down")
+    assert await Lookups(conn).settle(old_run) is old_run  # type: ignore[arg-type]
+    assert conn.calls == 1
