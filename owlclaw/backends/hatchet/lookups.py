@@ -38,6 +38,7 @@ log = logging.getLogger("owlclaw.scheduler.hatchet")
 LIST_WINDOW = timedelta(days=6)  # how far back list_tasks and id look-ups search runs
 POLL_SECONDS = 0.2
 CHECK_EVERY = 5.0  # seconds between core-side checks of one run (Lookups.settle)
+READ_SIDE_GRACE = 10.0  # seconds a core-side end must stand before it overrides the read side
 LIST_CHECKS = 4  # core-side checks in flight at once while listing (EngineRun.open_too_long)
 
 
@@ -58,6 +59,7 @@ class Lookups:
         self.local: dict[str, LocalRecord] = {}
         self.cancelled: dict[str, TaskInfo] = {}
         self._checked: dict[str, float] = {}  # run id -> when its core side was last read (monotonic)
+        self._ended: dict[str, float] = {}  # run id -> when its core side was first seen ended
 
     # reading one run
 
@@ -102,14 +104,20 @@ class Lookups:
         except SchedulerError:
             return run  # the read side's answer stands
         settled = run.with_core_outcome(details)
-        if settled is not run:
-            log.info(
-                "run %s reads %s on the engine's read side but ended %s on its core side",
-                run.run_id,
-                run.status.value,
-                settled.status.value,
-                extra={"event": "read_side_behind"},
-            )
+        if settled is run:
+            return run
+        # the read side normally follows within a second: report the core
+        # side's outcome only once it has stood for READ_SIDE_GRACE
+        first = self._ended.setdefault(run.run_id, time.monotonic())
+        if time.monotonic() - first < READ_SIDE_GRACE:
+            return run
+        log.info(
+            "run %s reads %s on the engine's read side but ended %s on its core side",
+            run.run_id,
+            run.status.value,
+            settled.status.value,
+            extra={"event": "read_side_behind"},
+        )
         return settled
 
     def _check_due(self, run_id: str) -> bool:
@@ -118,6 +126,7 @@ class Lookups:
         now = time.monotonic()
         if len(self._checked) > 1024:
             self._checked = {k: t for k, t in self._checked.items() if now - t < CHECK_EVERY}
+            self._ended = {k: t for k, t in self._ended.items() if now - t < 600}
         if now - self._checked.get(run_id, -CHECK_EVERY) < CHECK_EVERY:
             return False
         self._checked[run_id] = now
