@@ -45,9 +45,11 @@ def _open(status: TaskState = TaskState.RUNNING, started: datetime | None = STAR
     )
 
 
-def _core(status: RunStatus, output: Any = None, error: str | None = None) -> Any:
+def _core(status: RunStatus, output: Any = None, error: str | None = None, done: bool | None = None) -> Any:
     task = SimpleNamespace(output=output, error=error, status=status)
-    return SimpleNamespace(status=status, task_runs={"report": task})
+    if done is None:
+        done = status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+    return SimpleNamespace(status=status, task_runs={"report": task}, done=done)
 
 
 def test_a_run_completed_on_the_core_side_reads_succeeded_with_its_result() -> None:
@@ -68,6 +70,8 @@ def test_a_run_still_open_on_the_core_side_is_left_as_read() -> None:
     run = _open()
     assert run.with_core_outcome(_core(RunStatus.RUNNING)) is run
     assert run.with_core_outcome(_core(RunStatus.QUEUED)) is run
+    # a status the core side derives while a task is still queued or running is not an end
+    assert run.with_core_outcome(_core(RunStatus.FAILED, error="RuntimeError: boom", done=False)) is run
 
 
 def test_only_a_run_shown_open_for_a_while_is_checked() -> None:

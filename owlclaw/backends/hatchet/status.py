@@ -149,7 +149,7 @@ class EngineRun:
         when its read side still shows it open: that side can lose a run's
         final event for good. Its finish time is then unknown (None)."""
         state = _CORE_FINAL.get(details.status)
-        if state is None:
+        if state is None or not details.done:  # done: no task of the run queued, running or evicted
             return self
         task = next(iter((details.task_runs or {}).values()), None)
         return replace(
