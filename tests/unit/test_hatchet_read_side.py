@@ -11,6 +11,7 @@ to end on the real engine; these tests pin the mapping and the throttle.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,10 @@ def old_run() -> EngineRun:
     return _open(started=datetime.now(UTC) - OPEN_CHECK_AFTER)
 
 
-async def test_settle_reads_the_core_side_at_most_once_per_interval(old_run: EngineRun) -> None:
+async def test_settle_reads_the_core_side_at_most_once_per_interval(
+    old_run: EngineRun, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="owlclaw.scheduler.hatchet")
     conn = _Conn(_core(RunStatus.RUNNING))
     lookups = Lookups(conn)  # type: ignore[arg-type]
     assert await lookups.settle(old_run) is old_run
@@ -124,10 +128,15 @@ async def test_settle_reads_the_core_side_at_most_once_per_interval(old_run: Eng
     # the read side normally follows within a second: the first sight of the end is not reported
     assert await lookups.settle(old_run) is old_run
     assert conn.calls == 2
-    lookups._checked["run-1"] -= CHECK_EVERY
-    lookups._ended["run-1"] -= READ_SIDE_GRACE
+    first, details = lookups._ended["run-1"]
+    lookups._ended["run-1"] = (first - READ_SIDE_GRACE, details)
     settled = await lookups.settle(old_run)
-    assert (settled.status, settled.core_final, conn.calls) == (TaskState.SUCCEEDED, True, 3)
+    assert (settled.status, settled.core_final, conn.calls) == (TaskState.SUCCEEDED, True, 2)
+    # the end is kept: later reads never flip back to running, and cost no call
+    again = await lookups.settle(old_run)
+    assert (again.status, conn.calls) == (TaskState.SUCCEEDED, 2)
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "read_side_behind"]
+    assert len(logged) == 1 and "run-1" in logged[0].getMessage()  # logged once per run
 
 
 async def test_settle_leaves_a_recent_run_and_a_failed_look_alone(old_run: EngineRun) -> None:

@@ -59,7 +59,9 @@ class Lookups:
         self.local: dict[str, LocalRecord] = {}
         self.cancelled: dict[str, TaskInfo] = {}
         self._checked: dict[str, float] = {}  # run id -> when its core side was last read (monotonic)
-        self._ended: dict[str, float] = {}  # run id -> when its core side was first seen ended
+        # run id -> when its core side was first seen ended, and that answer
+        self._ended: dict[str, tuple[float, Any]] = {}
+        self._reported: set[str] = set()  # runs whose correction was logged
 
     # reading one run
 
@@ -95,29 +97,36 @@ class Lookups:
 
     async def settle(self, run: EngineRun) -> EngineRun:
         """The run, with its core-side outcome when the read side has shown it
-        open for a while (``EngineRun.with_core_outcome``)."""
-        if not run.open_too_long(datetime.now(UTC)) or not self._check_due(run.run_id):
+        open for a while (``EngineRun.with_core_outcome``). Once reported, that
+        outcome is kept: later reads do not flip back to the read side's."""
+        if not run.open_too_long(datetime.now(UTC)):
             return run
-        try:
-            with self.conn.sdk("get run details"):
-                details = await self.conn.require().runs.aio_get_details(run.run_id)
-        except SchedulerError:
-            return run  # the read side's answer stands
-        settled = run.with_core_outcome(details)
-        if settled is run:
-            return run
+        if run.run_id not in self._ended:
+            if not self._check_due(run.run_id):
+                return run
+            try:
+                with self.conn.sdk("get run details"):
+                    details = await self.conn.require().runs.aio_get_details(run.run_id)
+            except SchedulerError:
+                return run  # the read side's answer stands
+            if run.with_core_outcome(details) is run:
+                return run
+            self._ended[run.run_id] = (time.monotonic(), details)
+        first, details = self._ended[run.run_id]
         # the read side normally follows within a second: report the core
         # side's outcome only once it has stood for READ_SIDE_GRACE
-        first = self._ended.setdefault(run.run_id, time.monotonic())
         if time.monotonic() - first < READ_SIDE_GRACE:
             return run
-        log.info(
-            "run %s reads %s on the engine's read side but ended %s on its core side",
-            run.run_id,
-            run.status.value,
-            settled.status.value,
-            extra={"event": "read_side_behind"},
-        )
+        settled = run.with_core_outcome(details)
+        if run.run_id not in self._reported:
+            self._reported.add(run.run_id)
+            log.info(
+                "run %s reads %s on the engine's read side but ended %s on its core side",
+                run.run_id,
+                run.status.value,
+                settled.status.value,
+                extra={"event": "read_side_behind"},
+            )
         return settled
 
     def _check_due(self, run_id: str) -> bool:
@@ -126,7 +135,8 @@ class Lookups:
         now = time.monotonic()
         if len(self._checked) > 1024:
             self._checked = {k: t for k, t in self._checked.items() if now - t < CHECK_EVERY}
-            self._ended = {k: t for k, t in self._ended.items() if now - t < 600}
+            self._ended = {k: e for k, e in self._ended.items() if now - e[0] < 600}
+            self._reported &= set(self._ended)
         if now - self._checked.get(run_id, -CHECK_EVERY) < CHECK_EVERY:
             return False
         self._checked[run_id] = now
