@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from hatchet_sdk.clients.admin import RunStatus
+from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 
-from owlclaw.backends.hatchet.lookups import CHECK_EVERY, READ_SIDE_GRACE, Lookups
+from owlclaw.backends.hatchet.lookups import CHECK_EVERY, LIST_CHECKS_MAX, READ_SIDE_GRACE, Lookups
 from owlclaw.backends.hatchet.status import OPEN_CHECK_AFTER, EngineRun, task_info
 from owlclaw.backends.hatchet.wire import RESULT_KEY
 from owlclaw.scheduler.errors import SchedulerError
@@ -147,3 +148,56 @@ async def test_settle_leaves_a_recent_run_and_a_failed_look_alone(old_run: Engin
     conn.answer = ConnectionError("engine down")
     assert await Lookups(conn).settle(old_run) is old_run  # type: ignore[arg-type]
     assert conn.calls == 1
+
+
+async def test_settle_without_calls_applies_only_a_known_end(old_run: EngineRun) -> None:
+    conn = _Conn(_core(RunStatus.COMPLETED, {RESULT_KEY: 1}))
+    lookups = Lookups(conn)  # type: ignore[arg-type]
+    assert await lookups.settle(old_run, may_call=False) is old_run
+    assert conn.calls == 0
+    await lookups.settle(old_run)  # first sight of the end
+    first, details = lookups._ended["run-1"]
+    lookups._ended["run-1"] = (first - READ_SIDE_GRACE, details)
+    assert (await lookups.settle(old_run, may_call=False)).status is TaskState.SUCCEEDED
+    assert conn.calls == 1
+
+
+class _Listing(_Conn):
+    """A connection whose run listing has ``n`` runs shown running for a minute."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(_core(RunStatus.RUNNING))
+        self.names = SimpleNamespace(strip=lambda name: name)
+        self.tasks: dict[str, Any] = {}
+        started = datetime.now(UTC) - timedelta(minutes=1)
+        self.rows = [
+            SimpleNamespace(
+                workflow_run_external_id=f"run-{i}",
+                workflow_name="report",
+                status=V1TaskStatus.RUNNING,
+                retry_count=0,
+                started_at=started,
+                finished_at=None,
+                created_at=started,
+                error_message=None,
+                output=None,
+                additional_metadata={},
+                input={},
+            )
+            for i in range(n)
+        ]
+
+    async def aio_list(self, **kwargs: Any) -> Any:
+        return SimpleNamespace(rows=self.rows)
+
+
+async def test_a_listing_makes_at_most_its_budget_of_calls_the_runs_checked_longest_ago_first() -> None:
+    conn = _Listing(LIST_CHECKS_MAX + 30)
+    lookups = Lookups(conn)  # type: ignore[arg-type]
+    assert len(await lookups.list_runs(None, None, 1000)) == LIST_CHECKS_MAX + 30
+    assert conn.calls == LIST_CHECKS_MAX
+    for run_id in list(lookups._checked):  # as if CHECK_EVERY had passed
+        lookups._checked[run_id] -= CHECK_EVERY
+    await lookups.list_runs(None, None, 1000)
+    assert conn.calls == 2 * LIST_CHECKS_MAX
+    assert len(lookups._checked) == LIST_CHECKS_MAX + 30  # the second listing checked the other 30 first

@@ -40,6 +40,7 @@ POLL_SECONDS = 0.2
 CHECK_EVERY = 5.0  # seconds between core-side checks of one run (Lookups.settle)
 READ_SIDE_GRACE = 10.0  # seconds a core-side end must stand before it overrides the read side
 LIST_CHECKS = 4  # core-side checks in flight at once while listing (EngineRun.open_too_long)
+LIST_CHECKS_MAX = 50  # core-side checks one listing may make
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
@@ -95,14 +96,15 @@ class Lookups:
                 return text
         return None
 
-    async def settle(self, run: EngineRun) -> EngineRun:
+    async def settle(self, run: EngineRun, *, may_call: bool = True) -> EngineRun:
         """The run, with its core-side outcome when the read side has shown it
         open for a while (``EngineRun.with_core_outcome``). Once reported, that
-        outcome is kept: later reads do not flip back to the read side's."""
+        outcome is kept: later reads do not flip back to the read side's.
+        ``may_call=False`` applies only what is already known."""
         if not run.open_too_long(datetime.now(UTC)):
             return run
         if run.run_id not in self._ended:
-            if not self._check_due(run.run_id):
+            if not may_call or not self._check_due(run.run_id):
                 return run
             try:
                 with self.conn.sdk("get run details"):
@@ -142,9 +144,9 @@ class Lookups:
         self._checked[run_id] = now
         return True
 
-    async def info(self, run: EngineRun, *, with_error: bool = True) -> TaskInfo:
+    async def info(self, run: EngineRun, *, with_error: bool = True, may_call: bool = True) -> TaskInfo:
         """The run as a TaskInfo, reading its gRPC-side error first when it needs one."""
-        run = await self.settle(run)
+        run = await self.settle(run, may_call=may_call)
         options = self.conn.tasks.get(run.task_name)
         now = datetime.now(UTC)
         details_error = None
@@ -347,10 +349,18 @@ class Lookups:
                     continue  # a tombstone records a schedule that never became a run; links are owlclaw's
                 runs.append(EngineRun.from_listing(row, name))
             checks = asyncio.Semaphore(LIST_CHECKS)
+            now = datetime.now(UTC)
+            # a backlog of old queued runs costs at most LIST_CHECKS_MAX core-side
+            # calls per listing, the runs checked longest ago first
+            stale = sorted(
+                (r.run_id for r in runs if r.open_too_long(now)),
+                key=lambda run_id: self._checked.get(run_id, float("-inf")),
+            )
+            callers = set(stale[:LIST_CHECKS_MAX])
 
             async def one(run: EngineRun) -> TaskInfo:
                 async with checks:
-                    return await self.info(run)
+                    return await self.info(run, may_call=run.run_id in callers)
 
             for info in await asyncio.gather(*(one(r) for r in runs)):
                 if info.state is TaskState.SCHEDULED:
