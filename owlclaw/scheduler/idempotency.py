@@ -39,8 +39,10 @@ import asyncio
 import functools
 import inspect
 import json
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -116,13 +118,28 @@ class SqliteIdempotencyStore:
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # no fsync per commit: safe when a worker is killed (the risk here),
-            # and it narrows the window between an effect and its record
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = self._open()
             self._local.conn = conn
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        # Processes that switch a new file to WAL at the same moment can get
+        # "database is locked" at once, without SQLite's busy wait: retry
+        # until the store's timeout.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # no fsync per commit: safe when a worker is killed (the risk here),
+                # and it narrows the window between an effect and its record
+                conn.execute("PRAGMA synchronous=NORMAL")
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(random.uniform(0.01, 0.05))
 
     def _get(self, key: str) -> str | None:
         row = (

@@ -4,6 +4,8 @@ and does not repeat the effect; the SQLite store holds across processes."""
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,32 @@ def test_sqlite_store_first_writer_wins_across_processes(tmp_path: Path) -> None
     assert len(set(kept)) == 1  # every process got the one value stored first
     assert SqliteIdempotencyStore(path).count() == 1
     assert "idem.sqlite" in repr(SqliteIdempotencyStore(path))
+
+
+def _open_at_once(path: Path, count: int) -> list[str]:
+    """``count`` threads each open a new store on ``path`` at one instant and claim a key."""
+    start = threading.Barrier(count)
+    kept: list[str] = []
+
+    def claim(i: int) -> None:
+        start.wait()
+        try:
+            kept.append(SqliteIdempotencyStore(path)._put("shared", f'"t{i}"'))
+        except sqlite3.Error as exc:
+            kept.append(f"error: {exc}")
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return kept
+
+
+def test_sqlite_stores_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
+    # Switching a new file to WAL from several connections at one instant
+    # fails some with "database is locked" unless the store retries; one
+    # round in about 15 failed before, so 150 rounds show it.
+    for round_ in range(150):
+        kept = _open_at_once(tmp_path / f"idem{round_}.sqlite", 4)
+        assert len(kept) == 4 and len(set(kept)) == 1, f"round {round_}: {kept}"
