@@ -207,9 +207,10 @@ async def test_postgres_restart_loses_nothing(
 
 async def _held_through(restart: Any, target: Target, tmp_path: Path, workers: list[FaultWorker]) -> str:
     """Held short delays (``hold_short_delays``) held by their worker when the
-    outage begins and due in it: each ends SUCCEEDED, its task run once. The
-    engine can lose the final event of one that ends then (docs/hatchet.md,
-    "Short delays"); its worker then sends it again (confirm.py)."""
+    outage begins and due in it, and ordinary runs started just before it that
+    end in it: each ends SUCCEEDED, its task run once. The engine can lose the
+    final event of a run that ends then (docs/hatchet.md, "Short delays"); its
+    worker then sends it again (confirm.py)."""
     async with target.scheduler(hold_short_delays=True) as client:
         worker = await spawn(target, tmp_path, workers)
         # the engine hands runs out promptly again (it can take a minute after an earlier restart)
@@ -231,13 +232,24 @@ async def _held_through(restart: Any, target: Target, tmp_path: Path, workers: l
             interval=0.2,
             what="the worker to hold every run (the engine's statuses)",
         )
+        # ordinary runs that end 1.5 to 3 s after they began: in the outage
+        ending = [await client.run_task("fault_work", {"seconds": 1.5 + 0.5 * i}) for i in range(4)]
+        await poll_until(
+            lambda: count(read_events(tmp_path), "start"),
+            lambda began: all(began[t] for t in ending),
+            timeout=30,
+            interval=0.1,
+            what="the worker to begin every ordinary run (starts per run)",
+        )
+        stopping = time.time()
         await asyncio.to_thread(restart)
-        back = time.monotonic()
-        seen: dict[str, list[str]] = {t: [] for t in held}
+        back, back_wall = time.monotonic(), time.time()
+        runs = dict.fromkeys(held, "held") | dict.fromkeys(ending, "ending")
+        seen: dict[str, list[str]] = {t: [] for t in runs}
 
         async def states() -> list[TaskState]:
             now = []
-            for task_id in held:
+            for task_id in runs:
                 state = (await client.get_task_status(task_id)).state
                 if not seen[task_id] or seen[task_id][-1] != state.value:
                     seen[task_id].append(state.value)
@@ -250,35 +262,43 @@ async def _held_through(restart: Any, target: Target, tmp_path: Path, workers: l
                 lambda now: all(s is TaskState.SUCCEEDED for s in now),
                 timeout=HELD_CATCH_UP,
                 interval=1.0,
-                what="every held run SUCCEEDED after the outage",
+                what="every run SUCCEEDED after the outage",
             )
         except PollTimeoutError as exc:
-            raise AssertionError(f"{exc}; the states each held run went through: {seen}") from exc
+            went = {f"{runs[t]} {t}": states for t, states in seen.items()}
+            raise AssertionError(f"{exc}; the states each run went through: {went}") from exc
         done = time.monotonic() - back
-        ran = count(read_events(tmp_path), "end")
-        assert all(ran[t] == 1 for t in held), {t: ran[t] for t in held}
+        events = read_events(tmp_path)
+        ran = count(events, "end")
+        assert all(ran[t] == 1 for t in runs), {f"{runs[t]} {t}": ran[t] for t in runs}
+        in_outage = sum(
+            1 for e in events if e.kind == "end" and e.task_id in ending and stopping < e.at < back_wall
+        )
         resent = worker.log_path.read_text(errors="replace").count("sent its final event again")
-        return f"{done:.1f}s after it was back ({resent} final events sent again by the worker)"
+        return (
+            f"{done:.1f}s after it was back ({in_outage} of {len(ending)} ordinary runs ended in the outage; "
+            f"{resent} final events sent again by the worker)"
+        )
 
 
 # the database test first: runs resume about 12 s after a database restart and
 # about 60 s after an engine one, which the test after it would wait out
-async def test_held_runs_survive_a_postgres_restart(
+async def test_runs_ending_in_a_postgres_restart_end_once(
     private_engine: tuple[Any, Any], tmp_path: Path, workers: list[FaultWorker]
 ) -> None:
     pg, engine = private_engine
     target = Target.of(engine.connection)
     done = await _held_through(lambda: pg.restart(downtime=5), target, tmp_path, workers)
-    print(f"database restart: every held run SUCCEEDED {done}")
+    print(f"database restart: every held and ordinary run SUCCEEDED {done}")
 
 
-async def test_held_runs_survive_an_engine_restart(
+async def test_runs_ending_in_an_engine_restart_end_once(
     private_engine: tuple[Any, Any], tmp_path: Path, workers: list[FaultWorker]
 ) -> None:
     _, engine = private_engine
     target = Target.of(engine.connection)
     done = await _held_through(lambda: engine.restart(downtime=5), target, tmp_path, workers)
-    print(f"engine restart: every held run SUCCEEDED {done}")
+    print(f"engine restart: every held and ordinary run SUCCEEDED {done}")
 
 
 # --------------------------------------------------------------------------

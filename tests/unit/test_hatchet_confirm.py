@@ -20,7 +20,7 @@ from hatchet_sdk.contracts.dispatcher_pb2 import STEP_EVENT_TYPE_COMPLETED, STEP
 from hatchet_sdk.exceptions import NonRetryableException
 
 from owlclaw.backends.hatchet import worker
-from owlclaw.backends.hatchet.confirm import confirm, final_event
+from owlclaw.backends.hatchet.confirm import OutageWatch, confirm, final_event
 from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, ID_KEY, RESULT_KEY
 from owlclaw.scheduler.kit import make_options
 
@@ -71,7 +71,7 @@ async def test_it_gives_up_within_its_bound(caplog: pytest.LogCaptureFixture) ->
     sent = await confirm("run-1", engine.look, engine.send, after=0.01, within=0.3)
     assert loop.time() - began <= 0.5
     assert sent == engine.sent >= 3  # waits 0.01, 0.02, 0.04, 0.08, 0.16: within 0.3
-    assert "held run run-1 still read RUNNING" in caplog.text
+    assert "run run-1 still read RUNNING" in caplog.text
 
 
 def test_the_event_sent_again_is_the_sdk_s() -> None:
@@ -121,3 +121,71 @@ async def test_only_held_runs_are_confirmed(confirmed: list[Any]) -> None:
         (STEP_EVENT_TYPE_FAILED, False),
     ]
     assert json.loads(confirmed[0][1]) == {RESULT_KEY: 2}
+
+
+class Watched:
+    """An OutageWatch on a hand-moved clock, its looks answered or failed on demand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.answers = True
+        self.resent: list[str] = []
+        self.watch = OutageWatch(self.look, self.resend, every=0.01, near=20.0, clock=lambda: self.now)
+
+    async def look(self, ctx: Any) -> None:
+        if not self.answers:
+            raise ConnectionError("engine down")
+
+    def resend(self, outcome: Any) -> None:
+        self.resent.append(outcome[1]["run"])
+
+    def run(self, name: str, *, at: float, cancelled: bool = False) -> None:
+        """A run that began and ended at ``at``."""
+        self.now = at
+        self.watch.began(SimpleNamespace(workflow_run_id=name))
+        self.watch.ended(None if cancelled else (SimpleNamespace(), {"run": name}, None))
+
+    async def look_at(self, at: float, *, answers: bool) -> None:
+        self.now, self.answers = at, answers
+        await self.watch.look_once()
+
+
+async def test_runs_ending_while_the_engine_answers_are_not_confirmed() -> None:
+    w = Watched()
+    w.run("a", at=100)
+    await w.look_at(101, answers=True)
+    w.run("b", at=130)
+    await w.look_at(131, answers=True)
+    await w.look_at(200, answers=True)
+    await w.look_at(201, answers=False)  # an outage long after both ended
+    assert w.resent == []
+
+
+async def test_runs_ending_near_an_outage_are_confirmed() -> None:
+    w = Watched()
+    w.run("long before", at=100)
+    w.run("just before", at=125)
+    await w.look_at(130, answers=False)  # 5 s after "just before" ended: it is confirmed
+    assert w.resent == ["just before"] and w.watch.down
+    w.run("during", at=135)
+    await w.look_at(140, answers=True)  # back: runs ending in the next 20 s are confirmed too
+    assert not w.watch.down
+    w.run("just after", at=150)
+    w.run("cancelled just after", at=151, cancelled=True)  # the engine made that end
+    w.run("well after", at=165)
+    assert w.resent == ["just before", "during", "just after"]
+
+
+async def test_the_watch_stops_looking_once_nothing_is_left_to_watch() -> None:
+    looks = []
+
+    async def look(ctx: Any) -> None:
+        looks.append(ctx)
+
+    watch = OutageWatch(look, lambda outcome: None, every=0.01, near=0.05)
+    watch.began(SimpleNamespace(workflow_run_id="a"))
+    watch.ended((SimpleNamespace(), {}, None))
+    task = watch._task
+    assert task is not None
+    await asyncio.wait_for(task, timeout=5)  # ended: no run in flight, the ended one past 0.05 s
+    assert looks and not watch.down

@@ -1,17 +1,24 @@
-"""A held run's outcome, confirmed to the engine by the worker that ran it.
+"""A run's outcome, confirmed to the engine by the worker that ran it.
 
 The engine can lose a run's final event: its PostgreSQL message queue marks a
 message taken before handling it, and one taken as the engine stops or loses
-its database is never handled (docs/hatchet.md, "Short delays"). The run then
-reads RUNNING until its execution timeout (24 h for a task without
-``timeout``), its worker slot counted as busy. A held run is exposed more than
-others: its worker runs it at its due time whatever the engine's state, so in
-an outage its attempt ends near the engine's stop or restart.
+its database is never handled; with its database down it answers
+UNAUTHENTICATED, which the SDK does not retry (docs/hatchet.md, "Short
+delays"). The run then reads RUNNING until its execution timeout (24 h for a
+task without ``timeout``), its worker slot counted as busy.
 
-So after a held run's attempt, :func:`confirm` looks at the run on the
-engine's own (core) side and sends the same final event again while it still
-reads RUNNING. The task is never run again: the engine ends the attempt that
-ran, once (an event for an attempt that is already over changes nothing).
+:func:`confirm` looks at such a run on the engine's own (core) side and sends
+the same final event again while it still reads RUNNING. The task is never run
+again: the engine ends the attempt that ran, once (an event for an attempt
+that is already over changes nothing). Which runs get it:
+
+- every held run (a short delay its worker holds until due): it runs at its
+  due time whatever the engine's state, so in an outage its attempt ends near
+  the engine's stop or restart;
+- every other run that ends near an outage its worker saw (:class:`OutageWatch`):
+  while runs are in flight, the worker asks the engine about one of them once
+  a second, and an answer that fails marks the outage. Confirming every run
+  would cost an engine call per run.
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import grpc
 from hatchet_sdk import Context
 from hatchet_sdk.clients.admin import RunStatus
 from hatchet_sdk.contracts.dispatcher_pb2 import (
@@ -29,9 +40,20 @@ from hatchet_sdk.contracts.dispatcher_pb2 import (
     STEP_EVENT_TYPE_FAILED,
     StepActionEventType,
 )
+from hatchet_sdk.contracts.v1.workflows_pb2 import GetRunDetailsRequest
 from hatchet_sdk.exceptions import NonRetryableException, TaskRunError
+from hatchet_sdk.utils.api_auth import create_authorization_header
 
-__all__ = ["CONFIRM_AFTER", "CONFIRM_WITHIN", "FinalEvent", "confirm", "confirm_later", "final_event"]
+__all__ = [
+    "CONFIRM_AFTER",
+    "CONFIRM_WITHIN",
+    "FinalEvent",
+    "OutageWatch",
+    "confirm",
+    "confirm_later",
+    "final_event",
+    "outage_watch",
+]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
@@ -89,16 +111,16 @@ async def confirm(
             continue
         sent += 1
         log.warning(
-            "held run %s still read RUNNING on the engine after its attempt: sent its final event again",
+            "run %s still read RUNNING on the engine after its attempt: sent its final event again",
             run_id,
-            extra={"event": "held_outcome_resent"},
+            extra={"event": "outcome_resent"},
         )
     log.warning(
-        "held run %s still read RUNNING on the engine %.0f s after its attempt ended; "
+        "run %s still read RUNNING on the engine %.0f s after its attempt ended; "
         "its execution timeout will end it",
         run_id,
         within,
-        extra={"event": "held_outcome_unconfirmed"},
+        extra={"event": "outcome_unconfirmed"},
     )
     return sent
 
@@ -122,3 +144,143 @@ def confirm_later(ctx: Context, event: FinalEvent) -> None:
     task = asyncio.get_running_loop().create_task(confirm(run_id, look, send))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+
+
+PROBE_EVERY = 1.0  # seconds between looks at the engine while runs are in flight or just ended
+PROBE_TIMEOUT = 5.0  # a look not answered by then counts as failed
+# seconds: a run that ended this long before a failed look, or after one until
+# this long after the engine answered again, is confirmed. The SDK's send of a
+# final event and the engine's handling of it take at most a few seconds, and
+# the engine's token cache (5 s) can hide a database outage from one look.
+NEAR_OUTAGE = 20.0
+MAX_RECENT = 10_000  # ended runs kept for a failed look; more (over 500 runs/s) drops the oldest
+
+#: a run's outcome to confirm: (its SDK context, the task's output, or the error it raised)
+Outcome = tuple[Context, dict[str, Any] | None, BaseException | None]
+
+
+class OutageWatch:
+    """Confirms the ordinary runs that end near an outage of the engine.
+
+    ``look(ctx)`` asks the engine about the run of ``ctx`` and raises when it
+    does not answer; ``resend(outcome)`` starts the confirmation of one run.
+    The worker calls :meth:`began` and :meth:`ended` around each attempt; while
+    runs are in flight or ended less than ``near`` seconds ago (or the engine
+    is down), the watch looks every ``every`` seconds at the run that began last.
+    """
+
+    def __init__(
+        self,
+        look: Callable[[Context], Awaitable[object]],
+        resend: Callable[[Outcome], None],
+        *,
+        every: float = PROBE_EVERY,
+        near: float = NEAR_OUTAGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._look, self._resend = look, resend
+        self._every, self._near, self._clock = every, near, clock
+        self._running = 0
+        self._latest: Context | None = None
+        self._recent: deque[tuple[float, Outcome]] = deque(maxlen=MAX_RECENT)
+        self.down = False  # the last look failed
+        self._near_until = float("-inf")  # runs ending before this are confirmed: the engine just came back
+        self._task: asyncio.Task[None] | None = None
+
+    def began(self, ctx: Context) -> None:
+        self._running += 1
+        self._latest = ctx
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def ended(self, outcome: Outcome | None) -> None:
+        """The attempt of a run ended with ``outcome`` (None: cancelled; the engine made that end)."""
+        self._running -= 1
+        if outcome is None:
+            return
+        now = self._clock()
+        if self.down or now < self._near_until:
+            self._resend(outcome)
+        else:
+            self._recent.append((now, outcome))
+
+    async def look_once(self) -> None:
+        """One look at the engine, and what follows from its answer."""
+        ctx = self._latest
+        if ctx is None:
+            return
+        try:
+            await asyncio.wait_for(self._look(ctx), PROBE_TIMEOUT)
+            answered = True
+        except Exception as exc:  # noqa: BLE001 - any failure is an outage here
+            answered, failure = False, exc
+        now = self._clock()
+        while self._recent and self._recent[0][0] < now - self._near:
+            self._recent.popleft()
+        if not answered:
+            if not self.down:
+                log.warning(
+                    "the engine did not answer (%s): runs that ended in the last %.0f s, and those ending "
+                    "until it answers again, get their outcome confirmed",
+                    type(failure).__name__,
+                    self._near,
+                    extra={"event": "engine_unreachable"},
+                )
+            self.down = True
+            while self._recent:
+                self._resend(self._recent.popleft()[1])
+            return
+        if self.down:
+            self.down = False
+            self._near_until = now + self._near
+
+    async def _watch(self) -> None:
+        while self._running or self._recent or self.down:
+            await asyncio.sleep(self._every)
+            await self.look_once()
+
+
+# what the engine answers while it, or its database, is down; any other answer
+# (not found, say) came from a working engine
+_OUTAGE_CODES = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.UNAUTHENTICATED,  # its token check reads the database
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.ABORTED,
+}
+
+
+async def look_at_engine(ctx: Context) -> None:
+    """One ``GetRunDetails`` call for the run of ``ctx``, without the SDK's
+    retries (which could outlast an outage); raises only on an outage."""
+    admin = ctx._runs_client._admin_client
+    request = GetRunDetailsRequest(external_id=str(ctx.workflow_run_id))
+    try:
+        await asyncio.to_thread(
+            admin._get_or_create_v1_client().GetRunDetails,
+            request,
+            metadata=create_authorization_header(admin.token),
+            timeout=PROBE_TIMEOUT,
+        )
+    except grpc.RpcError as exc:
+        if getattr(exc, "code", lambda: None)() in _OUTAGE_CODES:
+            raise
+
+
+def _resend(outcome: Outcome) -> None:
+    ctx, output, error = outcome
+    confirm_later(ctx, final_event(str(ctx.step_run_id), output, error))
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OutageWatch] = weakref.WeakKeyDictionary()
+
+
+def outage_watch() -> OutageWatch:
+    """The watch of the running loop (a worker process runs one loop per SDK worker)."""
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = OutageWatch(look_at_engine, _resend)
+    return watch

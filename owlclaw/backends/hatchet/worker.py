@@ -26,7 +26,7 @@ from hatchet_sdk.utils.typing import LogLevel
 from hatchet_sdk.worker.runner.utils.capture_logs import LogRecord
 
 from owlclaw.backends.hatchet.config import HatchetConfig
-from owlclaw.backends.hatchet.confirm import confirm_later, final_event
+from owlclaw.backends.hatchet.confirm import Outcome, confirm_later, final_event, outage_watch
 from owlclaw.backends.hatchet.convert import CRON_NAME_KEY, tick_covered
 from owlclaw.backends.hatchet.layout import Layout, plan
 from owlclaw.backends.hatchet.naming import LINK
@@ -184,18 +184,29 @@ async def never_runs(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:  
 
 
 async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
-    """One attempt (``_attempt``); a held short delay's outcome is then
-    confirmed to the engine (``confirm.py``: the engine can lose it in a
-    restart). A cancel is not confirmed: the engine made it."""
-    if held_until(ctx.additional_metadata or {}) is None:
+    """One attempt (``_attempt``); its outcome is then confirmed to the engine
+    where the engine may have lost it (``confirm.py``): always for a held short
+    delay, for another run when it ended near an outage its worker saw. A
+    cancel is not confirmed: the engine made it."""
+    held = held_until(ctx.additional_metadata or {}) is not None
+    watch = None if held or not isinstance(ctx, Context) else outage_watch()  # not for test doubles
+    if not held and watch is None:
         return await _attempt(options, payload, ctx, scheduler)
+    outcome: Outcome | None = None
+    if watch is not None:
+        watch.began(ctx)
     try:
         output = await _attempt(options, payload, ctx, scheduler)
+        outcome = (ctx, output, None)
+        return output
     except Exception as exc:
-        confirm_later(ctx, final_event(str(ctx.step_run_id), None, exc))
+        outcome = (ctx, None, exc)
         raise
-    confirm_later(ctx, final_event(str(ctx.step_run_id), output, None))
-    return output
+    finally:
+        if watch is not None:
+            watch.ended(outcome)
+        elif outcome is not None:
+            confirm_later(ctx, final_event(str(ctx.step_run_id), outcome[1], outcome[2]))
 
 
 async def _attempt(options: TaskOptions, payload: Any, ctx: Context, scheduler: Any) -> dict[str, Any]:
