@@ -189,3 +189,15 @@ async def test_the_watch_stops_looking_once_nothing_is_left_to_watch() -> None:
     assert task is not None
     await asyncio.wait_for(task, timeout=5)  # ended: no run in flight, the ended one past 0.05 s
     assert looks and not watch.down
+
+
+async def test_a_failure_on_the_worker_s_side_is_no_outage() -> None:
+    async def closed(ctx: Any) -> None:
+        raise ValueError("Cannot invoke RPC on closed channel!")
+
+    resent: list[Any] = []
+    watch = OutageWatch(closed, resent.append, every=0.01)
+    watch.began(SimpleNamespace(workflow_run_id="a"))
+    watch.ended((SimpleNamespace(), {}, None))
+    await watch.look_once()
+    assert not watch.down and resent == []

@@ -162,8 +162,9 @@ Outcome = tuple[Context, dict[str, Any] | None, BaseException | None]
 class OutageWatch:
     """Confirms the ordinary runs that end near an outage of the engine.
 
-    ``look(ctx)`` asks the engine about the run of ``ctx`` and raises when it
-    does not answer; ``resend(outcome)`` starts the confirmation of one run.
+    ``look(ctx)`` asks the engine about the run of ``ctx`` and raises
+    ``TimeoutError``, ``grpc.RpcError`` or ``ConnectionError`` when it does not
+    answer; ``resend(outcome)`` starts the confirmation of one run.
     The worker calls :meth:`began` and :meth:`ended` around each attempt; while
     runs are in flight or ended less than ``near`` seconds ago (or the engine
     is down), the watch looks every ``every`` seconds at the run that began last.
@@ -212,8 +213,11 @@ class OutageWatch:
         try:
             await asyncio.wait_for(self._look(ctx), PROBE_TIMEOUT)
             answered = True
-        except Exception as exc:  # noqa: BLE001 - any failure is an outage here
+        except (TimeoutError, grpc.RpcError, ConnectionError) as exc:
             answered, failure = False, exc
+        except Exception:  # not the engine's answer (a closed channel at exit): no news
+            log.debug("a look at the engine failed on this side", exc_info=True)
+            return
         now = self._clock()
         while self._recent and self._recent[0][0] < now - self._near:
             self._recent.popleft()
