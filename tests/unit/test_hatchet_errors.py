@@ -50,6 +50,9 @@ def test_not_found_is_task_not_found_only_where_the_caller_asks() -> None:
         raise ApiException(status=400, reason="invalid uuid")
     with pytest.raises(SchedulerConnectionError, match="HTTP 404"), map_sdk_errors(HOST, "x"):
         raise NotFoundException(status=404, reason="Not Found")
+    # the gRPC side's answer too (GetRunDetails of an unknown run), not "is the engine running?"
+    with pytest.raises(TaskNotFoundError, match="no run"), map_sdk_errors(HOST, "x", missing="no run"):
+        raise _Rpc(grpc.StatusCode.NOT_FOUND)
 
 
 def test_a_rejected_cron_is_invalid_cron_error() -> None:

@@ -40,9 +40,9 @@ from hatchet_sdk.contracts.dispatcher_pb2 import (
     STEP_EVENT_TYPE_FAILED,
     StepActionEventType,
 )
-from hatchet_sdk.contracts.v1.workflows_pb2 import GetRunDetailsRequest
 from hatchet_sdk.exceptions import NonRetryableException, TaskRunError
-from hatchet_sdk.utils.api_auth import create_authorization_header
+
+from owlclaw.backends.hatchet.wire import core_details_once
 
 __all__ = [
     "CONFIRM_AFTER",
@@ -257,16 +257,10 @@ _OUTAGE_CODES = {
 
 
 async def look_at_engine(ctx: Context) -> None:
-    """One ``GetRunDetails`` call for the run of ``ctx``, without the SDK's
-    retries (which could outlast an outage); raises only on an outage."""
-    admin = ctx._runs_client._admin_client
-    request = GetRunDetailsRequest(external_id=str(ctx.workflow_run_id))
+    """One core-side look at the run of ``ctx``; raises only on an outage."""
     try:
         await asyncio.to_thread(
-            admin._get_or_create_v1_client().GetRunDetails,
-            request,
-            metadata=create_authorization_header(admin.token),
-            timeout=PROBE_TIMEOUT,
+            core_details_once, ctx._runs_client._admin_client, str(ctx.workflow_run_id), PROBE_TIMEOUT
         )
     except grpc.RpcError as exc:
         if getattr(exc, "code", lambda: None)() in _OUTAGE_CODES:

@@ -45,9 +45,11 @@ class _Call:
 
 
 def is_not_found(exc: BaseException) -> bool:
-    """The engine's "no such thing": a 404, or a 400 for a malformed id, or an
-    id the SDK refused before sending it (not a UUID)."""
+    """The engine's "no such thing": a 404 or gRPC NOT_FOUND, or a 400 for a
+    malformed id, or an id the SDK refused before sending it (not a UUID)."""
     if isinstance(exc, NotFoundException | ValidationError):
+        return True
+    if isinstance(exc, grpc.RpcError) and _grpc_code(exc) is grpc.StatusCode.NOT_FOUND:
         return True
     return isinstance(exc, ApiException) and exc.status in (400, 404)
 

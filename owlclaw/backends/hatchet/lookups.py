@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,13 +26,20 @@ from owlclaw.backends.hatchet.status import (
     task_info,
     with_id,
 )
-from owlclaw.backends.hatchet.wire import HOLD_KEY, HOLD_SECONDS, ID_KEY, SDK_STATUSES, error_text
+from owlclaw.backends.hatchet.wire import (
+    HOLD_KEY,
+    HOLD_SECONDS,
+    ID_KEY,
+    SDK_STATUSES,
+    core_details_once,
+    error_text,
+)
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.errors import SchedulerError, TaskNotFoundError, WaitTimeoutError
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.polling import PollTimeoutError, poll_until
 
-__all__ = ["LIST_WINDOW", "POLL_SECONDS", "Lookups"]
+__all__ = ["LIST_WINDOW", "LOST_AFTER", "POLL_SECONDS", "Lookups"]
 
 log = logging.getLogger("owlclaw.scheduler.hatchet")
 
@@ -41,6 +49,11 @@ CHECK_EVERY = 5.0  # seconds between core-side checks of one run (Lookups.settle
 READ_SIDE_GRACE = 10.0  # seconds a core-side end must stand before it overrides the read side
 LIST_CHECKS = 4  # core-side checks in flight at once while listing (EngineRun.open_too_long)
 LIST_CHECKS_MAX = 50  # core-side checks one listing may make
+CORE_CALL_TIMEOUT = 10.0  # seconds for one core-side call made without the SDK's retries
+# a run created here that neither side of the engine knows this long after its
+# trigger returned was lost by the engine (docs/hatchet.md, "The engine or its
+# database restarted"); the core side stores a run within seconds of its trigger
+LOST_AFTER = timedelta(minutes=5)
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
@@ -63,6 +76,7 @@ class Lookups:
         # run id -> when its core side was first seen ended, and that answer
         self._ended: dict[str, tuple[float, Any]] = {}
         self._reported: set[str] = set()  # runs whose correction was logged
+        self._lost: dict[str, EngineRun] = {}  # runs created here that the engine lost (Lookups.missing)
 
     # reading one run
 
@@ -130,6 +144,61 @@ class Lookups:
                 extra={"event": "read_side_behind"},
             )
         return settled
+
+    async def missing(self, task_id: str, local: LocalRecord) -> EngineRun | None:
+        """A run created here that the read side does not list, open for
+        OPEN_CHECK_AFTER: its core-side outcome once it has one (the read side
+        can miss a run altogether), FAILED when the core side has not known it
+        for LOST_AFTER (the engine lost the trigger), else None."""
+        if task_id in self._lost:
+            return self._lost[task_id]
+        run = EngineRun(
+            run_id=task_id,
+            task_name=local.task_name,
+            status=TaskState.QUEUED,
+            task_status=None,
+            retry_count=None,
+            started_at=None,
+            finished_at=None,
+            created_at=local.created_at,
+            error=None,
+            output=None,
+            input=local.payload,
+        )
+        now = datetime.now(UTC)
+        if not run.open_too_long(now):
+            return None
+        if task_id not in self._ended:
+            if not self._check_due(task_id):
+                return None
+            runs = self.conn.require().runs
+            try:
+                with self.conn.sdk("get run details", missing=f"no run {task_id!r}"):
+                    # first without the SDK's retries of "not found"
+                    await asyncio.to_thread(core_details_once, runs._admin_client, task_id, CORE_CALL_TIMEOUT)
+                    details = await runs.aio_get_details(task_id)
+            except TaskNotFoundError:
+                if now - local.created_at < LOST_AFTER:
+                    return None
+                return self._lose(run, now)
+            except SchedulerError:
+                return None  # the engine is down: nothing new
+            if run.with_core_outcome(details) is run:
+                return None
+            self._ended[task_id] = (time.monotonic(), details)
+        settled = await self.settle(run, may_call=False)
+        return settled if settled is not run else None
+
+    def _lose(self, run: EngineRun, now: datetime) -> EngineRun:
+        assert run.created_at is not None
+        error = (
+            f"the engine lost this run: it accepted the trigger at {run.created_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"but knew no such run {(now - run.created_at).total_seconds():.0f} s later (seen when its "
+            "PostgreSQL stopped just after a trigger; docs/hatchet.md); run the task again"
+        )
+        lost = self._lost[run.run_id] = replace(run, status=TaskState.FAILED, error=error, core_final=True)
+        log.warning("run %s: %s", run.run_id, error, extra={"event": "run_lost"})
+        return lost
 
     def _check_due(self, run_id: str) -> bool:
         """At most one core-side check of a run per CHECK_EVERY: a poll of a
@@ -225,6 +294,10 @@ class Lookups:
         if found is None:
             local = self.local.get(task_id)
             if local is not None:
+                if local.due is None or local.held:  # a run: the read side may have missed it
+                    late = await self.missing(task_id, local)
+                    if late is not None:
+                        return late
                 # created here; the engine's read side has not caught up yet
                 return local_info(task_id, local, utc_now())
             # a schedule that fires right now leaves the schedule list before its

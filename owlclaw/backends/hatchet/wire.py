@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
+from hatchet_sdk.contracts.v1.workflows_pb2 import GetRunDetailsRequest
 from hatchet_sdk.exceptions import NonRetryableException, TaskRunError
+from hatchet_sdk.utils.api_auth import create_authorization_header
 
 from owlclaw.scheduler.clock import utc_now
 from owlclaw.scheduler.models import TaskState
@@ -125,3 +127,12 @@ def lateness(metadata: Mapping[str, Any], attempt: int) -> float | None:
         return (utc_now() - datetime.fromisoformat(due)).total_seconds()
     except ValueError:
         return None
+
+
+def core_details_once(admin: Any, run_id: str, timeout: float) -> Any:
+    """One ``GetRunDetails`` call (the engine's core side) through the SDK's
+    admin client ``admin``, without the SDK's retries: they retry "not found"
+    for about 16 s, and would outlast a short outage. Raises ``grpc.RpcError``."""
+    request = GetRunDetailsRequest(external_id=run_id)
+    stub = admin._get_or_create_v1_client()
+    return stub.GetRunDetails(request, metadata=create_authorization_header(admin.token), timeout=timeout)
