@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,52 @@ async def test_sigkilled_worker_run_is_retried_and_durable_sleep_wakes_once(
         f"a durable 10 s sleep woke {late:.1f}s late"
     )
     assert -0.5 <= late <= DURABLE_LATE_BOUND
+
+
+# --------------------------------------------------------------------------
+# the engine's read side missing a run, or the engine losing one (docs/hatchet.md)
+
+
+async def test_a_run_missing_from_the_read_side_or_lost_still_reads_final(
+    private_engine: tuple[Any, Any],
+    tmp_path: Path,
+    workers: list[FaultWorker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both were seen after a PostgreSQL restart, for runs triggered just
+    before it: a run that ran but that the read side (REST, OLAP tables) has
+    no row for, and a run the engine never stored. Made here on purpose (the
+    read side's rows deleted; an id the engine never had), with the client's
+    waits shortened so the test takes seconds."""
+    import psycopg
+
+    from owlclaw.backends.hatchet import lookups, status
+    from owlclaw.backends.hatchet.status import LocalRecord
+    from owlclaw.scheduler.clock import utc_now
+
+    monkeypatch.setattr(status, "OPEN_CHECK_AFTER", timedelta(seconds=1))
+    monkeypatch.setattr(lookups, "READ_SIDE_GRACE", 1.0)
+    monkeypatch.setattr(lookups, "CHECK_EVERY", 0.5)
+    monkeypatch.setattr(lookups, "LOST_AFTER", timedelta(seconds=3))
+    pg, engine = private_engine
+    target = Target.of(engine.connection)
+    async with target.scheduler() as client:
+        await spawn(target, tmp_path, workers)
+        ran = await client.run_task("fault_work", {})
+        done = await client.wait_for_task(ran, timeout=120)
+        assert done.state is TaskState.SUCCEEDED, done
+        with psycopg.connect(pg.database_url("hatchet"), autocommit=True) as db:
+            for table in ("v1_runs_olap", "v1_tasks_olap", "v1_lookup_table_olap"):
+                db.execute(f"delete from {table} where external_id = %s", (ran,))
+        again = await client.wait_for_task(ran, timeout=60)
+        assert (again.state, again.result) == (TaskState.SUCCEEDED, done.result), again
+
+        never = str(uuid.uuid4())  # as if the engine had answered a trigger with it, then lost it
+        client._lookups.local[never] = LocalRecord(
+            task_name="fault_work", payload={}, created_at=utc_now(), due=None
+        )
+        lost = await client.wait_for_task(never, timeout=60)
+        assert lost.state is TaskState.FAILED and "the engine lost this run" in str(lost.error), lost
 
 
 # --------------------------------------------------------------------------
