@@ -130,7 +130,8 @@ class Watched:
         self.now = 100.0
         self.answers = True
         self.resent: list[str] = []
-        self.watch = OutageWatch(self.look, self.resend, every=0.01, near=20.0, clock=lambda: self.now)
+        # its own loop sleeps through the test: the test looks by hand
+        self.watch = OutageWatch(self.look, self.resend, every=3600, near=20.0, clock=lambda: self.now)
 
     async def look(self, ctx: Any) -> None:
         if not self.answers:
@@ -140,10 +141,9 @@ class Watched:
         self.resent.append(outcome[1]["run"])
 
     def run(self, name: str, *, at: float, cancelled: bool = False) -> None:
-        """A run that began and ended at ``at``."""
+        """A run that ended at ``at``."""
         self.now = at
-        self.watch.began(SimpleNamespace(workflow_run_id=name))
-        self.watch.ended(None if cancelled else (SimpleNamespace(), {"run": name}, None))
+        self.watch.ended(None if cancelled else (SimpleNamespace(workflow_run_id=name), {"run": name}, None))
 
     async def look_at(self, at: float, *, answers: bool) -> None:
         self.now, self.answers = at, answers
@@ -176,19 +176,20 @@ async def test_runs_ending_near_an_outage_are_confirmed() -> None:
     assert w.resent == ["just before", "during", "just after"]
 
 
-async def test_the_watch_stops_looking_once_nothing_is_left_to_watch() -> None:
+async def test_the_watch_looks_only_after_runs_end_and_stops_once_nothing_is_left() -> None:
     looks = []
 
     async def look(ctx: Any) -> None:
         looks.append(ctx)
 
     watch = OutageWatch(look, lambda outcome: None, every=0.01, near=0.05)
-    watch.began(SimpleNamespace(workflow_run_id="a"))
-    watch.ended((SimpleNamespace(), {}, None))
+    watch.ended(None)  # a cancelled run: nothing to confirm, nothing to look at
+    assert watch._task is None
+    watch.ended((SimpleNamespace(workflow_run_id="a"), {}, None))
     task = watch._task
     assert task is not None
-    await asyncio.wait_for(task, timeout=5)  # ended: no run in flight, the ended one past 0.05 s
-    assert looks and not watch.down
+    await asyncio.wait_for(task, timeout=5)  # the ended run is past 0.05 s: the loop returns
+    assert [ctx.workflow_run_id for ctx in looks][:1] == ["a"] and not watch.down
 
 
 async def test_a_failure_on_the_worker_s_side_is_no_outage() -> None:
@@ -196,8 +197,7 @@ async def test_a_failure_on_the_worker_s_side_is_no_outage() -> None:
         raise ValueError("Cannot invoke RPC on closed channel!")
 
     resent: list[Any] = []
-    watch = OutageWatch(closed, resent.append, every=0.01)
-    watch.began(SimpleNamespace(workflow_run_id="a"))
-    watch.ended((SimpleNamespace(), {}, None))
+    watch = OutageWatch(closed, resent.append, every=3600)
+    watch.ended((SimpleNamespace(workflow_run_id="a"), {}, None))
     await watch.look_once()
     assert not watch.down and resent == []

@@ -16,8 +16,8 @@ that is already over changes nothing). Which runs get it:
   due time whatever the engine's state, so in an outage its attempt ends near
   the engine's stop or restart;
 - every other run that ends near an outage its worker saw (:class:`OutageWatch`):
-  while runs are in flight, the worker asks the engine about one of them once
-  a second, and an answer that fails marks the outage. Confirming every run
+  for 20 s after a run ended, the worker asks the engine about it once a
+  second, and an answer that fails marks the outage. Confirming every run
   would cost an engine call per run.
 """
 
@@ -164,10 +164,11 @@ class OutageWatch:
 
     ``look(ctx)`` asks the engine about the run of ``ctx`` and raises
     ``TimeoutError``, ``grpc.RpcError`` or ``ConnectionError`` when it does not
-    answer; ``resend(outcome)`` starts the confirmation of one run.
-    The worker calls :meth:`began` and :meth:`ended` around each attempt; while
-    runs are in flight or ended less than ``near`` seconds ago (or the engine
-    is down), the watch looks every ``every`` seconds at the run that began last.
+    answer; ``resend(outcome)`` starts the confirmation of one run. The worker
+    calls :meth:`ended` when an attempt ends. For ``near`` seconds after a run
+    ended (and while the engine is down), the watch looks every ``every``
+    seconds at the run that ended last: runs in flight cost nothing until they
+    end (a long run or a durable sleep makes no calls).
     """
 
     def __init__(
@@ -181,29 +182,24 @@ class OutageWatch:
     ) -> None:
         self._look, self._resend = look, resend
         self._every, self._near, self._clock = every, near, clock
-        self._running = 0
         self._latest: Context | None = None
         self._recent: deque[tuple[float, Outcome]] = deque(maxlen=MAX_RECENT)
         self.down = False  # the last look failed
         self._near_until = float("-inf")  # runs ending before this are confirmed: the engine just came back
         self._task: asyncio.Task[None] | None = None
 
-    def began(self, ctx: Context) -> None:
-        self._running += 1
-        self._latest = ctx
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._watch())
-
     def ended(self, outcome: Outcome | None) -> None:
         """The attempt of a run ended with ``outcome`` (None: cancelled; the engine made that end)."""
-        self._running -= 1
         if outcome is None:
             return
+        self._latest = outcome[0]
         now = self._clock()
         if self.down or now < self._near_until:
             self._resend(outcome)
-        else:
-            self._recent.append((now, outcome))
+            return
+        self._recent.append((now, outcome))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def look_once(self) -> None:
         """One look at the engine, and what follows from its answer."""
@@ -239,7 +235,7 @@ class OutageWatch:
             self._near_until = now + self._near
 
     async def _watch(self) -> None:
-        while self._running or self._recent or self.down:
+        while self._recent or self.down:
             await asyncio.sleep(self._every)
             await self.look_once()
 

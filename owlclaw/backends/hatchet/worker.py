@@ -193,8 +193,6 @@ async def execute(options: TaskOptions, payload: Any, ctx: Context, scheduler: A
     if not held and watch is None:
         return await _attempt(options, payload, ctx, scheduler)
     outcome: Outcome | None = None
-    if watch is not None:
-        watch.began(ctx)
     try:
         output = await _attempt(options, payload, ctx, scheduler)
         outcome = (ctx, output, None)
