@@ -52,8 +52,8 @@ LIST_CHECKS_MAX = 50  # core-side checks one listing may make
 CORE_CALL_TIMEOUT = 10.0  # seconds for one core-side call made without the SDK's retries
 # a run created here that neither side of the engine knows this long after its
 # trigger returned was lost by the engine (docs/hatchet.md, "The engine or its
-# database restarted"); the core side stores a run within seconds of its trigger
-LOST_AFTER = timedelta(minutes=5)
+# database restarted"): its message queue drops a trigger not read within 5 min
+LOST_AFTER = timedelta(minutes=6)
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
