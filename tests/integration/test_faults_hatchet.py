@@ -99,11 +99,23 @@ async def test_sigkilled_worker_run_is_retried_and_durable_sleep_wakes_once(
     durable sleep in flight wakes once, on the new worker, on time within the
     bound."""
     first = await spawn(shared, tmp_path, workers)
-    work_id = await connected.run_task("fault_work", {"seconds": 5})
+    # a fresh engine hands out its first runs seconds late (docs/hatchet.md):
+    # one run of each kind first, so both below are in flight at the kill
+    warm = [
+        await connected.run_task("fault_work", {}),
+        await connected.run_task("fault_durable", {"seconds": 0}),
+    ]
+    for task_id in warm:
+        await connected.wait_for_task(task_id, timeout=60)
+    work_id = await connected.run_task("fault_work", {"seconds": 15})
     sleep_id = await connected.run_task("fault_durable", {"seconds": 10})
     await wait_for_event(tmp_path, "start", work_id, timeout=30)
     began = await wait_for_event(tmp_path, "before_sleep", sleep_id, timeout=30)
     await asyncio.sleep(1)
+    seen = [(e.kind, e.task_id) for e in read_events(tmp_path)]
+    assert ("end", work_id) not in seen and ("woke", sleep_id) not in seen, (
+        f"not both in flight at the kill: {seen}"
+    )
     first.kill()
     killed_at = time.time()
     second = await spawn(shared, tmp_path, workers)
