@@ -9,6 +9,7 @@ through ``owlclaw.backends.hatchet.status`` and must give the same answer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -285,3 +286,25 @@ def test_a_held_short_delay_cancelled_in_its_hold_never_started() -> None:
         1,
         1,
     )
+
+
+def test_a_start_the_read_side_recorded_after_the_end_reads_as_the_end() -> None:
+    # seen once on the engine under load: started_at later than finished_at
+    ended = STARTED + timedelta(seconds=2)
+    run = EngineRun(
+        run_id="run-1",
+        task_name="conf_echo",
+        status=TaskState.SUCCEEDED,
+        task_status=TaskState.SUCCEEDED,
+        retry_count=0,
+        started_at=ended + timedelta(milliseconds=40),
+        finished_at=ended,
+        created_at=STARTED,
+        error=None,
+        output={RESULT_KEY: 1},
+        input={"value": 1},
+    )
+    info = task_info(run, None, ended + timedelta(seconds=1))
+    assert (info.started_at, info.finished_at, info.attempts) == (ended, ended, 1)
+    in_order = task_info(replace(run, started_at=STARTED), None, ended + timedelta(seconds=1))
+    assert (in_order.started_at, in_order.finished_at) == (STARTED, ended)

@@ -291,14 +291,17 @@ def task_info(
     elif state is TaskState.CANCELLED:
         error = "cancelled"
     due = run.metadata.get(DUE_KEY)
+    started, finished = run.started_at, run.finished_at if state.is_final else None
+    if started is not None and finished is not None and started > finished:
+        started = finished  # the read side can record a start after the end (docs/hatchet.md)
     return TaskInfo(
         id=run.task_id,
         task_name=run.task_name,
         state=state,
         payload=json_roundtrip(payload_of(run.input), "payload"),
         scheduled_at=due_of(run.metadata) if isinstance(due, str) else run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at if state.is_final else None,
+        started_at=started,
+        finished_at=finished,
         attempts=_attempts(run, state, retrying),
         result=json_roundtrip(output.get(RESULT_KEY), "result") if state is TaskState.SUCCEEDED else None,
         error=error,
