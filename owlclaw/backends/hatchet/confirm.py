@@ -42,6 +42,7 @@ from hatchet_sdk.contracts.dispatcher_pb2 import (
 )
 from hatchet_sdk.exceptions import NonRetryableException, TaskRunError
 
+from owlclaw.backends.hatchet.errors import grpc_code
 from owlclaw.backends.hatchet.wire import core_details_once
 
 __all__ = [
@@ -146,7 +147,7 @@ def confirm_later(ctx: Context, event: FinalEvent) -> None:
     task.add_done_callback(_pending.discard)
 
 
-PROBE_EVERY = 1.0  # seconds between looks at the engine while runs are in flight or just ended
+PROBE_EVERY = 1.0  # seconds between looks at the engine, for NEAR_OUTAGE seconds after a run ended
 PROBE_TIMEOUT = 5.0  # a look not answered by then counts as failed
 # seconds: a run that ended this long before a failed look, or after one until
 # this long after the engine answered again, is confirmed. The SDK's send of a
@@ -259,7 +260,7 @@ async def look_at_engine(ctx: Context) -> None:
             core_details_once, ctx._runs_client._admin_client, str(ctx.workflow_run_id), PROBE_TIMEOUT
         )
     except grpc.RpcError as exc:
-        if getattr(exc, "code", lambda: None)() in _OUTAGE_CODES:
+        if grpc_code(exc) in _OUTAGE_CODES:
             raise
 
 

@@ -26,7 +26,7 @@ from owlclaw.scheduler.errors import (
     describe_error,
 )
 
-__all__ = ["is_not_found", "map_sdk_errors", "sdk_error"]
+__all__ = ["grpc_code", "is_not_found", "map_sdk_errors", "sdk_error"]
 
 TOKEN_HINT = "check scheduler.hatchet.api_token / HATCHET_CLIENT_TOKEN"
 
@@ -49,12 +49,13 @@ def is_not_found(exc: BaseException) -> bool:
     malformed id, or an id the SDK refused before sending it (not a UUID)."""
     if isinstance(exc, NotFoundException | ValidationError):
         return True
-    if isinstance(exc, grpc.RpcError) and _grpc_code(exc) is grpc.StatusCode.NOT_FOUND:
+    if isinstance(exc, grpc.RpcError) and grpc_code(exc) is grpc.StatusCode.NOT_FOUND:
         return True
     return isinstance(exc, ApiException) and exc.status in (400, 404)
 
 
-def _grpc_code(exc: BaseException) -> object:
+def grpc_code(exc: BaseException) -> object:
+    """A gRPC error's status code (None for anything else)."""
     return exc.code() if hasattr(exc, "code") else None
 
 
@@ -95,7 +96,7 @@ def _http(exc: BaseException, call: _Call) -> SchedulerError:
 
 
 def _grpc(exc: BaseException, call: _Call) -> SchedulerError:
-    code = _grpc_code(exc)
+    code = grpc_code(exc)
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         hint = f"the API token was refused; {TOKEN_HINT}"
     else:
