@@ -1,6 +1,5 @@
-"""Short delays on the real engine with ``hold_short_delays`` (off by default):
-a schedule due in under ``HOLD_SECONDS`` is queued at once and held by its
-worker until due.
+"""Short delays on the real engine: a schedule due in under ``HOLD_SECONDS``
+is queued at once and held by its worker until due (``hold_short_delays``).
 
 What a user relies on: it starts on time (the engine's ticker alone would
 start it up to 5 s late), reads SCHEDULED until due from any process, is
@@ -56,10 +55,7 @@ async def _final(scheduler: Any, task_id: str, timeout: float = 60.0) -> Any:
 async def test_a_short_delay_reads_scheduled_then_starts_on_time(
     engine: Any, worker: Any, connect_scheduler: Any
 ) -> None:
-    async with (
-        connect_scheduler(engine, hold_short_delays=True) as s,
-        connect_scheduler(engine, hold_short_delays=True) as other,
-    ):
+    async with connect_scheduler(engine) as s, connect_scheduler(engine) as other:
         for delay in (1.0, 3.0):
             task_id = await s.schedule_task("conf_echo", {"value": delay}, delay_seconds=delay)
             mine, theirs = await s.get_task_status(task_id), await other.get_task_status(task_id)
@@ -86,10 +82,7 @@ async def test_a_short_delay_reads_scheduled_then_starts_on_time(
 async def test_a_held_run_cancelled_before_due_never_runs(
     engine: Any, worker: Any, connect_scheduler: Any
 ) -> None:
-    async with (
-        connect_scheduler(engine, hold_short_delays=True) as s,
-        connect_scheduler(engine, hold_short_delays=True) as other,
-    ):
+    async with connect_scheduler(engine) as s, connect_scheduler(engine) as other:
         mine = await s.schedule_task("conf_echo", {"value": "mine"}, delay_seconds=4)
         theirs = await s.schedule_task("conf_echo", {"value": "theirs"}, delay_seconds=4)
         # the worker holds both (queued at once); the cancels reach them mid-hold or before
@@ -114,7 +107,7 @@ async def test_a_held_run_survives_its_worker_being_killed(
     engine: Any, spawn_worker: Any, connect_scheduler: Any
 ) -> None:
     first = spawn_worker(engine)
-    async with connect_scheduler(engine, hold_short_delays=True) as s:
+    async with connect_scheduler(engine) as s:
         task_id = await s.schedule_task("conf_echo", {"value": "kept"}, delay_seconds=5)
         info = await poll_until(
             lambda: s.get_task_status(task_id),

@@ -21,7 +21,8 @@ from hatchet_sdk.exceptions import TaskRunError
 from owlclaw.backends.hatchet.backend import HatchetScheduler
 from owlclaw.backends.hatchet.config import HatchetConfig
 from owlclaw.backends.hatchet.status import EngineRun, task_info
-from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, RESULT_KEY
+from owlclaw.backends.hatchet.wire import DUE_KEY, HOLD_KEY, HOLD_SECONDS, RESULT_KEY
+from owlclaw.backends.memory.mimic import HOLD_SECONDS as MIMIC_HOLD_SECONDS
 from owlclaw.scheduler.models import TaskInfo, TaskState
 from owlclaw.scheduler.testing import register_conformance_tasks
 
@@ -308,3 +309,7 @@ def test_a_start_the_read_side_recorded_after_the_end_reads_as_the_end() -> None
     assert (info.started_at, info.finished_at, info.attempts) == (ended, ended, 1)
     in_order = task_info(replace(run, started_at=STARTED), None, ended + timedelta(seconds=1))
     assert (in_order.started_at, in_order.finished_at) == (STARTED, ended)
+
+
+def test_the_memory_mimic_holds_as_long_as_the_hatchet_backend() -> None:
+    assert MIMIC_HOLD_SECONDS == HOLD_SECONDS

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from owlclaw.backends.memory import MemoryConfig, MemoryScheduler, VirtualClock
 from owlclaw.backends.memory.mimic import (
     CANCEL_GRACE_SECONDS,
+    HOLD_SECONDS,
     LOOKUP_WINDOW,
     RETRY_LATENESS_SECONDS,
-    TICKER_SECONDS,
 )
 from owlclaw.scheduler import TaskContext, TaskState
 from owlclaw.scheduler.testing import SchedulerConformance, VirtualTimeConformance, register_conformance_tasks
@@ -114,26 +114,50 @@ def test_mimic_is_off_by_default_and_refuses_unknown_modes() -> None:
         MemoryConfig.model_validate({"mimic": "celery"})
 
 
-@pytest.mark.parametrize(("mimic", "fires_after"), [("none", 1), ("hatchet", TICKER_SECONDS)])
-async def test_a_schedule_due_within_the_tickers_reach_fires_as_late_as_the_ticker_allows(
-    mimic: str, fires_after: float
-) -> None:
-    s, _ = await _started(mimic)
+@pytest.mark.parametrize("mimic", ["none", "hatchet"])
+async def test_a_short_delay_starts_on_time_and_under_mimic_holds_a_slot_until_due(mimic: str) -> None:
+    """On Hatchet a schedule due in under HOLD_SECONDS is queued at once and its
+    worker holds it, in a slot, until due: with one slot, a run queued meanwhile
+    waits for it (docs/hatchet.md, "Short delays")."""
+    s = virtual(slots=1, mimic=mimic)
+    register_conformance_tasks(s)
     async with s:
-        soon = await s.schedule_task("echo", {"value": 1}, delay_seconds=1)
-        later = await s.schedule_task("echo", {"value": 2}, delay_seconds=10)
-        await s.advance(1)
-        assert (await s.get_task_status(soon)).state is (
-            TaskState.SUCCEEDED if mimic == "none" else TaskState.SCHEDULED
+        await s.start_worker()
+        soon = await s.schedule_task("conf_echo", {"value": 1}, delay_seconds=3)
+        later = await s.schedule_task("conf_echo", {"value": 2}, delay_seconds=HOLD_SECONDS)
+        now = await s.run_task("conf_echo", {"value": 0})
+        await s.advance(0)
+        assert (await s.get_task_status(now)).state is (
+            TaskState.SUCCEEDED if mimic == "none" else TaskState.QUEUED
         )
-        await s.advance(TICKER_SECONDS)
-        info = await s.get_task_status(soon)
-        assert info.state is TaskState.SUCCEEDED
-        assert info.scheduled_at == START + timedelta(seconds=1)  # the due time is reported unchanged
-        assert info.started_at == START + timedelta(seconds=fires_after)
-        await s.advance(10)
-        # armed ahead of time: a schedule 5 s or more ahead fires on time either way
-        assert (await s.get_task_status(later)).started_at == START + timedelta(seconds=10)
+        assert (await s.get_task_status(soon)).state is TaskState.SCHEDULED
+        await s.advance(3)
+        for task_id in (soon, now):
+            info = await s.get_task_status(task_id)
+            assert info.state is TaskState.SUCCEEDED, info
+        assert (await s.get_task_status(soon)).started_at == START + timedelta(
+            seconds=3
+        )  # on time either way
+        assert (await s.get_task_status(now)).started_at == START + timedelta(
+            seconds=0 if mimic == "none" else 3
+        )
+        # HOLD_SECONDS or more ahead: an engine schedule, no slot held
+        await s.advance(HOLD_SECONDS)
+        assert (await s.get_task_status(later)).started_at == START + timedelta(seconds=HOLD_SECONDS)
+
+
+async def test_a_cancelled_short_delay_gives_its_held_slot_back() -> None:
+    s = virtual(slots=1, mimic="hatchet")
+    register_conformance_tasks(s)
+    async with s:
+        await s.start_worker()
+        soon = await s.schedule_task("conf_echo", {"value": 1}, delay_seconds=3)
+        now = await s.run_task("conf_echo", {"value": 0})
+        await s.advance(0)
+        assert (await s.get_task_status(now)).state is TaskState.QUEUED
+        assert await s.cancel_task(soon) is True
+        await s.advance(0)
+        assert (await s.get_task_status(now)).state is TaskState.SUCCEEDED
 
 
 @pytest.mark.parametrize(
@@ -328,7 +352,7 @@ class TestConformanceUnderMimic(VirtualTimeConformance, SchedulerConformance):
     (tests/integration/test_hatchet_conformance.py): the mimic stays within what
     the suite allows a real engine."""
 
-    start_tolerance = TICKER_SECONDS
+    start_tolerance = HOLD_SECONDS  # a held short delay can keep another run from its slot
     retry_slack = RETRY_LATENESS_SECONDS
     started_at_is_first_attempt = False
 

@@ -143,11 +143,10 @@ class HatchetConfig(BaseModel):
     )
 
     hold_short_delays: bool = Field(
-        default=False,
-        description="true: a schedule due in under 6 s is queued at once and held by its worker "
-        "until due (it reads SCHEDULED until then and holds a worker slot meanwhile), where the "
-        "engine's ticker fires one-off schedules up to 5 s late. Off by default: a held run that "
-        "fell due during an engine or PostgreSQL restart was seen stuck (docs/hatchet.md).",
+        default=True,
+        description="A schedule due in under 6 s is queued at once and held by its worker until "
+        "due (it reads SCHEDULED until then and holds a worker slot meanwhile): the engine's ticker "
+        "fires one-off schedules up to 5 s late. false: every schedule is an engine schedule.",
     )
     batch_triggers: bool = Field(
         default=True,

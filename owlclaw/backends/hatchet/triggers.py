@@ -9,7 +9,7 @@ fired one-off schedule and gives its run a new id with no link back, and the
 run inherits the metadata. Both are remembered in ``Lookups.local`` until the
 engine's read side shows them.
 
-A schedule due within ``HOLD_SECONDS`` (with ``hold_short_delays``, off by default)
+A schedule due within ``HOLD_SECONDS`` (``hold_short_delays``, on by default)
 is queued as a run at once (its id is the run's), carrying its due time and
 ``HOLD_KEY``; its worker holds it until due (``worker.execute``), and it
 reads SCHEDULED until then (``status.task_info``). The engine's ticker would

@@ -51,8 +51,8 @@ TASK_KEY = "owlclaw_task_name"  # on a tombstone: the task whose schedule was ca
 SCHEDULE_KEY = "owlclaw_schedule"  # on a link and on a run a schedule fired: the schedule's id
 NOMINAL_KEY = "owlclaw_nominal"  # on a run a schedule fired: the occurrence's nominal time, ISO 8601 UTC
 OCCURRENCE_KEY = "owlclaw_occurrence"  # on a run a schedule fired: the occurrence id
-#: With ``hold_short_delays``, a one-off schedule due sooner than this is queued
-#: as a run at once and held by the worker until due: the engine's ticker could
+#: A one-off schedule due sooner than this is queued as a run at once and held
+#: by the worker until due (``hold_short_delays``): the engine's ticker could
 #: fire it up to 5 s late (docs/hatchet.md, "Short delays").
 HOLD_SECONDS = 6.0
 # a run's log line from the worker: the cancel reached it before the task returned,

@@ -114,7 +114,8 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
     # the hooks of BaseScheduler
 
     async def _submit(self, options: TaskOptions, payload: dict[str, Any], **when: Any) -> str:
-        return self._mimic.child(when["due"], lambda: self._new_run(options, payload, **when))
+        queue = lambda: self._new_run(options, payload, **when)  # noqa: E731
+        return self._mimic.child(self.clock.now(), when["due"], queue)
 
     def _new_run(
         self,
@@ -140,7 +141,9 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
         if due is None:
             self._enqueue(run)
         else:
-            run.entry = self._book.push(self._mimic.fire_time(self.clock.now(), due), DUE, run)
+            run.entry = self._book.push(due, DUE, run)
+            if self._mimic.holds(self.clock.now(), due):
+                self._ready.reserve(run)
         return run.id
 
     async def _add_cron(self, options: TaskOptions, expression: str, payload: dict[str, Any]) -> str:
@@ -164,6 +167,8 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
         if run.entry is not None:
             run.entry.dead = True
             run.entry = None
+        if run.holds_slot:
+            self._ready.release(run)
         run.cancel()
         if run.task is not None and not run.task.done():
             self._mimic.cancel(run)  # at once, or after Hatchet's cooperative grace
@@ -318,6 +323,8 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
             if entry.kind == DUE:
                 run: Run = entry.ref
                 run.entry = None
+                if run.holds_slot:
+                    self._ready.release(run)
                 run.state = TaskState.QUEUED
                 self._queue(run)  # started below, with the rest
             elif entry.kind == CRON:

@@ -10,17 +10,17 @@ hatchet-lite v0.105.0), so such a test fails on the fake first. With
 
 What ``mimic="hatchet"`` does (docs/testing.md, "What the fake guarantees, and `mimic`"):
 
-- a one-off schedule due less than ``TICKER_SECONDS`` after it was made fires
-  ``TICKER_SECONDS`` after it was made (the engine's ticker polls every 5 s for
-  schedules due within the next 5 s);
+- a one-off schedule due less than ``HOLD_SECONDS`` after it was made holds a
+  slot of its worker from then until it is due (the Hatchet backend queues such
+  a schedule at once and its worker holds it: ``hold_short_delays``);
 - an exponential backoff is capped at ``ceil(backoff_max_seconds)``, as the
   engine stores whole seconds;
 - a retry that waits a backoff starts ``RETRY_LATENESS_SECONDS`` after it
   (the engine polls waiting retries every 30 s while it has none);
 - ``started_at`` is the latest attempt's start, not the first's;
-- ``run_task`` called from a retried attempt returns the run the first attempt
-  started (the SDK links the call to its parent, the engine answers with the
-  existing child) and queues nothing;
+- ``run_task`` (or a short delay, queued at once) called from a retried
+  attempt returns the run the first attempt started (the SDK links the call
+  to its parent, the engine answers with the existing child) and queues nothing;
 - ``list_tasks`` shows runs due in the last ``LOOKUP_WINDOW`` only;
 - a run that has not started ``schedule_timeout_seconds`` after it was queued
   fails, with attempts 0 and the Hatchet backend's error;
@@ -44,16 +44,16 @@ from owlclaw.scheduler.models import TaskInfo, TaskOptions, TaskState
 
 __all__ = [
     "CANCEL_GRACE_SECONDS",
+    "HOLD_SECONDS",
     "LOOKUP_WINDOW",
     "RETRY_LATENESS_SECONDS",
-    "TICKER_SECONDS",
     "Mimic",
     "MimicMode",
 ]
 
-#: The engine's ticker polls every 5 s for one-off schedules due within the
-#: next 5 s (docs/benchmarks.md, timers): one due sooner can fire that late.
-TICKER_SECONDS = 5.0
+#: A one-off schedule due sooner than this is held by a worker slot until due
+#: (the Hatchet backend's ``wire.HOLD_SECONDS``; docs/hatchet.md, "Short delays").
+HOLD_SECONDS = 6.0
 #: How late a retry starts after its backoff: the engine moves due retries by
 #: polling, every 30 s while it has none waiting (docs/hatchet.md, "Backoff is in
 #: whole seconds"; a loaded machine adds more, which this does not model).
@@ -84,11 +84,9 @@ class Mimic:
         self._spawns: dict[tuple[str, int], int] = {}  # (parent run, attempt) -> run_task calls so far
         self._children: dict[tuple[str, int], str] = {}  # (parent run, spawn index) -> child run id
 
-    def fire_time(self, now: datetime, due: datetime) -> datetime:
-        """When a schedule made at ``now`` for ``due`` is queued."""
-        if not self.hatchet:
-            return due
-        return max(due, now + timedelta(seconds=TICKER_SECONDS))
+    def holds(self, now: datetime, due: datetime) -> bool:
+        """Whether a schedule made at ``now`` for ``due`` holds a worker slot until due."""
+        return self.hatchet and (due - now).total_seconds() < HOLD_SECONDS
 
     def retry_delay(self, options: TaskOptions, failed_attempt: int, delay: float) -> float:
         """Seconds from a failed attempt to its retry, given the exact backoff ``delay``."""
@@ -130,11 +128,13 @@ class Mimic:
             run.entry = None
         return self.hatchet
 
-    def child(self, due: datetime | None, queue: Callable[[], str]) -> str:
+    def child(self, now: datetime, due: datetime | None, queue: Callable[[], str]) -> str:
         """The id of the run ``queue()`` makes, due at ``due`` (None: now). Under
-        "hatchet", a ``run_task`` from inside an attempt is its run's child: a
-        later attempt gets the child an earlier one made, and nothing is queued."""
-        parent = CURRENT_RUN.get() if due is None and self.hatchet else None
+        "hatchet", a ``run_task`` (or a short delay, queued at once: ``holds``)
+        from inside an attempt is its run's child: a later attempt gets the
+        child an earlier one made, and nothing is queued."""
+        linked = due is None or self.holds(now, due)
+        parent = CURRENT_RUN.get() if linked and self.hatchet else None
         if parent is None:
             return queue()
         attempt = (parent.id, parent.attempts)

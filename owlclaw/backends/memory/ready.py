@@ -78,6 +78,16 @@ class ReadyQueue:
         heapq.heappush(self._by_task.setdefault(run.options.name, []), (-run.priority, seq, run))
         heapq.heappush(pool.heap, (0, seq, run))  # a turn for the run's task, in arrival order
 
+    def reserve(self, run: Run) -> None:
+        """``run`` holds a slot of its pool until ``release`` (mimic: a held short delay)."""
+        run.holds_slot = True
+        self._pools[run.options.durable].used += 1
+
+    def release(self, run: Run) -> None:
+        if run.holds_slot:
+            run.holds_slot = False
+            self._pools[run.options.durable].used -= 1
+
     def __bool__(self) -> bool:
         """Whether any run may be waiting outside the held groups."""
         ordinary, durable = self._both

@@ -84,6 +84,7 @@ class Run:
     trace: dict[str, str] = field(default_factory=dict)  # the scheduling call's trace context
     cancelled: bool = False  # cancel_task was called
     occurrence: Any = None  # the schedules.Occurrence that fired this run, if any
+    holds_slot: bool = False  # mimic: a short delay holding a worker slot until due (ReadyQueue.reserve)
     _done: asyncio.Event | None = None
 
     def cancel(self) -> None:
