@@ -114,8 +114,7 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
     # the hooks of BaseScheduler
 
     async def _submit(self, options: TaskOptions, payload: dict[str, Any], **when: Any) -> str:
-        queue = lambda: self._new_run(options, payload, **when)  # noqa: E731
-        return self._mimic.child(self.clock.now(), when["due"], queue)
+        return self._mimic.child(when["due"], lambda: self._new_run(options, payload, **when))
 
     def _new_run(
         self,
@@ -142,7 +141,7 @@ class MemoryScheduler(Attempts, VirtualTime, ScheduleHooks, BaseScheduler):
             self._enqueue(run)
         else:
             run.entry = self._book.push(due, DUE, run)
-            if self._mimic.holds(self.clock.now(), due):
+            if self._mimic.holds(due):
                 self._ready.reserve(run)
         return run.id
 

@@ -84,9 +84,12 @@ class Mimic:
         self._spawns: dict[tuple[str, int], int] = {}  # (parent run, attempt) -> run_task calls so far
         self._children: dict[tuple[str, int], str] = {}  # (parent run, spawn index) -> child run id
 
-    def holds(self, now: datetime, due: datetime) -> bool:
-        """Whether a schedule made at ``now`` for ``due`` holds a worker slot until due."""
-        return self.hatchet and (due - now).total_seconds() < HOLD_SECONDS
+    def holds(self, due: datetime) -> bool:
+        """Whether a schedule made now for ``due`` holds a worker slot until due
+        (the clock is read under "hatchet" only: this is on every schedule's path)."""
+        if not self.hatchet or self._book is None:
+            return False
+        return (due - self._book.now()).total_seconds() < HOLD_SECONDS
 
     def retry_delay(self, options: TaskOptions, failed_attempt: int, delay: float) -> float:
         """Seconds from a failed attempt to its retry, given the exact backoff ``delay``."""
@@ -128,13 +131,13 @@ class Mimic:
             run.entry = None
         return self.hatchet
 
-    def child(self, now: datetime, due: datetime | None, queue: Callable[[], str]) -> str:
+    def child(self, due: datetime | None, queue: Callable[[], str]) -> str:
         """The id of the run ``queue()`` makes, due at ``due`` (None: now). Under
         "hatchet", a ``run_task`` (or a short delay, queued at once: ``holds``)
         from inside an attempt is its run's child: a later attempt gets the
         child an earlier one made, and nothing is queued."""
-        linked = due is None or self.holds(now, due)
-        parent = CURRENT_RUN.get() if linked and self.hatchet else None
+        linked = self.hatchet and (due is None or self.holds(due))
+        parent = CURRENT_RUN.get() if linked else None
         if parent is None:
             return queue()
         attempt = (parent.id, parent.attempts)
