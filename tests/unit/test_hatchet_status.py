@@ -134,6 +134,39 @@ async def test_a_cancelled_run_stays_cancelled_when_its_code_finished_in_the_gra
     assert (info.state, info.result, info.error) == (TaskState.CANCELLED, None, "cancelled")
 
 
+def _run_read_before_the_last_attempt(task_status: V1TaskStatus) -> Any:
+    # runs.get reads the run's row, then its task's: attempt 2's failure on the
+    # first, attempt 3 (the last) already over on the second
+    details = _details(V1TaskStatus.FAILED, task_status, retry_count=2, attempt=3)
+    details.run.error_message = _details(V1TaskStatus.FAILED, task_status, 1, attempt=2).run.error_message
+    if task_status is not V1TaskStatus.FAILED:
+        details.tasks[0].error_message = None
+    return details
+
+
+async def test_a_last_attempt_that_succeeded_after_the_run_row_was_read_is_not_failed(
+    scheduler: HatchetScheduler,
+) -> None:
+    info = _read(scheduler, _run_read_before_the_last_attempt(V1TaskStatus.COMPLETED))
+    assert (info.state, info.attempts, info.error) == (TaskState.RUNNING, 3, None)
+
+
+async def test_a_last_attempt_that_failed_after_the_run_row_was_read_gives_its_own_error(
+    scheduler: HatchetScheduler,
+) -> None:
+    info = _read(scheduler, _run_read_before_the_last_attempt(V1TaskStatus.FAILED))
+    assert (info.state, info.attempts) == (TaskState.FAILED, 3)
+    assert info.error == "RuntimeError: planned failure on attempt 3"
+
+
+async def test_a_run_cancelled_after_its_row_was_read_failed_is_cancelled(
+    scheduler: HatchetScheduler,
+) -> None:
+    details = _details(V1TaskStatus.FAILED, V1TaskStatus.CANCELLED, retry_count=1, attempt=2)
+    info = _read(scheduler, details)
+    assert (info.state, info.error) == (TaskState.CANCELLED, "cancelled")
+
+
 def _undelivered(failed_at: datetime) -> Any:
     # the dispatcher found no stream for the worker: FAILED on the read side, retried inside the engine
     details = _details(V1TaskStatus.FAILED, V1TaskStatus.FAILED, retry_count=0, attempt=1)

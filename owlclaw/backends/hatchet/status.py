@@ -113,7 +113,7 @@ class EngineRun:
             started_at=utc(run.started_at),
             finished_at=utc(run.finished_at),
             created_at=utc(run.created_at),
-            error=run.error_message or (task.error_message if task is not None else None),
+            error=_details_error(run, task),
             output=run.output,
             metadata=dict(run.additional_metadata or {}),
             input=run.input,
@@ -175,6 +175,14 @@ class LocalRecord:
     held: bool = False  # a held short delay: its id is its run's (triggers._hold)
 
 
+def _details_error(run: Any, task: Any) -> str | None:
+    """The error of a run's details. The run's row is read before its task's
+    (docs/hatchet.md), so a FAILED task row carries the newer attempt's error."""
+    if task is not None and task.error_message and STATES.get(task.status) is TaskState.FAILED:
+        return str(task.error_message)
+    return run.error_message or (task.error_message if task is not None else None)
+
+
 def _engine_requeued(run: EngineRun, now: datetime) -> bool:
     """The engine's dispatcher could not hand the run to a worker (its stream
     was gone, as just after an engine or database restart). The engine records
@@ -199,9 +207,13 @@ def _decide(run: EngineRun, options: TaskOptions | None, now: datetime) -> tuple
     """The state to report, and whether the run is between a failure and its retry."""
     if run.status is not TaskState.FAILED or run.core_final:
         return run.status, False
-    if run.task_status in (TaskState.QUEUED, TaskState.RUNNING):
-        # the run's row lags its task's: the task is on its next attempt
-        # already, and retry_count counts it
+    if run.task_status is TaskState.SUCCEEDED:
+        # the run's row, read first, lags a later attempt that succeeded: not
+        # over until the run's row has it, with its output
+        return TaskState.RUNNING, False
+    if run.task_status is not None and run.task_status is not TaskState.FAILED:
+        # the run's row lags its task's: the task is on its next attempt (or
+        # cancelled) already, and retry_count counts it
         return run.task_status, False
     if _engine_requeued(run, now) or _will_retry(run, options):
         return TaskState.QUEUED, True
@@ -260,8 +272,9 @@ def task_info(
     """The task as owlclaw reports it.
 
     * The run row's status decides, mapped one to one, except:
-    * FAILED while the task row is QUEUED/RUNNING: the task's state (the run
-      row lags; the task is on its next attempt);
+    * FAILED while the task row (read after it) says otherwise: the task's
+      state, except a task row COMPLETED reads RUNNING until the run row
+      has the output (the run row lags; a later attempt is under way or over);
     * FAILED with "Could not send task to worker", less than
       ENGINE_REQUEUE_WINDOW ago: QUEUED (the engine retries the hand-over);
     * FAILED with retries left (``options`` known, the error retryable):
