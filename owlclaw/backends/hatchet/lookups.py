@@ -17,6 +17,7 @@ from typing import Any
 
 from owlclaw.backends.hatchet.client import Connection
 from owlclaw.backends.hatchet.naming import RESERVED
+from owlclaw.backends.hatchet.recent import Recent
 from owlclaw.backends.hatchet.status import (
     EngineRun,
     LocalRecord,
@@ -54,6 +55,13 @@ CORE_CALL_TIMEOUT = 10.0  # seconds for one core-side call made without the SDK'
 # trigger returned was lost by the engine (docs/hatchet.md, "The engine or its
 # database restarted"): its message queue drops a trigger not read within 5 min
 LOST_AFTER = timedelta(minutes=6)
+# What a process remembers (docs/hatchet.md, "What one process remembers"): a
+# run or schedule it created until LOCAL_KEEP after its creation or due time
+# (the read side shows it within seconds; LOST_AFTER must fit), a schedule it
+# cancelled and a run the engine lost for FORGET_AFTER; REMEMBERED of each at most.
+LOCAL_KEEP = timedelta(minutes=15)
+FORGET_AFTER = timedelta(days=1)
+REMEMBERED = 100_000
 
 
 def _get_run_once(runs: Any, run_id: str) -> Any:
@@ -70,13 +78,20 @@ class Lookups:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.local: dict[str, LocalRecord] = {}
-        self.cancelled: dict[str, TaskInfo] = {}
+        self.local: Recent[LocalRecord] = Recent(
+            lambda record: record.due or record.created_at, keep=LOCAL_KEEP, limit=REMEMBERED
+        )
+        self.cancelled: Recent[TaskInfo] = Recent(
+            lambda info: info.finished_at or utc_now(), keep=FORGET_AFTER, limit=REMEMBERED
+        )
         self._checked: dict[str, float] = {}  # run id -> when its core side was last read (monotonic)
         # run id -> when its core side was first seen ended, and that answer
         self._ended: dict[str, tuple[float, Any]] = {}
         self._reported: set[str] = set()  # runs whose correction was logged
-        self._lost: dict[str, EngineRun] = {}  # runs created here that the engine lost (Lookups.missing)
+        # runs created here that the engine lost (Lookups.missing)
+        self._lost: Recent[EngineRun] = Recent(
+            lambda run: run.created_at or utc_now(), keep=FORGET_AFTER, limit=REMEMBERED
+        )
 
     # reading one run
 
@@ -291,6 +306,8 @@ class Lookups:
         found = await self._find(task_id)
         if found is None and task_id in self.cancelled:
             return self.cancelled[task_id]
+        if found is None and task_id in self._lost:
+            return self._lost[task_id]
         if found is None:
             local = self.local.get(task_id)
             if local is not None:

@@ -6,8 +6,9 @@ common checks (connected, task known, due time, priority, payload JSON).
 ``run_task``'s id is the engine's run id. ``schedule_task``'s is our own UUID,
 stored with the due time in the schedule's metadata: the engine deletes a
 fired one-off schedule and gives its run a new id with no link back, and the
-run inherits the metadata. Both are remembered in ``Lookups.local`` until the
-engine's read side shows them.
+run inherits the metadata. Both are remembered in ``Lookups.local`` for a
+while (``LOCAL_KEEP``), to answer for them until the engine's read side shows
+them.
 
 A schedule due within ``HOLD_SECONDS`` (``hold_short_delays``, on by default)
 is queued as a run at once (its id is the run's), carrying its due time and
