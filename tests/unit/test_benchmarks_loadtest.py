@@ -61,24 +61,44 @@ _BURN = (
     "print('burnt', flush=True)\n"
     "sys.stdin.read()"
 )
+# a parent of its own, so that no other descendant of the test process (one
+# that ends meanwhile) moves the readings: starts the burner, says when it has
+# burnt, reaps it on a line from stdin, says so, then waits until stdin closes
+_PARENT = (
+    "import subprocess, sys\n"
+    "pipe = subprocess.PIPE\n"
+    f"child = subprocess.Popen([sys.executable, '-c', {_BURN!r}], stdin=pipe, stdout=pipe)\n"
+    "print(child.stdout.readline().decode().strip(), child.pid, flush=True)\n"
+    "sys.stdin.readline()\n"
+    "child.stdin.close()\n"
+    "child.wait()\n"
+    "print('reaped', flush=True)\n"
+    "sys.stdin.read()"
+)
+TICK = 0.02  # /proc counts in clock ticks: a reaped child's sum may round a tick or two apart
 
 
 def test_a_childs_cpu_counts_in_its_parents_tree_alive_and_reaped() -> None:
-    before = tree_cpu(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c", _BURN], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert child.stdin is not None and child.stdout is not None
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert parent.stdin is not None and parent.stdout is not None
     try:
-        assert child.stdout.readline() == b"burnt\n"  # bounded: the child burns 0.3 s of CPU, then prints
-        alive = tree_cpu(os.getpid())
-        assert tree_cpu(child.pid) >= 0.29, f"the child's own reading is {tree_cpu(child.pid)} s"
-        assert alive >= before + 0.29, (
-            f"the live child's CPU is missing from its parent's tree: {alive - before} s"
+        said, child_pid = parent.stdout.readline().split()  # bounded: the child burns 0.3 s, then prints
+        assert said == b"burnt"
+        alive = tree_cpu(parent.pid)
+        own = tree_cpu(int(child_pid))
+        assert own >= 0.29, f"the child's own reading is {own} s"
+        assert alive >= own, f"the live child's CPU is missing from its parent's tree: {alive} s < {own} s"
+        parent.stdin.write(b"reap\n")
+        parent.stdin.flush()
+        assert parent.stdout.readline() == b"reaped\n"
+        # reaped: its time moved into the parent's cutime/cstime, so the tree's sum did not drop
+        reaped = tree_cpu(parent.pid)
+        assert reaped >= alive - TICK, (
+            f"the reaped child's CPU left its parent's tree: {alive} s, then {reaped} s"
         )
     finally:
-        child.stdin.close()
-        child.wait(timeout=30)
-    # reaped: its time moved into this process's cutime/cstime, so the tree's sum did not drop
-    assert tree_cpu(os.getpid()) >= alive
+        parent.stdin.close()
+        parent.wait(timeout=30)
 
 
 def test_a_process_that_is_gone_reads_zero() -> None:
